@@ -1,0 +1,3 @@
+from zapgate.cli import app
+
+app(prog_name="zapgate")

@@ -1,0 +1,44 @@
+"""Operator tasks behind `zapgate users|keys|migrate`: open the registry, do one thing."""
+
+from __future__ import annotations
+
+from zapgate.config import Settings
+from zapgate.domain.models import User
+from zapgate.errors import NotFound, ValidationFailed
+from zapgate.registry import Registry
+
+
+async def _open(settings: Settings) -> Registry:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return await Registry.open(settings.resolved_database_url)
+
+
+async def create_user(settings: Settings, email: str, password: str | None, admin: bool) -> User:
+    if "@" not in email or len(email) > 254:
+        raise ValidationFailed(f"{email[:80]!r} is not an e-mail address.")
+    registry = await _open(settings)
+    try:
+        return await registry.create_user(email, password, is_admin=admin)
+    finally:
+        await registry.close()
+
+
+async def create_key(settings: Settings, email: str, name: str) -> str:
+    registry = await _open(settings)
+    try:
+        user = await registry.get_user_by_email(email)
+        if user is None:
+            raise NotFound(f"No user {email!r}.", hint=f"zapgate users create {email}")
+        _, key = await registry.create_api_key(user.id, name)
+        return key
+    finally:
+        await registry.close()
+
+
+async def migrate(settings: Settings) -> str | None:
+    registry = await _open(settings)
+    try:
+        await registry.migrate()
+        return await registry.revision()
+    finally:
+        await registry.close()

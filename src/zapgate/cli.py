@@ -1,0 +1,238 @@
+"""The `zapgate` command: serve | web | worker | simnet | users | keys | doctor |
+import-legacy | migrate. Every option falls back to its ZAPGATE_* variable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from zapgate.config import Settings, Topology
+from zapgate.errors import GatewayError
+
+app = typer.Typer(
+    help="zapgate: a self-hosted, multi-tenant WhatsApp gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on [ZAPGATE_HOST].")]
+DataDir = Annotated[Path | None, typer.Option(help="Data directory [ZAPGATE_DATA_DIR].")]
+DbUrl = Annotated[str | None, typer.Option(help="Database URL [ZAPGATE_DATABASE_URL].")]
+Engine = Annotated[str | None, typer.Option(help="Default engine [ZAPGATE_ENGINE].")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    base = Settings()
+    update = {k: v for k, v in overrides.items() if v is not None}
+    settings = base.model_copy(update=update) if update else base
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
+
+
+def _fail(err: GatewayError, code: int = 2) -> None:
+    typer.secho(f"error: {err.error}", fg="red", err=True)
+    if err.hint:
+        typer.echo(f"hint: {err.hint}", err=True)
+    raise typer.Exit(code)
+
+
+def _serve_asgi(asgi: Any, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        asgi,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        lifespan="on",
+        proxy_headers=True,
+        server_header=False,
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+def _run_web(settings: Settings, topology: Topology) -> None:
+    from zapgate.web.app import create_app
+
+    try:
+        settings.validate_for_start(topology)
+    except GatewayError as err:
+        _fail(err)
+    _serve_asgi(create_app(settings, topology), settings.host, settings.port, settings.log_level)
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [ZAPGATE_PORT].")] = None,
+    engine: Engine = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Run everything in one process: web tier + embedded worker, SQLite by default."""
+    settings = _settings(
+        host=host, port=port, engine=engine, data_dir=data_dir, database_url=database_url
+    )
+    _run_web(settings, Topology.EMBEDDED)
+
+
+@app.command()
+def web(
+    topology: Annotated[Topology | None, typer.Option(help="[ZAPGATE_TOPOLOGY]")] = None,
+    host: Host = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [ZAPGATE_PORT, PORT].")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Run the web tier alone; sessions live on the worker(s) the topology names."""
+    if port is None and "ZAPGATE_PORT" not in os.environ and os.environ.get("PORT", "").isdigit():
+        port = int(os.environ["PORT"])
+    settings = _settings(
+        topology=topology, host=host, port=port, data_dir=data_dir, database_url=database_url
+    )
+    _run_web(settings, settings.effective_topology)
+
+
+@app.command()
+def worker(
+    port: Annotated[int, typer.Option(help="Port of the internal API.")] = 5001,
+    host: Host = None,
+    worker_id: Annotated[str | None, typer.Option(help="[ZAPGATE_WORKER_ID]")] = None,
+    engine: Engine = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a WhatsApp worker: many sessions in one process, internal API on --port."""
+    from zapgate.web.context import default_worker_id, engine_options
+    from zapgate.worker.app import create_worker_app
+    from zapgate.worker.core import Worker
+
+    settings = _settings(host=host, engine=engine, data_dir=data_dir, worker_id=worker_id)
+    if settings.is_production:
+        try:
+            settings.validate_for_start(Topology.SHARED)
+        except GatewayError as err:
+            _fail(err)
+    data = settings.data_dir.resolve()
+    w = Worker(
+        data_dir=data,
+        worker_id=settings.worker_id or default_worker_id(port),
+        options=engine_options(settings, data),
+    )
+    logging.getLogger("zapgate.worker").info(
+        "worker %s listening on http://%s:%s (data dir %s)", w.worker_id, settings.host, port, data
+    )
+    _serve_asgi(
+        create_worker_app(w, token=settings.worker_token, max_body_bytes=settings.max_body_bytes),
+        settings.host,
+        port,
+        settings.log_level,
+    )
+
+
+@app.command()
+def simnet(
+    port: Annotated[int, typer.Option(help="Port of the simulated network.")] = 5090,
+    host: Host = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the simulated WhatsApp network (servers + phones) as its own process."""
+    from zapgate.simnet.network import SimNetwork
+    from zapgate.simnet.server import create_app as create_simnet_app
+
+    settings = _settings(host=host, data_dir=data_dir)
+    network = SimNetwork(settings.data_dir.resolve() / "simnet.json")
+    _serve_asgi(create_simnet_app(network), settings.host, port, settings.log_level)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except GatewayError as err:
+        _fail(err, 1)
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make an administrator.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create a user; prints the numeric user id."""
+    from zapgate import admin_ops
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    user = _run(admin_ops.create_user(settings, email, password, admin))
+    typer.echo(user.id)
+
+
+@keys_app.command("create")
+def keys_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create an API key for a user; the key is printed once, on the last line."""
+    from zapgate import admin_ops
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    key = _run(admin_ops.create_key(settings, email, name))
+    typer.echo(f"API key for {email} (shown once, store it now):", err=True)
+    typer.echo(key)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Apply the database migrations."""
+    from zapgate import admin_ops
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    rev = _run(admin_ops.migrate(settings))
+    typer.echo(f"database at revision {rev}")
+
+
+@app.command()
+def doctor(
+    topology: Annotated[Topology | None, typer.Option(help="[ZAPGATE_TOPOLOGY]")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Check the configuration, the database and every worker the topology names."""
+    from zapgate import doctor as doctor_mod
+
+    settings = _settings(topology=topology, data_dir=data_dir, database_url=database_url)
+    ok = asyncio.run(doctor_mod.run(settings, settings.doctor_topology, typer.echo))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("import-legacy")
+def import_legacy(
+    path: Path,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Import the old app's data/user_instances.json (one record per user)."""
+    from zapgate import legacy
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    report = _run(legacy.import_file(settings, path))
+    for line in report.lines():
+        typer.echo(line)
+    raise typer.Exit(0 if report.imported or not report.skipped else 1)

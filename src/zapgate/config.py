@@ -1,0 +1,167 @@
+"""One Settings object (prefix ZAPGATE_), production detection and start-up validation."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from zapgate.errors import ConfigError
+
+_TRUTHY = {"1", "true", "yes", "on", "y", "t"}
+_PLACEHOLDERS = {
+    "",
+    "changeme",
+    "change-me",
+    "change_me",
+    "secret",
+    "password",
+    "xxx",
+    "todo",
+    "dev",
+    "development",
+    "test",
+    "placeholder",
+    "your-secret-key",
+    "your_secret_key",
+}
+MIN_SECRET_LENGTH = 16
+
+
+class Topology(StrEnum):
+    EMBEDDED = "embedded"
+    SHARED = "shared"
+    PER_USER = "per-user"
+
+
+def detect_production(environ: dict[str, str] | None = None) -> bool:
+    """Production is ZAPGATE_ENV=production, IS_PRODUCTION truthy, or
+    RAILWAY_ENVIRONMENT=production (the seed incident ran on Railway)."""
+    env = os.environ if environ is None else environ
+    return (
+        env.get("ZAPGATE_ENV", "").strip().lower() == "production"
+        or env.get("IS_PRODUCTION", "").strip().lower() in _TRUTHY
+        or env.get("RAILWAY_ENVIRONMENT", "").strip().lower() == "production"
+    )
+
+
+def is_placeholder(secret: str | None) -> bool:
+    if secret is None:
+        return True
+    value = secret.strip()
+    return value.lower() in _PLACEHOLDERS or len(value) < MIN_SECRET_LENGTH
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZAPGATE_", extra="ignore")
+
+    env: str = "development"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    topology: Topology | None = None
+    worker_url: str = "http://127.0.0.1:5001"
+    worker_host: str = "127.0.0.1"
+    base_port: int = Field(default=5001, ge=1, le=65535)
+    worker_id: str | None = None
+    worker_token: str | None = None
+    secret_key: str | None = None
+    engine: str = "sim"
+    simnet_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    lang: str = "en"
+    qr_first_ttl: float = Field(default=60.0, gt=0)
+    qr_ttl: float = Field(default=20.0, gt=0)
+    qr_max_rotations: int = Field(default=5, ge=1)
+    health_ttl: float = Field(default=5.0, ge=0)
+    worker_timeout: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_text_chars: int = Field(default=65_536, ge=1)
+    log_level: str = "INFO"
+    sim_api: bool | None = None
+
+    @field_validator("topology", mode="before")
+    @classmethod
+    def _blank_topology(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @property
+    def is_production(self) -> bool:
+        return self.env.strip().lower() == "production" or detect_production()
+
+    @property
+    def sim_api_enabled(self) -> bool:
+        """The /v1/sim endpoints: on outside production unless switched off."""
+        return self.sim_api if self.sim_api is not None else not self.is_production
+
+    @property
+    def effective_topology(self) -> Topology:
+        """What `zapgate web` uses when no topology was chosen: shared."""
+        return self.topology or Topology.SHARED
+
+    @property
+    def doctor_topology(self) -> Topology:
+        """What `zapgate doctor` checks when no topology was chosen: shared in production
+        (the classic two-service deployment), else embedded (`zapgate serve`)."""
+        if self.topology is not None:
+            return self.topology
+        return Topology.SHARED if self.is_production else Topology.EMBEDDED
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url[len("postgres://") :]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+            elif url.startswith("sqlite:///") and "+aiosqlite" not in url:
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'zapgate.db').resolve()}"
+
+    def validate_for_start(self, topology: Topology) -> None:
+        """Refuse to start with a configuration that would fail later. Raises ConfigError
+        naming what to set."""
+        problems: list[str] = []
+        if self.is_production:
+            if topology is Topology.PER_USER:
+                problems.append(
+                    "ZAPGATE_TOPOLOGY=per-user is for development only: it gives user N the "
+                    f"port {self.base_port}+N-1, and production runs ONE WhatsApp worker, so "
+                    "user 3 would be sent to a port where nothing listens. Use "
+                    "ZAPGATE_TOPOLOGY=shared (every session on ZAPGATE_WORKER_URL, kept apart "
+                    "by client id and session dir) or embedded."
+                )
+            if is_placeholder(self.secret_key):
+                problems.append(
+                    "ZAPGATE_SECRET_KEY is missing or a placeholder: set it to a random value of "
+                    f"at least {MIN_SECRET_LENGTH} characters "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+                )
+            if topology is not Topology.EMBEDDED and is_placeholder(self.worker_token):
+                problems.append(
+                    "ZAPGATE_WORKER_TOKEN is missing or a placeholder: set the same random value "
+                    f"(at least {MIN_SECRET_LENGTH} characters) on the web tier and the worker."
+                )
+        if topology is Topology.SHARED:
+            parts = urlsplit(self.worker_url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                problems.append(
+                    f"ZAPGATE_WORKER_URL={self.worker_url!r} is not an http(s) URL "
+                    "(e.g. http://127.0.0.1:5001)."
+                )
+        if problems:
+            raise ConfigError(" ".join(problems), hint="See README.md, 'Production variables'.")
+
+
+def url_port(url: str) -> int:
+    """The port a worker URL points at, defaulting by scheme."""
+    parts = urlsplit(url)
+    if parts.port is not None:
+        return parts.port
+    return 443 if parts.scheme == "https" else 80

@@ -1,0 +1,88 @@
+"""`zapgate doctor`: checks the configuration, the database and every worker the topology
+names, and says what is wrong and how to fix it. Exit code 0 only when all is fine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zapgate.config import Settings, Topology
+from zapgate.domain.models import Route
+from zapgate.errors import GatewayError
+from zapgate.registry import Registry
+from zapgate.services.workers import WorkerPool
+from zapgate.topology.placement import build_placement
+
+Echo = Callable[[str], object]
+
+
+async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
+    ok = True
+
+    def good(msg: str) -> None:
+        echo(f"[ok]   {msg}")
+
+    def bad(msg: str, hint: str) -> None:
+        nonlocal ok
+        ok = False
+        echo(f"[FAIL] {msg}")
+        echo(f"       fix: {hint}")
+
+    mode = "production" if settings.is_production else "development"
+    echo(f"zapgate doctor: {mode}, topology {topology.value}")
+    try:
+        settings.validate_for_start(topology)
+        good("configuration")
+    except GatewayError as err:
+        bad(f"configuration: {err.error}", err.hint)
+
+    placement = build_placement(settings, topology)
+    routes: dict[str, Route] = {}
+    if topology is not Topology.EMBEDDED:
+        routes[placement.place(1).worker_id] = placement.place(1)
+    registry: Registry | None = None
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        registry = await Registry.open(settings.resolved_database_url, migrate=False)
+        await registry.ping()
+        rev, head = await registry.revision(), registry.head_revision()
+        if rev == head:
+            good(f"database ({registry.dialect}) at revision {rev}")
+        else:
+            bad(
+                f"database ({registry.dialect}) at revision {rev}, code expects {head}",
+                "run `zapgate migrate`",
+            )
+        if topology is not Topology.EMBEDDED:
+            for s in await registry.list_sessions():
+                want = placement.place(s.user_id)
+                routes.setdefault(want.worker_id, want)
+                if want != s.route:
+                    echo(
+                        f"[info] session {s.label} is on port {s.port}; it will move to "
+                        f"{want.worker_url} when the web tier starts"
+                    )
+    except Exception as exc:
+        bad(
+            f"database: {type(exc).__name__}: {exc}",
+            "check ZAPGATE_DATABASE_URL (or ZAPGATE_DATA_DIR for SQLite)",
+        )
+    finally:
+        if registry is not None:
+            await registry.close()
+
+    pool = WorkerPool(settings, placement)
+    try:
+        for route in routes.values():
+            reachable, detail = await pool.probe(route)
+            if reachable:
+                good(f"worker {route.worker_url} (port {route.port}): {detail}")
+            else:
+                bad(
+                    f"worker {route.worker_url} (port {route.port}) not reachable: {detail}",
+                    placement.unreachable_hint(route, production=settings.is_production),
+                )
+    finally:
+        await pool.aclose()
+    if topology is Topology.EMBEDDED:
+        good("embedded topology: the worker runs inside `zapgate serve`")
+    return ok

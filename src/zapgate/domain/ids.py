@@ -1,0 +1,64 @@
+"""Identifiers, names and phone numbers: validated once, here."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+from zapgate.errors import InvalidPhone, InvalidSessionName, ValidationFailed
+
+SESSION_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+
+
+def validate_session_name(name: str) -> str:
+    if not SESSION_NAME_RE.fullmatch(name):
+        raise InvalidSessionName(f"{name[:80]!r} is not a valid session name.")
+    return name
+
+
+def derive_client_id(user_id: int) -> str:
+    """A client id made of the user id and server-side randomness, never user input."""
+    return f"u{int(user_id)}-{secrets.token_hex(6)}"
+
+
+def is_valid_client_id(client_id: str) -> bool:
+    return bool(CLIENT_ID_RE.fullmatch(client_id))
+
+
+def session_dir_for(client_id: str) -> str:
+    """The session directory, relative to a worker's data dir."""
+    if not is_valid_client_id(client_id):
+        raise ValidationFailed(f"{client_id[:80]!r} is not a valid client id.")
+    return f"sessions/{client_id}"
+
+
+def resolve_session_dir(data_dir: Path, session_dir: str) -> Path:
+    """Resolve a stored session dir under `data_dir`, refusing anything that escapes it."""
+    base = (data_dir / "sessions").resolve()
+    target = (data_dir / session_dir).resolve()
+    if target == base or base not in target.parents:
+        raise ValidationFailed(
+            f"session dir {session_dir[:120]!r} is outside {base}",
+            hint="Session dirs are derived by zapgate; do not edit them by hand.",
+        )
+    return target
+
+
+def normalize_phone(raw: str) -> str:
+    """Return an E.164 number. Spaces, dashes, dots and parentheses are tolerated."""
+    if not isinstance(raw, str):
+        raise InvalidPhone("A phone number must be a string.")
+    compact = re.sub(r"[\s().-]", "", raw)
+    if compact.isdigit():
+        compact = "+" + compact
+    if not _E164_RE.fullmatch(compact):
+        raise InvalidPhone(f"{raw[:40]!r} is not a phone number in E.164 form.")
+    return compact
+
+
+def new_message_id() -> str:
+    """A message id shaped like the ones WhatsApp clients make: `3EB0` + 16 hex digits."""
+    return "3EB0" + secrets.token_hex(8).upper()

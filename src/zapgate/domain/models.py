@@ -1,0 +1,101 @@
+"""Domain records returned by the registry and passed between layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from zapgate.domain.state import SessionState
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    RECEIVED = "received"
+    FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+    MessageStatus.RECEIVED: 3,
+    MessageStatus.FAILED: 4,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where a session lives. `worker_url` and `port` are None in embedded topology."""
+
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class User:
+    id: int
+    email: str
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    id: int
+    user_id: int
+    name: str
+    client_id: str
+    session_dir: str
+    engine: str
+    state: SessionState
+    state_reason: str | None
+    phone: str | None
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def route(self) -> Route:
+        return Route(worker_id=self.worker_id, worker_url=self.worker_url, port=self.port)
+
+    @property
+    def label(self) -> str:
+        """How logs name a session: `u3/default`."""
+        return f"u{self.user_id}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    pk: int
+    session_id: int
+    id: str
+    direction: str
+    chat: str
+    text: str | None
+    status: MessageStatus
+    status_reason: str | None
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,155 @@
+"""The Engine contract: what every WhatsApp engine implements for ONE session.
+
+A backend implements only the `_do_*` methods; the public methods are final and own the
+error mapping (anything unexpected becomes an `EngineError` naming the session), the
+state bookkeeping and the de-duplication of state reports.
+
+Lifecycle: `start()` brings the session up (restoring saved credentials from
+`session_dir`, or asking for a QR); `stop()` releases every thread, socket and file but
+keeps the credentials; `logout()` unlinks the device and deletes the credentials.
+Everything the engine learns is reported through the `emit` callback it was built with,
+on the event loop that built it.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeVar, final
+
+from zapgate.domain.events import EngineEvent, StateChanged
+from zapgate.domain.state import SessionState
+from zapgate.errors import EngineError, GatewayError
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[EngineEvent], Awaitable[None]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineOptions:
+    """Knobs every engine honours. Built by the worker from Settings."""
+
+    qr_first_ttl: float = 60.0
+    qr_ttl: float = 20.0
+    qr_max_rotations: int = 5
+    # The simulated network the sim engine talks to (a zapgate.simnet link object); typed
+    # loosely so this contract does not depend on any engine's transport.
+    sim_link: object | None = None
+
+
+class Engine(ABC):
+    name: ClassVar[str]
+
+    def __init__(
+        self, *, client_id: str, session_dir: Path, emit: Emit, options: EngineOptions
+    ) -> None:
+        self.client_id = client_id
+        self.session_dir = session_dir
+        self.options = options
+        self._emit = emit
+        self._state = SessionState.STOPPED
+        self._reason: str | None = None
+        self._phone: str | None = None
+        self.log = logging.getLogger(f"zapgate.engines.{self.name}").getChild(client_id)
+
+    # -- read side -------------------------------------------------------------------------
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def state_reason(self) -> str | None:
+        return self._reason
+
+    @property
+    def phone(self) -> str | None:
+        return self._phone
+
+    # -- final public methods ----------------------------------------------------------------
+    @final
+    async def start(self) -> None:
+        if self._state.is_running:
+            return
+        self.session_dir.mkdir(parents=True, exist_ok=True)
+        await self.set_state(SessionState.STARTING)
+        await self._guard("start", self._do_start())
+
+    @final
+    async def stop(self, reason: str = "stopped") -> None:
+        """Stop the session; `reason` says why (`stopped` when asked, `qr_timeout`, ...)."""
+        await self._guard("stop", self._do_stop())
+        await self.set_state(SessionState.STOPPED, reason)
+
+    @final
+    async def logout(self) -> None:
+        await self._guard("logout", self._do_logout())
+        self._phone = None
+        await self.set_state(SessionState.LOGGED_OUT, "logout")
+
+    @final
+    async def pair_code(self, phone: str) -> str:
+        return await self._guard("pair code", self._do_pair_code(phone))
+
+    @final
+    async def send_text(self, *, message_id: str, to: str, text: str) -> str:
+        """Send `text` to the E.164 number `to`; returns the WhatsApp message id."""
+        return await self._guard(
+            "send", self._do_send_text(message_id=message_id, to=to, text=text)
+        )
+
+    @final
+    def has_credentials(self) -> bool:
+        """True when `session_dir` holds a linked device that can resume without a QR."""
+        return self._do_has_credentials()
+
+    @final
+    async def set_state(
+        self, state: SessionState, reason: str | None = None, phone: str | None = None
+    ) -> None:
+        """The one place a state is reported; repeats of the same report are dropped."""
+        if phone is not None:
+            self._phone = phone
+        if state == self._state and reason == self._reason:
+            return
+        self.log.info("state %s -> %s (%s)", self._state, state, reason or "-")
+        self._state, self._reason = state, reason
+        await self._emit(StateChanged(state=state, reason=reason, phone=self._phone))
+
+    async def emit(self, event: EngineEvent) -> None:
+        await self._emit(event)
+
+    async def _guard(self, what: str, aw: Awaitable[T]) -> T:
+        try:
+            return await aw
+        except GatewayError:
+            raise
+        except Exception as exc:
+            self.log.warning("%s failed: %s", what, exc, exc_info=True)
+            raise EngineError(f"session {self.client_id}: {what} failed: {exc}") from exc
+
+    # -- what a backend implements -----------------------------------------------------------
+    @abstractmethod
+    async def _do_start(self) -> None: ...
+
+    @abstractmethod
+    async def _do_stop(self) -> None: ...
+
+    @abstractmethod
+    async def _do_logout(self) -> None: ...
+
+    @abstractmethod
+    async def _do_pair_code(self, phone: str) -> str: ...
+
+    @abstractmethod
+    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str: ...
+
+    @abstractmethod
+    def _do_has_credentials(self) -> bool: ...
+
+
+EngineFactory = Callable[..., Engine]

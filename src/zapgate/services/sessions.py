@@ -1,0 +1,230 @@
+"""Session use cases: get-or-create, start/stop/logout/delete, QR, pairing code, sending
+and history. Every call resolves the caller's own session first (another user's session
+does not exist for them) and puts it on the route the topology wants."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from zapgate.config import Settings
+from zapgate.domain.ids import new_message_id, normalize_phone, validate_session_name
+from zapgate.domain.models import Message, MessageStatus, Session, User
+from zapgate.domain.state import SessionState
+from zapgate.engines import validate_engine_name
+from zapgate.errors import (
+    NotFound,
+    SessionNotFound,
+    ValidationFailed,
+    WorkerUnreachable,
+    WrongState,
+)
+from zapgate.registry import Registry
+from zapgate.services.workers import WorkerPool
+from zapgate.topology.migration import RouteMigrator
+from zapgate.worker.client import WorkerAPI
+from zapgate.worker.schemas import SessionStatus
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class SessionService:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        pool: WorkerPool,
+        migrator: RouteMigrator,
+        *,
+        on_route: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.pool = pool
+        self.migrator = migrator
+        # Called with every session a request touches, so the web tier follows the
+        # journal of each worker in use.
+        self._on_route = on_route or (lambda _s: None)
+
+    # -- lookup ------------------------------------------------------------------------------
+    async def get(self, user: User, name: str) -> Session:
+        validate_session_name(name)
+        session = await self.registry.get_session(user.id, name)
+        if session is None:
+            raise SessionNotFound(f"You have no session named {name!r}.")
+        session = await self.migrator.ensure(session)
+        self._on_route(session)
+        return session
+
+    async def list_for(self, user: User) -> list[Session]:
+        return [await self.migrator.ensure(s) for s in await self.registry.list_sessions(user.id)]
+
+    async def get_or_create(
+        self, user: User, name: str, *, engine: str | None, start: bool
+    ) -> tuple[Session, bool]:
+        validate_session_name(name)
+        engine = validate_engine_name(engine or self.settings.engine)
+        route = self.migrator.placement.place(user.id)
+        session, created = await self.registry.get_or_create_session(
+            user.id, name, engine=engine, route=route
+        )
+        if created:
+            logger.info(
+                "user %s created session %s (%s) on %s",
+                user.id,
+                name,
+                session.client_id,
+                route.worker_url or "the embedded worker",
+            )
+        session = await self.migrator.ensure(session)
+        self._on_route(session)
+        if start:
+            session = await self._start(session)
+        return session, created
+
+    # -- worker calls ------------------------------------------------------------------------
+    async def _call(self, session: Session, op: Callable[[WorkerAPI], Awaitable[T]]) -> T:
+        return await self.pool.call(session.route, session.label, op)
+
+    async def _apply_status(self, session: Session, status: SessionStatus) -> Session:
+        updated = await self.registry.update_state(
+            session.id, status.state, status.state_reason, status.phone
+        )
+        return updated or session
+
+    async def _start(self, session: Session) -> Session:
+        status = await self._call(
+            session,
+            lambda w: w.start_session(session.client_id, session.session_dir, session.engine),
+        )
+        return await self._apply_status(session, status)
+
+    async def start(self, user: User, name: str) -> Session:
+        return await self._start(await self.get(user, name))
+
+    async def stop(self, user: User, name: str) -> Session:
+        session = await self.get(user, name)
+        try:
+            status = await self._call(session, lambda w: w.stop_session(session.client_id))
+        except NotFound:
+            return session  # the worker never hosted it: already stopped
+        return await self._apply_status(session, status)
+
+    async def logout(self, user: User, name: str) -> Session:
+        session = await self.get(user, name)
+        try:
+            status = await self._call(session, lambda w: w.logout_session(session.client_id))
+        except NotFound:
+            return session
+        await self.registry.clear_phone(session.id)
+        return await self._apply_status(session, status)
+
+    async def delete(self, user: User, name: str) -> None:
+        session = await self.get(user, name)
+        try:
+            await self._call(session, lambda w: w.delete_session(session.client_id))
+        except WorkerUnreachable:
+            # Deleting must not be held hostage by a dead worker; its files stay behind
+            # until that worker is cleaned, which we say in the log.
+            logger.warning(
+                "session %s deleted while its worker was unreachable; its session "
+                "dir %s stays on that worker",
+                session.label,
+                session.session_dir,
+            )
+        await self.registry.delete_session(session.id)
+        logger.info("user %s deleted session %s", user.id, name)
+
+    async def live_status(self, session: Session) -> SessionStatus:
+        try:
+            return await self._call(session, lambda w: w.status(session.client_id))
+        except NotFound:
+            return SessionStatus(
+                client_id=session.client_id, engine=session.engine, state=SessionState.STOPPED
+            )
+
+    async def qr(self, user: User, name: str) -> SessionStatus:
+        session = await self.get(user, name)
+        logger.info(
+            "user %s requesting QR code for session %s on %s (port %s)",
+            user.id,
+            name,
+            session.worker_url or "the embedded worker",
+            session.port,
+        )
+        status = await self.live_status(session)
+        await self._apply_status(session, status)
+        if status.state is SessionState.SCAN_QR and status.qr:
+            return status
+        if status.state is SessionState.CONNECTED:
+            hint = "The session is already linked; log out first to link another phone."
+        elif status.state_reason == "qr_timeout":
+            hint = "Nobody scanned in time: POST /v1/sessions/{name}/start for a new QR."
+        else:
+            hint = "POST /v1/sessions/{name}/start, then ask for the QR again."
+        raise WrongState(f"Session {name!r} is {status.state}: there is no QR to show.", hint=hint)
+
+    async def pair_code(self, user: User, name: str, phone: str) -> str:
+        session = await self.get(user, name)
+        phone = normalize_phone(phone)
+        return await self._call(session, lambda w: w.pair_code(session.client_id, phone))
+
+    # -- messages ----------------------------------------------------------------------------
+    async def send_text(
+        self, user: User, name: str, *, to: str, text: str, idempotency_key: str | None
+    ) -> tuple[Message, bool]:
+        session = await self.get(user, name)
+        to = normalize_phone(to)
+        if not text.strip():
+            raise ValidationFailed("text: must not be empty")
+        if len(text) > self.settings.max_text_chars:
+            raise ValidationFailed(
+                f"text: longer than {self.settings.max_text_chars} characters",
+                hint="Split the text into several messages.",
+            )
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise ValidationFailed("Idempotency-Key: must be 1-200 characters")
+            prior = await self.registry.get_message_by_idempotency_key(session.id, idempotency_key)
+            if prior is not None:
+                return prior, False
+        if session.state is not SessionState.CONNECTED:
+            raise WrongState(
+                f"Session {name!r} is {session.state}, not CONNECTED.",
+                hint="Link the session (scan its QR) and wait for CONNECTED before sending.",
+            )
+        message, created = await self.registry.add_message(
+            session.id,
+            id=new_message_id(),
+            direction="out",
+            chat=to,
+            text=text,
+            status=MessageStatus.PENDING,
+            idempotency_key=idempotency_key,
+        )
+        if not created:
+            return message, False
+        try:
+            await self._call(
+                session, lambda w: w.send_text(session.client_id, message.id, to, text)
+            )
+        except Exception as exc:
+            reason = getattr(exc, "errcode", type(exc).__name__)
+            await self.registry.update_message_status(
+                session.id, message.id, MessageStatus.FAILED, reason
+            )
+            raise
+        updated = await self.registry.update_message_status(
+            session.id, message.id, MessageStatus.SENT
+        )
+        return updated or message, True
+
+    async def messages(
+        self, user: User, name: str, *, direction: str | None, limit: int, before: int | None
+    ) -> tuple[list[Message], int | None]:
+        session = await self.get(user, name)
+        return await self.registry.list_messages(
+            session.id, direction=direction, limit=limit, before=before
+        )

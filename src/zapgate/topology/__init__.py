@@ -1,0 +1,1 @@
+"""Where sessions live: placement per topology, migration of stale routes, health cache."""

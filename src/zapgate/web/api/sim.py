@@ -1,0 +1,51 @@
+"""/v1/sim: drive the simulated WhatsApp network (development only): a simulated phone
+scans a QR, or writes to a linked number."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from zapgate.domain.ids import normalize_phone
+from zapgate.errors import NotFound
+from zapgate.web.deps import Ctx, CurrentUser
+from zapgate.web.schemas import SimPhoneMessage, SimScan
+
+router = APIRouter(prefix="/v1/sim", tags=["simulated network"])
+
+
+@router.post("/scan")
+async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
+    phone = normalize_phone(body.phone)
+    sessions = [s for s in await ctx.sessions.list_for(user) if s.engine == "sim"]
+    if not sessions:
+        raise NotFound(
+            "You have no session on the sim engine.",
+            hint='PUT /v1/sessions/{name} with {"engine": "sim"} first.',
+        )
+    routes = {s.route: s.label for s in sessions}
+    last: Exception | None = None
+    for route, label in routes.items():
+        try:
+            device = await ctx.pool.call(route, label, lambda w: w.sim_scan(body.qr, phone))
+        except NotFound as exc:
+            last = exc
+            continue
+        return {"device_id": device, "phone": phone}
+    assert last is not None
+    raise last
+
+
+@router.post("/phones/{phone}/messages", status_code=201)
+async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser) -> dict[str, str]:
+    sender, to = normalize_phone(phone), normalize_phone(body.to)
+    targets = [s for s in await ctx.registry.find_sessions_by_phone(to) if s.engine == "sim"]
+    if not targets:
+        raise NotFound(
+            f"No sim session is linked to {to}.",
+            hint="Link one first: start a sim session and scan its QR.",
+        )
+    target = targets[0]
+    msg_id = await ctx.pool.call(
+        target.route, target.label, lambda w: w.sim_phone_send(sender, to, body.text)
+    )
+    return {"id": msg_id}

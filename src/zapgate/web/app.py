@@ -1,0 +1,40 @@
+"""The public app: REST v1 over the services, errors in one shape, a body-size guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from zapgate import __version__
+from zapgate.config import Settings, Topology
+from zapgate.web.api import sessions, sim, system
+from zapgate.web.context import AppContext
+from zapgate.web.errors import install_error_handlers
+from zapgate.web.limits import BodyLimitMiddleware
+
+
+def create_app(settings: Settings, topology: Topology) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await AppContext.build(settings, topology)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await ctx.close()
+
+    app = FastAPI(
+        title="zapgate",
+        version=__version__,
+        description="Self-hosted, multi-tenant WhatsApp gateway.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(system.router)
+    app.include_router(sessions.router)
+    if settings.sim_api_enabled:
+        app.include_router(sim.router)
+    return app

@@ -1,0 +1,144 @@
+"""Wire schemas of the public API, separate from domain objects and DB rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zapgate.domain.models import Message, Session
+from zapgate.domain.state import SessionState
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    engine: str | None = Field(default=None, max_length=40)
+    start: bool = True
+
+
+class SessionPublic(BaseModel):
+    name: str
+    client_id: str
+    engine: str
+    state: SessionState
+    state_reason: str | None
+    phone: str | None
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: Session) -> SessionPublic:
+        return cls(
+            name=s.name,
+            client_id=s.client_id,
+            engine=s.engine,
+            state=s.state,
+            state_reason=s.state_reason,
+            phone=s.phone,
+            worker_id=s.worker_id,
+            worker_url=s.worker_url,
+            port=s.port,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]
+
+
+class QrPublic(BaseModel):
+    qr: str
+    png_base64: str
+    expires_at: datetime | None
+
+
+class PairCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(max_length=32)
+
+
+class PairCodeOut(BaseModel):
+    code: str
+
+
+class SendText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(max_length=32)
+    text: str
+
+
+class MessagePublic(BaseModel):
+    id: str
+    direction: Literal["in", "out"]
+    chat: str
+    text: str | None
+    status: str
+    status_reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, m: Message) -> MessagePublic:
+        direction: Literal["in", "out"] = "in" if m.direction == "in" else "out"
+        return cls(
+            id=m.id,
+            direction=direction,
+            chat=m.chat,
+            text=m.text,
+            status=m.status.value,
+            status_reason=m.status_reason,
+            created_at=m.created_at,
+        )
+
+
+class MessageList(BaseModel):
+    items: list[MessagePublic]
+    next: str | None
+
+
+class SimScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    qr: str = Field(max_length=1024)
+    phone: str = Field(max_length=32)
+
+
+class SimPhoneMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(max_length=32)
+    text: str = Field(max_length=65_536)
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    database: str
+    workers: dict[str, str]
+
+
+class WorkerInfo(BaseModel):
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+    reachable: bool
+    detail: str
+    sessions: int
+
+
+class WorkerList(BaseModel):
+    topology: str
+    items: list[WorkerInfo]
+
+
+class AdminSession(SessionPublic):
+    user_id: int
+
+
+class AdminSessionList(BaseModel):
+    items: list[AdminSession]

@@ -1,0 +1,1 @@
+"""The WhatsApp server: hosts many sessions in one process."""

@@ -1,0 +1,266 @@
+"""The worker: many WhatsApp sessions in one process, each with its own client id, session
+dir and engine; every engine event is appended to the journal the web tier reads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
+from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_session_dir
+from zapgate.domain.state import SessionState
+from zapgate.engines import Engine, EngineOptions, build_engine, validate_engine_name
+from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
+from zapgate.tasks import TaskGroup
+from zapgate.worker.journal import Journal
+from zapgate.worker.manifest import Manifest, ManifestEntry
+from zapgate.worker.schemas import JournalPage, SessionStatus, WorkerHealth
+
+logger = logging.getLogger(__name__)
+
+
+class SimOps(Protocol):
+    """The phone side of the simulated network, used by the /v1/sim endpoints."""
+
+    async def scan(self, qr: str, phone: str) -> str: ...
+
+    async def phone_send(self, phone: str, to: str, text: str) -> str: ...
+
+
+@dataclass(slots=True)
+class _Runtime:
+    spec: ManifestEntry
+    engine: Engine
+    qr: str | None = None
+    qr_expires_at: datetime | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        worker_id: str,
+        options: EngineOptions,
+        restore_stagger: float = 0.05,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.worker_id = worker_id
+        self.options = options
+        self.restore_stagger = restore_stagger
+        self.journal = Journal(self.data_dir / "worker-journal.db")
+        self.manifest = Manifest(self.data_dir / "worker-sessions.json")
+        self._runtimes: dict[str, _Runtime] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks = TaskGroup()
+        self.restored = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.journal.open()
+        self.manifest.load()
+        self._tasks.create(self._restore(), name=f"worker:{self.worker_id}:restore")
+
+    async def shutdown(self) -> None:
+        await self._tasks.close()
+        for rt in list(self._runtimes.values()):
+            try:
+                await rt.engine.stop(reason="worker_shutdown")
+            except Exception:
+                logger.warning("stopping %s failed", rt.spec.client_id, exc_info=True)
+        self._runtimes.clear()
+        await self.journal.close()
+
+    async def _restore(self) -> None:
+        """Bring back every linked session without a QR, one at a time (staggered)."""
+        restored = 0
+        for entry in self.manifest.entries():
+            try:
+                rt = self._runtime_for(entry)
+                if rt.engine.has_credentials():
+                    async with self._lock(entry.client_id):
+                        await rt.engine.start()
+                    restored += 1
+                    await asyncio.sleep(self.restore_stagger)
+            except Exception:
+                logger.warning("restoring session %s failed", entry.client_id, exc_info=True)
+        if restored:
+            logger.info("worker %s restored %d linked session(s)", self.worker_id, restored)
+        self.restored.set()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _lock(self, client_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(client_id, asyncio.Lock())
+
+    def _runtime_for(self, spec: ManifestEntry) -> _Runtime:
+        rt = self._runtimes.get(spec.client_id)
+        if rt is not None:
+            return rt
+        session_dir = resolve_session_dir(self.data_dir, spec.session_dir)
+        client_id = spec.client_id
+
+        async def emit(event: EngineEvent) -> None:
+            await self._on_event(client_id, event)
+
+        engine = build_engine(
+            spec.engine,
+            client_id=client_id,
+            session_dir=session_dir,
+            emit=emit,
+            options=self.options,
+        )
+        rt = _Runtime(spec=spec, engine=engine)
+        self._runtimes[client_id] = rt
+        return rt
+
+    def _known(self, client_id: str) -> _Runtime:
+        rt = self._runtimes.get(client_id)
+        if rt is None:
+            entry = self.manifest.get(client_id)
+            if entry is None:
+                raise NotFound(
+                    f"worker {self.worker_id} has no session {client_id!r}",
+                    hint="Start the session first (POST /v1/sessions/{name}/start).",
+                )
+            rt = self._runtime_for(entry)
+        return rt
+
+    async def _on_event(self, client_id: str, event: EngineEvent) -> None:
+        rt = self._runtimes.get(client_id)
+        data: dict[str, Any]
+        if isinstance(event, StateChanged):
+            if rt is not None and event.state is not SessionState.SCAN_QR:
+                rt.qr, rt.qr_expires_at = None, None
+            data = {"state": event.state.value, "reason": event.reason, "phone": event.phone}
+            await self.journal.append(client_id, "state", data)
+        elif isinstance(event, QrUpdated):
+            if rt is not None:
+                rt.qr, rt.qr_expires_at = event.qr, event.expires_at
+            data = {"qr": event.qr, "expires_at": event.expires_at.isoformat()}
+            await self.journal.append(client_id, "qr", data)
+        elif isinstance(event, MessageReceived):
+            data = {
+                "id": event.id,
+                "chat": event.chat,
+                "sender": event.sender,
+                "text": event.text,
+                "timestamp": event.timestamp.isoformat(),
+            }
+            await self.journal.append(client_id, "message", data)
+        elif isinstance(event, MessageAck):
+            await self.journal.append(client_id, "ack", {"id": event.id, "status": event.status})
+
+    def _status(self, rt: _Runtime) -> SessionStatus:
+        e = rt.engine
+        return SessionStatus(
+            client_id=rt.spec.client_id,
+            engine=rt.spec.engine,
+            state=e.state,
+            state_reason=e.state_reason,
+            phone=e.phone,
+            qr=rt.qr if e.state is SessionState.SCAN_QR else None,
+            qr_expires_at=rt.qr_expires_at if e.state is SessionState.SCAN_QR else None,
+        )
+
+    # -- the internal API --------------------------------------------------------------------
+    async def health(self) -> WorkerHealth:
+        states = Counter(rt.engine.state.value for rt in self._runtimes.values())
+        return WorkerHealth(
+            worker_id=self.worker_id,
+            sessions=len(self.manifest.entries()),
+            states=dict(states),
+            journal_seq=self.journal.last_seq,
+        )
+
+    async def start_session(self, client_id: str, session_dir: str, engine: str) -> SessionStatus:
+        if not is_valid_client_id(client_id):
+            raise ValidationFailed(f"{client_id[:80]!r} is not a valid client id")
+        validate_engine_name(engine)
+        resolve_session_dir(self.data_dir, session_dir)
+        spec = ManifestEntry(client_id=client_id, session_dir=session_dir, engine=engine)
+        async with self._lock(client_id):
+            rt = self._runtimes.get(client_id)
+            if rt is not None and rt.spec != spec:
+                if rt.engine.state.is_running:
+                    raise Conflict(
+                        f"session {client_id} is running with engine {rt.spec.engine}",
+                        hint="Stop it before changing its engine.",
+                    )
+                del self._runtimes[client_id]
+            self.manifest.put(spec)
+            rt = self._runtime_for(spec)
+            logger.info("worker %s: starting session %s", self.worker_id, client_id)
+            await rt.engine.start()
+            return self._status(rt)
+
+    async def stop_session(self, client_id: str) -> SessionStatus:
+        rt = self._known(client_id)
+        async with self._lock(client_id):
+            if rt.engine.state.is_running:
+                await rt.engine.stop()
+            return self._status(rt)
+
+    async def logout_session(self, client_id: str) -> SessionStatus:
+        rt = self._known(client_id)
+        async with self._lock(client_id):
+            if rt.engine.state.is_running or rt.engine.has_credentials():
+                await rt.engine.logout()
+            return self._status(rt)
+
+    async def delete_session(self, client_id: str) -> None:
+        if self.manifest.get(client_id) is None and client_id not in self._runtimes:
+            return
+        rt = self._known(client_id)
+        async with self._lock(client_id):
+            if rt.engine.state.is_running:
+                await rt.engine.stop(reason="deleted")
+            self._runtimes.pop(client_id, None)
+            self.manifest.remove(client_id)
+            await asyncio.to_thread(shutil.rmtree, rt.engine.session_dir, True)
+        self._locks.pop(client_id, None)
+        logger.info("worker %s: deleted session %s", self.worker_id, client_id)
+
+    async def status(self, client_id: str) -> SessionStatus:
+        return self._status(self._known(client_id))
+
+    async def pair_code(self, client_id: str, phone: str) -> str:
+        rt = self._known(client_id)
+        phone = normalize_phone(phone)
+        if rt.engine.state not in (SessionState.SCAN_QR, SessionState.PAIRING):
+            raise WrongState(
+                f"session {client_id} is {rt.engine.state}; a pairing code needs SCAN_QR",
+                hint="Start the session first; an already linked session needs no code.",
+            )
+        return await rt.engine.pair_code(phone)
+
+    async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str:
+        rt = self._known(client_id)
+        if rt.engine.state is not SessionState.CONNECTED:
+            raise WrongState(
+                f"session {client_id} is {rt.engine.state}, not CONNECTED",
+                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
+            )
+        return await rt.engine.send_text(message_id=message_id, to=normalize_phone(to), text=text)
+
+    async def events(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage:
+        return await self.journal.read(after, limit=min(max(limit, 1), 1000), wait=min(wait, 30.0))
+
+    # -- simulated network (development) -----------------------------------------------------
+    def _sim(self) -> SimOps:
+        link = self.options.sim_link
+        if link is None:
+            raise NotFound("this worker has no simulated network", hint="Use the sim engine.")
+        return link  # type: ignore[return-value]
+
+    async def sim_scan(self, qr: str, phone: str) -> str:
+        return await self._sim().scan(qr, normalize_phone(phone))
+
+    async def sim_phone_send(self, phone: str, to: str, text: str) -> str:
+        return await self._sim().phone_send(normalize_phone(phone), normalize_phone(to), text)

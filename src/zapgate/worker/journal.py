@@ -1,0 +1,113 @@
+"""The worker's append-only event journal (SQLite in the worker's data dir).
+
+The web tier reads it with a cursor (`seq`), so events survive either side restarting
+and are delivered at least once; readers long-poll with `wait`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from zapgate.worker.schemas import JournalEntry, JournalPage
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    at TEXT NOT NULL
+)
+"""
+
+
+class Journal:
+    def __init__(self, path: Path, *, keep: int = 100_000) -> None:
+        self.path = path
+        self.keep = keep
+        self._db: aiosqlite.Connection | None = None
+        self._changed = asyncio.Condition()
+        self._last_seq = 0
+        self._appends = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute(_SCHEMA)
+        await self._db.commit()
+        async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal") as cur:
+            row = await cur.fetchone()
+        self._last_seq = int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("journal is not open")
+        return self._db
+
+    async def append(self, client_id: str, type_: str, data: dict[str, Any]) -> int:
+        at = datetime.now(UTC).isoformat()
+        cur = await self.db.execute(
+            "INSERT INTO journal (client_id, type, data, at) VALUES (?, ?, ?, ?)",
+            (client_id, type_, json.dumps(data, default=str), at),
+        )
+        await self.db.commit()
+        seq = int(cur.lastrowid or 0)
+        self._last_seq = max(self._last_seq, seq)
+        self._appends += 1
+        if self._appends % 1000 == 0:
+            await self._trim()
+        async with self._changed:
+            self._changed.notify_all()
+        return seq
+
+    async def _trim(self) -> None:
+        await self.db.execute("DELETE FROM journal WHERE seq <= ?", (self._last_seq - self.keep,))
+        await self.db.commit()
+
+    async def read(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage:
+        """Entries with seq > after (at most `limit`), waiting up to `wait` seconds for one."""
+        if wait > 0 and self._last_seq <= after:
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: self._last_seq > after), timeout=wait
+                    )
+        async with self.db.execute(
+            "SELECT seq, client_id, type, data, at FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        items = [
+            JournalEntry(
+                seq=row[0],
+                client_id=row[1],
+                type=row[2],
+                data=json.loads(row[3]),
+                at=datetime.fromisoformat(row[4]),
+            )
+            for row in rows
+        ]
+        # A reader whose cursor is ahead of us (journal recreated) starts over from 0.
+        nxt = items[-1].seq if items else (after if after <= self._last_seq else 0)
+        return JournalPage(items=items, next=nxt)

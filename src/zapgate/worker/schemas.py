@@ -1,0 +1,74 @@
+"""Wire shapes of the worker's internal API, shared by the in-process and HTTP clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from zapgate.domain.state import SessionState
+
+
+class SessionSpec(BaseModel):
+    session_dir: str = Field(max_length=200)
+    engine: str = Field(max_length=40)
+
+
+class SessionStatus(BaseModel):
+    client_id: str
+    engine: str
+    state: SessionState
+    state_reason: str | None = None
+    phone: str | None = None
+    qr: str | None = None
+    qr_expires_at: datetime | None = None
+
+
+class JournalEntry(BaseModel):
+    seq: int
+    client_id: str
+    type: str
+    data: dict[str, Any]
+    at: datetime
+
+
+class JournalPage(BaseModel):
+    items: list[JournalEntry]
+    next: int
+
+
+class WorkerHealth(BaseModel):
+    ok: bool = True
+    worker_id: str
+    sessions: int
+    states: dict[str, int]
+    journal_seq: int
+
+
+class PairCodeIn(BaseModel):
+    phone: str = Field(max_length=32)
+
+
+class PairCodeOut(BaseModel):
+    code: str
+
+
+class SendIn(BaseModel):
+    message_id: str = Field(max_length=64)
+    to: str = Field(max_length=32)
+    text: str
+
+
+class SendOut(BaseModel):
+    id: str
+
+
+class SimScanIn(BaseModel):
+    qr: str = Field(max_length=1024)
+    phone: str = Field(max_length=32)
+
+
+class SimPhoneSendIn(BaseModel):
+    to: str = Field(max_length=32)
+    text: str

@@ -1,0 +1,133 @@
+"""The operator commands, run as real processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli
+
+TOKEN = "worker-token-" + "z" * 24
+
+
+def test_users_and_keys(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    out = run_cli(
+        ["users", "create", "ana@example.com", "--password-stdin"], env, stdin="pw-123456\n"
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "1"
+    dup = run_cli(["users", "create", "ANA@example.com"], env)
+    assert dup.returncode != 0 and "error:" in dup.stderr and "Traceback" not in dup.stderr
+    key = run_cli(["keys", "create", "ana@example.com", "--name", "ci"], env)
+    assert key.returncode == 0 and key.stdout.strip().splitlines()[-1].startswith("zg_")
+    missing = run_cli(["keys", "create", "nobody@example.com"], env)
+    assert missing.returncode != 0 and "zapgate users create" in missing.stderr
+    assert run_cli(["users", "create", "not-an-email"], env).returncode != 0
+
+
+def test_migrate_and_doctor_embedded(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    out = run_cli(["migrate"], env)
+    assert out.returncode == 0 and "revision" in out.stdout
+    doc = run_cli(["doctor"], env)
+    assert doc.returncode == 0, doc.stdout + doc.stderr
+    assert "[ok]   configuration" in doc.stdout and "[FAIL]" not in doc.stdout
+
+
+def test_doctor_names_an_unreachable_worker(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(
+        tmp_path / "data", ZAPGATE_TOPOLOGY="shared", ZAPGATE_WORKER_URL=f"http://127.0.0.1:{port}"
+    )
+    doc = run_cli(["doctor"], env)
+    assert doc.returncode == 1
+    assert f"worker http://127.0.0.1:{port} (port {port}) not reachable" in doc.stdout
+    assert "fix:" in doc.stdout
+
+
+def test_doctor_passes_with_a_live_worker(tmp_path: Path) -> None:
+    port = free_port()
+    wenv = base_env(tmp_path / "w", ZAPGATE_WORKER_TOKEN=TOKEN)
+    worker = ZapgateProcess(["worker", "--port", str(port)], wenv, port, tmp_path / "w.log")
+    worker.start()
+    try:
+        env = base_env(
+            tmp_path / "data",
+            ZAPGATE_TOPOLOGY="shared",
+            ZAPGATE_WORKER_TOKEN=TOKEN,
+            ZAPGATE_WORKER_URL=f"http://127.0.0.1:{port}",
+        )
+        doc = run_cli(["doctor"], env)
+        assert doc.returncode == 0, doc.stdout
+        assert f"[ok]   worker http://127.0.0.1:{port}" in doc.stdout
+        bad = run_cli(["doctor"], {**env, "ZAPGATE_WORKER_TOKEN": "wrong-token-" + "w" * 20})
+        assert bad.returncode == 1 and "ZAPGATE_WORKER_TOKEN" in bad.stdout
+    finally:
+        worker.stop()
+
+
+def test_doctor_in_production_without_secrets(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data", ZAPGATE_ENV="production", ZAPGATE_TOPOLOGY="embedded")
+    doc = run_cli(["doctor"], env)
+    assert doc.returncode == 1 and "ZAPGATE_SECRET_KEY" in doc.stdout
+
+
+def test_import_legacy_then_migrate_on_start(tmp_path: Path) -> None:
+    base = free_port_block(3)
+    legacy = {
+        "1": {"port": base, "client_id": "user_1", "session_dir": "sessions/user_1"},
+        "2": {"port": base + 1},
+        "3": {"port": base + 2, "client_id": "../../etc"},
+        "4": {},
+        "x": {"port": 1},
+        "5": "not an object",
+        "6": {"port": "abc"},
+        "7": {"port": str(base)},
+    }
+    path = tmp_path / "user_instances.json"
+    path.write_text(json.dumps(legacy))
+    env = base_env(tmp_path / "data", ZAPGATE_BASE_PORT=str(base))
+    out = run_cli(["import-legacy", str(path)], env)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "5 imported, 3 skipped" in text
+    assert "skipped entry 'x'" in text and "skipped user 5" in text and "skipped user 6" in text
+    assert "user 3: client_id '../../etc' is unsafe" in text
+    assert "u3/default" in text and f"port {base + 2}" in text
+    again = run_cli(["import-legacy", str(path)], env)
+    assert "existing session" in again.stdout  # idempotent
+
+    # Production, shared on `base`: every imported record is moved there at start-up.
+    port = free_port()
+    prod = {
+        **env,
+        "IS_PRODUCTION": "1",
+        "ZAPGATE_SECRET_KEY": "s" * 32,
+        "ZAPGATE_WORKER_TOKEN": TOKEN,
+        "ZAPGATE_TOPOLOGY": "shared",
+        "ZAPGATE_WORKER_URL": f"http://127.0.0.1:{base}",
+        "ZAPGATE_PORT": str(port),
+    }
+    doc = run_cli(["doctor"], prod)
+    assert f"session u3/default is on port {base + 2}; it will move" in doc.stdout
+    web = ZapgateProcess(["web"], prod, port, tmp_path / "web.log")
+    web.start()
+    web.stop()
+    log = web.log()
+    assert f"session u3/default: port {base + 2} -> {base}" in log
+    assert f"session u2/default: port {base + 1} -> {base}" in log
+    assert f"session u4/default: port None -> {base}" in log
+    assert "migrated 3 session route(s)" in log
+
+
+def test_import_legacy_bad_files(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    missing = run_cli(["import-legacy", str(tmp_path / "nope.json")], env)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    out = run_cli(["import-legacy", str(bad)], env)
+    assert out.returncode != 0 and "not valid JSON" in out.stderr
+    bad.write_text("[1, 2]")
+    out = run_cli(["import-legacy", str(bad)], env)
+    assert out.returncode != 0 and "object keyed by user id" in out.stderr

@@ -1,0 +1,214 @@
+"""Bad input always gets the documented 4xx in the {errcode, error, hint} shape."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.api.conftest import Server
+
+
+def assert_error(r: httpx.Response, status: int, errcode: str | None = None) -> dict[str, str]:
+    assert r.status_code == status, (r.status_code, r.text)
+    body: dict[str, str] = r.json()
+    assert set(body) >= {"errcode", "error", "hint"}, body
+    assert body["error"] and body["hint"]
+    if errcode is not None:
+        assert body["errcode"] == errcode, body
+    assert "Traceback" not in r.text
+    return body
+
+
+def test_no_key_is_401(server: Server) -> None:
+    r = httpx.get(server.proc.url + "/v1/sessions")
+    assert_error(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Authorization": "Bearer zg_nope"},
+        {"X-Api-Key": "nope"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer " + "x" * 5000},
+    ],
+)
+def test_bad_keys_are_401(server: Server, header: dict[str, str]) -> None:
+    assert_error(httpx.get(server.proc.url + "/v1/sessions", headers=header), 401)
+
+
+def test_x_api_key_header_works(server: Server) -> None:
+    r = httpx.get(server.proc.url + "/v1/sessions", headers={"X-Api-Key": server.alice.key})
+    assert r.status_code == 200
+
+
+def test_unknown_session_is_404(server: Server) -> None:
+    assert_error(server.alice.get("/v1/sessions/nope"), 404, "session_not_found")
+    assert_error(server.alice.post("/v1/sessions/nope/start"), 404, "session_not_found")
+
+
+def test_unknown_route_is_404_in_shape(server: Server) -> None:
+    assert_error(server.alice.get("/v1/nothing-here"), 404, "not_found")
+
+
+def test_wrong_method_is_405_in_shape(server: Server) -> None:
+    assert_error(server.alice.request("PATCH", "/v1/sessions/x"), 405)
+
+
+@pytest.mark.parametrize("name", ["..", "A", "-x", "a" * 64, "ação", "a%20b", "%2e%2e"])
+def test_bad_session_names_are_422(server: Server, name: str) -> None:
+    assert_error(server.alice.put(f"/v1/sessions/{name}"), 422, "invalid_session_name")
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/sessions/..%2F..%2Fetc", "/v1/sessions/../../etc/passwd", "/v1/sessions/a%2Fb"]
+)
+def test_traversal_looking_paths_never_reach_a_session(server: Server, path: str) -> None:
+    r = httpx.put(server.proc.url + path, headers={"X-Api-Key": server.alice.key})
+    assert r.status_code in {404, 422}, r.text
+    assert_error(r, r.status_code)
+
+
+def test_malformed_json_is_400(server: Server) -> None:
+    r = server.alice.put(
+        "/v1/sessions/js", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_error(r, 400, "invalid_json")
+
+
+def test_wrong_types_are_422(server: Server) -> None:
+    r = server.alice.put("/v1/sessions/types", json={"start": "maybe"})
+    body = assert_error(r, 422, "validation_error")
+    assert "start" in body["error"]
+    assert_error(server.alice.put("/v1/sessions/types", json=[1, 2]), 422)
+    assert_error(server.alice.put("/v1/sessions/types", json={"bogus": 1}), 422)
+
+
+def test_unknown_engine_is_422(server: Server) -> None:
+    body = assert_error(server.alice.put("/v1/sessions/eng", json={"engine": "baileys"}), 422)
+    assert "sim" in body["hint"]
+
+
+def test_huge_body_is_413(server: Server) -> None:
+    r = server.alice.put(
+        "/v1/sessions/big",
+        content=b"{" + b" " * 200_000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(r, 413, "payload_too_large")
+
+
+def test_huge_chunked_body_is_413(server: Server) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(100):
+            yield b" " * 4096
+
+    r = server.alice.put(
+        "/v1/sessions/big", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert_error(r, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("phone", ["123", "abc", "+0011", "", "+55 11 9999"])
+def test_bad_phones_are_422(server: Server, phone: str) -> None:
+    assert server.alice.put("/v1/sessions/phones", json={"start": False}).status_code in {200, 201}
+    r = server.alice.post("/v1/sessions/phones/pair-code", json={"phone": phone})
+    assert_error(r, 422, "invalid_phone")
+    r = server.alice.post("/v1/sessions/phones/messages", json={"to": phone, "text": "x"})
+    assert_error(r, 422, "invalid_phone")
+
+
+def test_sending_before_connected_is_409(server: Server) -> None:
+    server.alice.put("/v1/sessions/early", json={"start": False})
+    r = server.alice.post("/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"})
+    assert_error(r, 409, "wrong_state")
+    assert_error(server.alice.get("/v1/sessions/early/qr"), 409, "wrong_state")
+
+
+def test_empty_text_is_422(server: Server) -> None:
+    server.alice.put("/v1/sessions/early", json={"start": False})
+    r = server.alice.post("/v1/sessions/early/messages", json={"to": "+5511999990001", "text": " "})
+    assert_error(r, 422)
+
+
+def test_bad_history_cursor_is_422(server: Server) -> None:
+    server.alice.put("/v1/sessions/early", json={"start": False})
+    assert_error(server.alice.get("/v1/sessions/early/messages?before=abc"), 422)
+    assert_error(server.alice.get("/v1/sessions/early/messages?limit=0"), 422)
+    assert_error(server.alice.get("/v1/sessions/early/messages?direction=up"), 422)
+
+
+def test_unknown_qr_scan_is_a_clear_4xx(server: Server) -> None:
+    server.alice.put("/v1/sessions/early", json={"start": False})
+    r = server.alice.post("/v1/sim/scan", json={"qr": "2@bogus", "phone": "+5511999990009"})
+    assert 400 <= r.status_code < 500
+    assert_error(r, r.status_code)
+
+
+def test_users_never_see_each_others_sessions(server: Server) -> None:
+    alice, bob = server.alice, server.bob
+    assert alice.put("/v1/sessions/private", json={"start": False}).status_code in {200, 201}
+    assert_error(bob.get("/v1/sessions/private"), 404, "session_not_found")
+    for method, path in [
+        ("POST", "/start"),
+        ("POST", "/stop"),
+        ("POST", "/logout"),
+        ("GET", "/qr"),
+        ("GET", "/messages"),
+        ("DELETE", ""),
+    ]:
+        r = bob.request(method, f"/v1/sessions/private{path}")
+        assert_error(r, 404, "session_not_found")
+    assert "private" not in [s["name"] for s in bob.get("/v1/sessions").json()["items"]]
+    # Bob's own session of the same name is a different session.
+    r = bob.put("/v1/sessions/private", json={"start": False})
+    assert r.status_code == 201
+    assert r.json()["client_id"] != alice.get("/v1/sessions/private").json()["client_id"]
+    assert alice.get("/v1/sessions/private").status_code == 200
+
+
+def test_admin_pages_need_an_admin(server: Server) -> None:
+    assert_error(server.alice.get("/v1/admin/sessions"), 403, "forbidden")
+    assert_error(server.alice.get("/v1/admin/workers"), 403, "forbidden")
+    r = server.admin.get("/v1/admin/sessions")
+    assert r.status_code == 200
+    assert {s["user_id"] for s in r.json()["items"]} >= {server.alice_id}
+    w = server.admin.get("/v1/admin/workers").json()
+    assert w["topology"] == "embedded" and w["items"][0]["reachable"] is True
+
+
+def test_health_ready_and_openapi(server: Server) -> None:
+    base = server.proc.url
+    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(base + "/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+    spec = httpx.get(base + "/openapi.json").json()
+    assert "/v1/sessions/{name}/qr" in spec["paths"]
+
+
+def test_lifecycle_endpoints_are_idempotent(server: Server) -> None:
+    api = server.alice
+    api.put("/v1/sessions/idem", json={"start": False})
+    for _ in range(2):
+        assert api.post("/v1/sessions/idem/stop").json()["state"] == "STOPPED"
+    for _ in range(2):
+        r = api.post("/v1/sessions/idem/start")
+        assert r.status_code == 200 and r.json()["state"] in {"STARTING", "SCAN_QR"}
+    for _ in range(2):
+        assert api.post("/v1/sessions/idem/stop").json()["state"] == "STOPPED"
+    assert api.post("/v1/sessions/idem/logout").status_code == 200
+    assert api.delete("/v1/sessions/idem").status_code == 204
+    assert_error(api.get("/v1/sessions/idem"), 404)
+
+
+def test_idempotency_key_returns_the_first_send(server: Server) -> None:
+    # Without a linked session the send is refused, and the key is not burnt by it.
+    api = server.alice
+    api.put("/v1/sessions/early", json={"start": False})
+    h = {"Idempotency-Key": "k-1"}
+    for _ in range(2):
+        r = api.post(
+            "/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"}, headers=h
+        )
+        assert_error(r, 409, "wrong_state")

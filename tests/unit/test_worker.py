@@ -1,0 +1,146 @@
+"""The worker in-process: sessions kept apart, the journal and its cursor, restore on boot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from zapgate.config import Settings
+from zapgate.domain.state import SessionState
+from zapgate.errors import NotFound, ValidationFailed, WrongState
+from zapgate.web.context import engine_options
+from zapgate.worker.core import Worker
+from zapgate.worker.journal import Journal
+
+
+def make_worker(data: Path) -> Worker:
+    settings = Settings(qr_first_ttl=30, qr_ttl=10)
+    return Worker(data_dir=data, worker_id="w1", options=engine_options(settings, data))
+
+
+@pytest.fixture
+async def worker(tmp_path: Path) -> AsyncIterator[Worker]:
+    w = make_worker(tmp_path)
+    await w.initialize()
+    yield w
+    await w.shutdown()
+
+
+async def until(pred, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not await pred():
+            await asyncio.sleep(0.02)
+
+
+async def test_sessions_are_kept_apart(worker: Worker, tmp_path: Path) -> None:
+    a = await worker.start_session("u1-aaa", "sessions/u1-aaa", "sim")
+    b = await worker.start_session("u2-bbb", "sessions/u2-bbb", "sim")
+    assert a.client_id != b.client_id
+    assert (tmp_path / "sessions" / "u1-aaa").is_dir() and (
+        tmp_path / "sessions" / "u2-bbb"
+    ).is_dir()
+
+    async def both_have_qrs() -> bool:
+        sa, sb = await worker.status("u1-aaa"), await worker.status("u2-bbb")
+        return bool(sa.qr and sb.qr)
+
+    await until(both_have_qrs)
+    sa, sb = await worker.status("u1-aaa"), await worker.status("u2-bbb")
+    assert sa.qr != sb.qr
+    await worker.sim_scan(sa.qr or "", "+5511999990001")
+
+    async def a_connected() -> bool:
+        return (await worker.status("u1-aaa")).state is SessionState.CONNECTED
+
+    await until(a_connected)
+    assert (await worker.status("u2-bbb")).state is SessionState.SCAN_QR
+    health = await worker.health()
+    assert health.sessions == 2 and health.states == {"CONNECTED": 1, "SCAN_QR": 1}
+
+
+@pytest.mark.parametrize(
+    ("cid", "sdir"),
+    [("../x", "sessions/x"), ("u1-a", "../../etc"), ("u1-a", "/tmp/x"), ("u1-a", "sessions")],
+)
+async def test_bad_ids_and_dirs_are_refused(worker: Worker, cid: str, sdir: str) -> None:
+    with pytest.raises(ValidationFailed):
+        await worker.start_session(cid, sdir, "sim")
+
+
+async def test_unknown_engine_and_session(worker: Worker) -> None:
+    with pytest.raises(ValidationFailed):
+        await worker.start_session("u1-a", "sessions/u1-a", "nope")
+    with pytest.raises(NotFound):
+        await worker.status("u9-none")
+
+
+async def test_send_needs_connected(worker: Worker) -> None:
+    await worker.start_session("u1-a", "sessions/u1-a", "sim")
+    with pytest.raises(WrongState):
+        await worker.send_text("u1-a", "3EB0X", "+5511999990001", "hi")
+
+
+async def test_journal_cursor_and_long_poll(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    await j.open()
+    try:
+        assert (await j.read(0)).items == []
+        reader = asyncio.create_task(j.read(0, wait=5))
+        await asyncio.sleep(0.05)
+        seq = await j.append("c1", "state", {"state": "STARTING"})
+        page = await asyncio.wait_for(reader, 2)
+        assert [e.seq for e in page.items] == [seq] and page.next == seq
+        await j.append("c1", "state", {"state": "SCAN_QR"})
+        page2 = await j.read(page.next)
+        assert [e.data["state"] for e in page2.items] == ["SCAN_QR"]
+        # A reader ahead of the journal (a new worker data dir) starts over.
+        assert (await j.read(10_000)).next == 0
+    finally:
+        await j.close()
+    j2 = Journal(tmp_path / "j.db")
+    await j2.open()
+    assert j2.last_seq == 2  # durable across reopen
+    await j2.close()
+
+
+async def test_restore_on_boot_without_a_new_qr(tmp_path: Path) -> None:
+    w = make_worker(tmp_path)
+    await w.initialize()
+    await w.start_session("u1-a", "sessions/u1-a", "sim")
+    await w.start_session("u2-b", "sessions/u2-b", "sim")
+
+    async def has_qr() -> bool:
+        return bool((await w.status("u1-a")).qr)
+
+    await until(has_qr)
+    await w.sim_scan((await w.status("u1-a")).qr or "", "+5511999990001")
+
+    async def linked() -> bool:
+        return (await w.status("u1-a")).state is SessionState.CONNECTED
+
+    await until(linked)
+    await w.shutdown()
+
+    w2 = make_worker(tmp_path)
+    await w2.initialize()
+    try:
+        await asyncio.wait_for(w2.restored.wait(), 5)
+        s = await w2.status("u1-a")
+        assert s.state is SessionState.CONNECTED and s.phone == "+5511999990001"
+        assert s.qr is None
+        # The unlinked one is known but not started (it would need a new QR).
+        assert (await w2.status("u2-b")).state is SessionState.STOPPED
+    finally:
+        await w2.shutdown()
+
+
+async def test_delete_removes_the_session_dir(worker: Worker, tmp_path: Path) -> None:
+    await worker.start_session("u1-a", "sessions/u1-a", "sim")
+    await worker.delete_session("u1-a")
+    assert not (tmp_path / "sessions" / "u1-a").exists()
+    with pytest.raises(NotFound):
+        await worker.status("u1-a")
+    await worker.delete_session("u1-a")  # idempotent
