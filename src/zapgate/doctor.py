@@ -45,14 +45,19 @@ async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
         registry = await Registry.open(settings.resolved_database_url, migrate=False)
         await registry.ping()
         rev, head = await registry.revision(), registry.head_revision()
-        if rev == head:
+        if rev is None:
+            good(
+                f"database ({registry.dialect}) reachable and empty: zapgate creates its "
+                "tables when it starts (or run `zapgate migrate`)"
+            )
+        elif rev == head:
             good(f"database ({registry.dialect}) at revision {rev}")
         else:
             bad(
                 f"database ({registry.dialect}) at revision {rev}, code expects {head}",
                 "run `zapgate migrate`",
             )
-        if topology is not Topology.EMBEDDED:
+        if topology is not Topology.EMBEDDED and rev == head:
             for s in await registry.list_sessions():
                 want = placement.place(s.user_id)
                 routes.setdefault(want.worker_id, want)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+_BY_ERRCODE: dict[str, type[GatewayError]] = {}
+
 
 class GatewayError(Exception):
     """Base of every error zapgate reports to a caller.
@@ -17,6 +19,11 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     default_hint: ClassVar[str] = "Check the server log for details."
     is_transient: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The errcode -> class registry used to rebuild errors sent over HTTP.
+        _BY_ERRCODE.setdefault(cls.errcode, cls)
 
     def __init__(self, error: str, hint: str | None = None, **extra: Any) -> None:
         super().__init__(error)
@@ -72,6 +79,11 @@ class Conflict(GatewayError):
 
 class WrongState(Conflict):
     errcode = "wrong_state"
+
+
+class UserExists(Conflict):
+    errcode = "user_exists"
+    default_hint = "Use another e-mail address, or sign in with this one."
 
 
 class PayloadTooLarge(GatewayError):
@@ -131,24 +143,29 @@ class ConfigError(GatewayError):
     default_hint = "Fix the configuration and start again."
 
 
-_BY_ERRCODE: dict[str, type[GatewayError]] = {}
-
-
-def _register(cls: type[GatewayError]) -> None:
-    _BY_ERRCODE.setdefault(cls.errcode, cls)
-    for sub in cls.__subclasses__():
-        _register(sub)
-
-
-_register(GatewayError)
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: ValidationFailed,
+    503: WorkerUnreachable,
+}
+_BY_ERRCODE[GatewayError.errcode] = GatewayError
 
 
 def from_dict(body: dict[str, Any], status: int | None = None) -> GatewayError:
-    """Rebuild an error sent by a worker over HTTP (errcode -> class registry)."""
-    cls = _BY_ERRCODE.get(str(body.get("errcode", "")), WorkerError)
+    """Rebuild an error sent by a worker over HTTP: by errcode when this process knows the
+    class, else by HTTP status keeping the sender's errcode, else a WorkerError."""
+    errcode = str(body.get("errcode", ""))
+    cls = _BY_ERRCODE.get(errcode) or _BY_STATUS.get(status or 0, WorkerError)
     known = {"errcode", "error", "hint"}
     extra = {k: v for k, v in body.items() if k not in known}
     err = cls(str(body.get("error", "worker error")), body.get("hint"), **extra)
+    if errcode and errcode != cls.errcode:
+        err.errcode = errcode  # type: ignore[misc]
     if cls is WorkerError and status is not None:
         err.extra.setdefault("worker_status", status)
     return err

@@ -56,13 +56,20 @@ def test_wrong_method_is_405_in_shape(server: Server) -> None:
     assert_error(server.alice.request("PATCH", "/v1/sessions/x"), 405)
 
 
-@pytest.mark.parametrize("name", ["..", "A", "-x", "a" * 64, "ação", "a%20b", "%2e%2e"])
+@pytest.mark.parametrize("name", ["A", "-x", "a" * 64, "ação", "a%20b", "%2e%2e"])
 def test_bad_session_names_are_422(server: Server, name: str) -> None:
     assert_error(server.alice.put(f"/v1/sessions/{name}"), 422, "invalid_session_name")
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/sessions/..%2F..%2Fetc", "/v1/sessions/../../etc/passwd", "/v1/sessions/a%2Fb"]
+    "path",
+    [
+        "/v1/sessions/..%2F..%2Fetc",
+        "/v1/sessions/../../etc/passwd",
+        "/v1/sessions/a%2Fb",
+        "/v1/sessions/..",
+        "/v1/sessions/%2e%2e",
+    ],
 )
 def test_traversal_looking_paths_never_reach_a_session(server: Server, path: str) -> None:
     r = httpx.put(server.proc.url + path, headers={"X-Api-Key": server.alice.key})
@@ -110,7 +117,7 @@ def test_huge_chunked_body_is_413(server: Server) -> None:
     assert_error(r, 413, "payload_too_large")
 
 
-@pytest.mark.parametrize("phone", ["123", "abc", "+0011", "", "+55 11 9999"])
+@pytest.mark.parametrize("phone", ["123", "abc", "+0011", "", "+55 11 99"])
 def test_bad_phones_are_422(server: Server, phone: str) -> None:
     assert server.alice.put("/v1/sessions/phones", json={"start": False}).status_code in {200, 201}
     r = server.alice.post("/v1/sessions/phones/pair-code", json={"phone": phone})
@@ -124,6 +131,8 @@ def test_sending_before_connected_is_409(server: Server) -> None:
     r = server.alice.post("/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"})
     assert_error(r, 409, "wrong_state")
     assert_error(server.alice.get("/v1/sessions/early/qr"), 409, "wrong_state")
+    r = server.alice.post("/v1/sessions/early/pair-code", json={"phone": "+5511999990001"})
+    assert_error(r, 409, "wrong_state")
 
 
 def test_empty_text_is_422(server: Server) -> None:

@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir_for
 from zapgate.domain.models import ApiKey, Message, MessageStatus, Route, Session, User
 from zapgate.domain.state import SessionState
-from zapgate.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
+from zapgate.errors import (
+    Conflict,
+    NotFound,
+    SessionNotFound,
+    UserExists,
+    ValidationFailed,
+)
 from zapgate.registry import credentials, migrator
 from zapgate.registry.engine import READ_ONLY, create_engine
 from zapgate.registry.tables import ApiKeyRow, MessageRow, SessionRow, UserRow, WorkerCursorRow
@@ -35,11 +41,6 @@ MAX_PAGE = 1000
 DIRECTIONS = ("in", "out")
 # Attempts at inserting a new session when a freshly derived client id collides.
 _CLIENT_ID_ATTEMPTS = 3
-
-
-class UserExists(Conflict):
-    errcode = "user_exists"
-    default_hint = "Use another e-mail address, or sign in with this one."
 
 
 def utcnow() -> datetime:

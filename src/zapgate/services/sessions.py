@@ -169,7 +169,15 @@ class SessionService:
     async def pair_code(self, user: User, name: str, phone: str) -> str:
         session = await self.get(user, name)
         phone = normalize_phone(phone)
-        return await self._call(session, lambda w: w.pair_code(session.client_id, phone))
+        try:
+            return await self._call(session, lambda w: w.pair_code(session.client_id, phone))
+        except NotFound as exc:
+            if exc.errcode != NotFound.errcode:
+                raise
+            raise WrongState(
+                f"Session {name!r} is not started: there is nothing to pair.",
+                hint="POST /v1/sessions/{name}/start, then ask for a pairing code.",
+            ) from exc
 
     # -- messages ----------------------------------------------------------------------------
     async def send_text(

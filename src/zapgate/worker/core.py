@@ -77,6 +77,9 @@ class Worker:
                 logger.warning("stopping %s failed", rt.spec.client_id, exc_info=True)
         self._runtimes.clear()
         await self.journal.close()
+        aclose = getattr(self.options.sim_link, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     async def _restore(self) -> None:
         """Bring back every linked session without a QR, one at a time (staggered)."""

@@ -1,0 +1,355 @@
+"""The sim engine: one session on the simulated WhatsApp network (zapgate.simnet).
+
+It behaves like a real linked device: it resumes from `session_dir/sim-creds.json`
+without a QR, otherwise shows rotating QRs (or a pairing code) until a phone links it;
+one reader task long-polls the network and turns what arrives into engine events; a
+dropped or unreachable network means DISCONNECTED and reconnecting with capped
+exponential backoff, never a crash or a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+from zapgate.domain.events import MessageAck, MessageReceived, QrUpdated
+from zapgate.domain.ids import normalize_phone
+from zapgate.domain.models import MessageStatus
+from zapgate.domain.state import SessionState
+from zapgate.engines.base import Emit, Engine, EngineOptions
+from zapgate.errors import EngineError, GatewayError, WrongState
+from zapgate.simnet.client import SimLink
+from zapgate.simnet.store import atomic_write_json, read_json
+
+CREDS_FILE = "sim-creds.json"
+_ACKS = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)}
+# Leaving the network on stop is a courtesy (it invalidates the QR on show); never let it
+# hold up stop().
+_RELEASE_TIMEOUT = 1.0
+
+
+class _Dropped(Exception):
+    """The network dropped our connection; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: BaseException) -> str:
+    text = exc.error if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+    return text[:300]
+
+
+def _timestamp(raw: object) -> datetime:
+    if isinstance(raw, str):
+        try:
+            ts = datetime.fromisoformat(raw)
+            return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+class SimEngine(Engine):
+    name: ClassVar[str] = "sim"
+
+    # Instance-overridable so tests can reconnect fast; production keeps the defaults.
+    reconnect_base: float = 0.5
+    reconnect_cap: float = 30.0
+    poll_timeout: float = 20.0
+
+    def __init__(
+        self, *, client_id: str, session_dir: Path, emit: Emit, options: EngineOptions
+    ) -> None:
+        super().__init__(client_id=client_id, session_dir=session_dir, emit=emit, options=options)
+        self._reader: asyncio.Task[None] | None = None
+        # The task waiting for a link: QR rotation, or the pairing-code deadline.
+        self._waiter: asyncio.Task[None] | None = None
+        self._cursor = 0
+        self._closing = False
+
+    # -- helpers -----------------------------------------------------------------------------
+    @property
+    def device_id(self) -> str:
+        return self.client_id
+
+    @property
+    def creds_path(self) -> Path:
+        return self.session_dir / CREDS_FILE
+
+    def _link(self) -> SimLink:
+        link = self.options.sim_link
+        if not isinstance(link, SimLink):
+            raise EngineError(
+                f"session {self.client_id}: the sim engine has no simulated network "
+                f"(options.sim_link is {type(link).__name__})",
+                hint="Run with ZAPGATE_ENGINE=sim through zapgate serve/worker, which build one.",
+            )
+        return link
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"session:{self.client_id}:{what}")
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
+
+    def _cancel_waiter(self) -> None:
+        # No await: the waiter only sleeps or asks for a QR, so cancelling is immediate, and
+        # not awaiting keeps us out of a wait cycle with a waiter that is calling stop().
+        if self._waiter is not None and self._waiter is not asyncio.current_task():
+            self._waiter.cancel()
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [
+            t
+            for t in (self._reader, self._waiter)
+            if t is not None and t is not current and not t.done()
+        ]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _load_creds(self) -> dict[str, Any] | None:
+        try:
+            data = read_json(self.creds_path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self.log.warning("unreadable %s (%s); a new link is needed", CREDS_FILE, exc)
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _save_creds(self, creds: dict[str, Any]) -> None:
+        atomic_write_json(self.creds_path, creds, mode=0o600)
+
+    def _delete_creds(self) -> None:
+        self.creds_path.unlink(missing_ok=True)
+
+    def _backoff(self, attempt: int) -> float:
+        # Full-ish jitter so many sessions dropped together do not reconnect in lockstep.
+        delay = min(self.reconnect_cap, self.reconnect_base * 2.0**attempt)
+        return float(delay * random.uniform(0.5, 1.0))
+
+    async def _emit_qr(self, qr: str, ttl: float) -> None:
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        await self.emit(QrUpdated(qr=qr, expires_at=expires))
+
+    # -- connection --------------------------------------------------------------------------
+    async def _connect(self, link: SimLink) -> None:
+        """Open the connection: resume with saved creds, else start showing QRs."""
+        had_file = self.creds_path.exists()
+        creds = self._load_creds()
+        self._cursor = 0  # every connection reads its stream from the start
+        phone = await link.connect(self.device_id, creds)
+        if phone is not None:
+            await self.set_state(SessionState.CONNECTED, None, phone=phone)
+            return
+        if had_file:
+            self.log.warning("the network no longer knows this device; a new link is needed")
+            self._delete_creds()
+            self._phone = None
+        await self._begin_qr(link)
+
+    async def _begin_qr(self, link: SimLink) -> None:
+        self._cancel_waiter()
+        qr = await link.request_qr(self.device_id)
+        await self.set_state(SessionState.SCAN_QR)
+        await self._emit_qr(qr, self.options.qr_first_ttl)
+        self._waiter = self._spawn(self._rotate_qr(link), "qr")
+
+    async def _rotate_qr(self, link: SimLink) -> None:
+        shown, ttl = 1, self.options.qr_first_ttl
+        while True:
+            await asyncio.sleep(ttl)
+            if shown >= self.options.qr_max_rotations:
+                self.log.info("no scan after %d QR codes; stopping", shown)
+                await self.stop(reason="qr_timeout")
+                return
+            try:
+                qr = await link.request_qr(self.device_id)
+            except GatewayError as exc:
+                # The reader notices the same trouble and reconnects; a QR we cannot get
+                # is not worth a second recovery path.
+                self.log.warning("could not rotate the QR: %s", exc.error)
+                return
+            shown, ttl = shown + 1, self.options.qr_ttl
+            await self._emit_qr(qr, ttl)
+
+    async def _pairing_deadline(self) -> None:
+        # A code waits as long as a full round of QRs would have.
+        opts = self.options
+        await asyncio.sleep(opts.qr_first_ttl + opts.qr_ttl * max(opts.qr_max_rotations - 1, 0))
+        self.log.info("pairing code not entered in time; stopping")
+        await self.stop(reason="pair_code_timeout")
+
+    async def _dropped(self, reason: str) -> None:
+        self._cancel_waiter()
+        if reason != self._reason or self._state is not SessionState.DISCONNECTED:
+            self.log.warning("disconnected: %s", reason)
+        await self.set_state(SessionState.DISCONNECTED, reason)
+
+    # -- the reader --------------------------------------------------------------------------
+    async def _run(self, link: SimLink, connected: bool) -> None:
+        """Read events while connected; on a drop, reconnect with backoff. Returns only when
+        the device was logged out (or is cancelled by stop/logout)."""
+        attempt = 0
+        while True:
+            if not connected:
+                await asyncio.sleep(self._backoff(attempt))
+                attempt += 1
+                try:
+                    await self._connect(link)
+                except Exception as exc:
+                    if not isinstance(exc, GatewayError):
+                        self.log.debug("reconnect failed", exc_info=True)
+                    await self._dropped(_reason(exc))
+                    continue
+                attempt = 0
+            try:
+                await self._read(link)
+                return
+            except _Dropped as exc:
+                await self._dropped(exc.reason)
+            except Exception as exc:
+                if not isinstance(exc, GatewayError):
+                    self.log.warning("reader failed", exc_info=True)
+                await self._dropped(_reason(exc))
+            connected = False
+
+    async def _read(self, link: SimLink) -> None:
+        while True:
+            events = await link.next_events(self.device_id, self._cursor, self.poll_timeout)
+            for event in events:
+                self._cursor = max(self._cursor, int(event.get("seq", 0)))
+                kind = event.get("type")
+                if kind == "disconnected":
+                    raise _Dropped(str(event.get("reason") or "disconnected"))
+                if kind == "logged_out":
+                    await self._logged_out(str(event.get("reason") or "logged_out"))
+                    return
+                try:
+                    await self._dispatch(kind, event)
+                except (KeyError, TypeError, ValueError) as exc:
+                    self.log.warning("ignored a malformed %s event: %r", kind, exc)
+
+    async def _dispatch(self, kind: object, event: dict[str, Any]) -> None:
+        if kind == "message":
+            await self.emit(
+                MessageReceived(
+                    id=str(event["id"]),
+                    chat=str(event["chat"]),
+                    sender=str(event["sender"]),
+                    text=None if event.get("text") is None else str(event["text"]),
+                    timestamp=_timestamp(event.get("timestamp")),
+                    raw=event,
+                )
+            )
+        elif kind == "ack":
+            status = _ACKS[str(event["status"])]
+            await self.emit(MessageAck(id=str(event["id"]), status=status, raw=event))
+        elif kind == "paired":
+            await self._paired(event)
+        else:
+            self.log.debug("ignored event type %r", kind)
+
+    async def _paired(self, event: dict[str, Any]) -> None:
+        creds = event["creds"]
+        phone = str(creds["phone"])
+        if not isinstance(creds.get("token"), str):
+            raise ValueError("paired event without a token")
+        if self._closing:
+            return  # stop() is under way (e.g. the QR timed out at the same moment)
+        self._cancel_waiter()
+        self._save_creds({"device_id": self.device_id, "phone": phone, "token": creds["token"]})
+        await self.set_state(SessionState.CONNECTED, None, phone=phone)
+
+    async def _logged_out(self, reason: str) -> None:
+        self._cancel_waiter()
+        self._delete_creds()
+        self._phone = None
+        await self.set_state(SessionState.LOGGED_OUT, reason)
+
+    # -- the contract ------------------------------------------------------------------------
+    async def _do_start(self) -> None:
+        link = self._link()
+        self._closing = False
+        # The first connection is made inline so that, when start() returns, the session
+        # is already CONNECTED or showing a QR (or DISCONNECTED with the reason).
+        try:
+            await self._connect(link)
+            connected = True
+        except GatewayError as exc:
+            await self._dropped(_reason(exc))
+            connected = False
+        self._reader = self._spawn(self._run(link, connected), "reader")
+
+    async def _do_stop(self) -> None:
+        self._closing = True
+        try:
+            was_running = self._reader is not None
+            await self._cancel_tasks()
+            self._reader = None
+            if was_running:
+                await self._release()
+        finally:
+            self._closing = False
+
+    async def _release(self) -> None:
+        """Tell the network we left, so the QR on show stops working."""
+        link = self.options.sim_link
+        if link is None:
+            return
+        try:
+            async with asyncio.timeout(_RELEASE_TIMEOUT):
+                await self._link().disconnect(self.device_id)
+        except (GatewayError, TimeoutError) as exc:
+            self.log.debug("leaving the network failed: %s", exc)
+
+    async def _do_logout(self) -> None:
+        self._closing = True
+        try:
+            await self._cancel_tasks()
+            self._reader = None
+            if self.options.sim_link is not None:
+                try:
+                    await self._link().logout(self.device_id)
+                except GatewayError as exc:
+                    # Forget the device here anyway: the user asked to unlink it, and a
+                    # network that cannot be told will drop it on the next connect.
+                    self.log.warning("the network did not take the logout: %s", exc.error)
+            self._delete_creds()
+        finally:
+            self._closing = False
+
+    async def _do_pair_code(self, phone: str) -> str:
+        if self._state not in (SessionState.SCAN_QR, SessionState.PAIRING):
+            raise WrongState(
+                f"session {self.client_id} is {self._state}; a pairing code needs SCAN_QR",
+                hint="Start the session first; an already linked session needs no code.",
+            )
+        code = await self._link().pair_code(self.device_id, normalize_phone(phone))
+        self._cancel_waiter()
+        await self.set_state(SessionState.PAIRING)
+        self._waiter = self._spawn(self._pairing_deadline(), "pairing")
+        return code
+
+    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
+        if self._state is not SessionState.CONNECTED:
+            raise WrongState(
+                f"session {self.client_id} is {self._state}, not CONNECTED",
+                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
+            )
+        return await self._link().send(self.device_id, message_id, normalize_phone(to), text)
+
+    def _do_has_credentials(self) -> bool:
+        return self.creds_path.is_file()

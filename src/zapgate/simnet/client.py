@@ -1,0 +1,249 @@
+"""How a process reaches the simulated network: `SimLink`, in-process (`LocalSimLink`) or
+over HTTP to `zapgate simnet` (`HttpSimLink`). The sim engine and the worker's /v1/sim
+endpoints only ever see a SimLink."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from zapgate.errors import ConfigError, EngineError, from_dict
+from zapgate.simnet.errors import SIMNET_ERRORS
+from zapgate.simnet.network import SimNetwork
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class SimLink(Protocol):
+    """The operations of the simulated network; see SimNetwork for what each one does."""
+
+    # device side
+    async def connect(self, device_id: str, creds: Mapping[str, Any] | None) -> str | None: ...
+
+    async def request_qr(self, device_id: str) -> str: ...
+
+    async def pair_code(self, device_id: str, phone: str) -> str: ...
+
+    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str: ...
+
+    async def logout(self, device_id: str) -> None: ...
+
+    async def disconnect(self, device_id: str) -> None: ...
+
+    # `timeout` is how long the network may hold the poll open, a property of the
+    # protocol rather than a cancel deadline, hence the noqa.
+    async def next_events(
+        self,
+        device_id: str,
+        after: int,
+        timeout: float,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]: ...
+
+    # phone side
+    async def scan(self, qr: str, phone: str) -> str: ...
+
+    async def enter_pair_code(self, phone: str, code: str) -> str: ...
+
+    async def phone_send(self, phone: str, to: str, text: str) -> str: ...
+
+    async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalSimLink:
+    """Direct calls into a SimNetwork living in this process."""
+
+    def __init__(self, network: SimNetwork) -> None:
+        self.network = network
+
+    async def connect(self, device_id: str, creds: Mapping[str, Any] | None) -> str | None:
+        return await self.network.connect(device_id, creds)
+
+    async def request_qr(self, device_id: str) -> str:
+        return await self.network.request_qr(device_id)
+
+    async def pair_code(self, device_id: str, phone: str) -> str:
+        return await self.network.pair_code(device_id, phone)
+
+    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str:
+        return await self.network.send(device_id, message_id, to, text)
+
+    async def logout(self, device_id: str) -> None:
+        await self.network.logout(device_id)
+
+    async def disconnect(self, device_id: str) -> None:
+        await self.network.disconnect(device_id)
+
+    async def next_events(
+        self,
+        device_id: str,
+        after: int,
+        timeout: float,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
+        return await self.network.next_events(device_id, after, timeout)
+
+    async def scan(self, qr: str, phone: str) -> str:
+        return await self.network.scan(qr, phone)
+
+    async def enter_pair_code(self, phone: str, code: str) -> str:
+        return await self.network.enter_pair_code(phone, code)
+
+    async def phone_send(self, phone: str, to: str, text: str) -> str:
+        return await self.network.phone_send(phone, to, text)
+
+    async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
+        return await self.network.phone_inbox(phone)
+
+    async def aclose(self) -> None:
+        await self.network.aclose()
+
+
+def _seg(value: str) -> str:
+    """One URL path segment; a phone's '+' must survive the trip."""
+    return quote(value, safe="")
+
+
+class HttpSimLink:
+    """The same operations over HTTP to `zapgate simnet` (see simnet.server)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        request_timeout: float | None = None,
+    ) -> Any:
+        try:
+            resp = await self._client.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=self.timeout if request_timeout is None else request_timeout,
+            )
+        except httpx.TransportError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise EngineError(
+                f"simulated network unreachable at {self.base_url} ({detail})",
+                hint=(
+                    f"Start it with `zapgate simnet --port {urlsplit(self.base_url).port or 80}` "
+                    "or fix ZAPGATE_SIMNET_URL."
+                ),
+            ) from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.is_success:
+            return body
+        if isinstance(body, dict) and "errcode" in body:
+            cls = SIMNET_ERRORS.get(str(body["errcode"]))
+            if cls is not None:
+                raise cls(str(body.get("error", cls.errcode)), body.get("hint"))
+            raise from_dict(body, resp.status_code)
+        raise EngineError(
+            f"simulated network at {self.base_url} answered {method} {path} "
+            f"with HTTP {resp.status_code}",
+            hint="Check that ZAPGATE_SIMNET_URL points at `zapgate simnet`, not another service.",
+        )
+
+    async def connect(self, device_id: str, creds: Mapping[str, Any] | None) -> str | None:
+        body = await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/connect",
+            json={"creds": None if creds is None else dict(creds)},
+        )
+        phone = body.get("phone")
+        return str(phone) if phone else None
+
+    async def request_qr(self, device_id: str) -> str:
+        body = await self._call("POST", f"/devices/{_seg(device_id)}/qr")
+        return str(body["qr"])
+
+    async def pair_code(self, device_id: str, phone: str) -> str:
+        body = await self._call(
+            "POST", f"/devices/{_seg(device_id)}/pair-code", json={"phone": phone}
+        )
+        return str(body["code"])
+
+    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str:
+        body = await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/messages",
+            json={"message_id": message_id, "to": to, "text": text},
+        )
+        return str(body["id"])
+
+    async def logout(self, device_id: str) -> None:
+        await self._call("POST", f"/devices/{_seg(device_id)}/logout")
+
+    async def disconnect(self, device_id: str) -> None:
+        await self._call("POST", f"/devices/{_seg(device_id)}/disconnect")
+
+    async def next_events(
+        self,
+        device_id: str,
+        after: int,
+        timeout: float,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
+        body = await self._call(
+            "GET",
+            f"/devices/{_seg(device_id)}/events",
+            params={"after": after, "timeout": timeout},
+            # The server holds the request up to `timeout`; allow for that on top.
+            request_timeout=timeout + self.timeout,
+        )
+        return [dict(e) for e in body["events"]]
+
+    async def scan(self, qr: str, phone: str) -> str:
+        body = await self._call("POST", f"/phones/{_seg(phone)}/scan", json={"qr": qr})
+        return str(body["device_id"])
+
+    async def enter_pair_code(self, phone: str, code: str) -> str:
+        body = await self._call("POST", f"/phones/{_seg(phone)}/pair-code", json={"code": code})
+        return str(body["device_id"])
+
+    async def phone_send(self, phone: str, to: str, text: str) -> str:
+        body = await self._call(
+            "POST", f"/phones/{_seg(phone)}/messages", json={"to": to, "text": text}
+        )
+        return str(body["id"])
+
+    async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
+        body = await self._call("GET", f"/phones/{_seg(phone)}/inbox")
+        return [dict(m) for m in body["items"]]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def make_sim_link(simnet_url: str | None, state_path: Path) -> SimLink:
+    """An HttpSimLink when a simnet URL is configured, else an in-process network whose
+    links persist at `state_path`."""
+    if simnet_url:
+        parts = urlsplit(simnet_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError(
+                f"ZAPGATE_SIMNET_URL={simnet_url!r} is not an http(s) URL",
+                hint="Use the address of `zapgate simnet`, e.g. http://127.0.0.1:5090.",
+            )
+        logger.info("sim engine: using the simulated network at %s", simnet_url)
+        return HttpSimLink(simnet_url)
+    return LocalSimLink(SimNetwork(state_path))
+
+
+__all__ = ["HttpSimLink", "LocalSimLink", "SimLink", "make_sim_link"]

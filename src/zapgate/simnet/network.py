@@ -1,0 +1,355 @@
+"""SimNetwork: an in-process simulated WhatsApp network, servers and phones.
+
+A *device* is what a session is to WhatsApp: a linked companion (the sim engine uses its
+client id as device id). A *phone* is a simulated handset known by its E.164 number; it
+scans QRs, enters pairing codes, writes to linked numbers and reads everything it gets.
+
+Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`) numbered by
+`seq`. A device reads them with `next_events(after=...)`, which also acknowledges every
+event up to `after`, like a server-side ack: what a device has not acknowledged is handed
+to it again after it reconnects (at-least-once, as WhatsApp does for offline devices).
+Being offline is not an event in the stream but a property of the connection: a device
+that is not connected reads one synthetic `disconnected` event.
+
+Linked devices ({device_id: {phone, token}}) are persisted to `state_path` so a restart of
+the process keeps the links; events, QRs and codes are ephemeral, as on the real network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from zapgate.domain.ids import is_valid_client_id, new_message_id, normalize_phone
+from zapgate.errors import ConfigError, ValidationFailed
+from zapgate.simnet.errors import (
+    DeviceNotLinked,
+    DeviceOffline,
+    NumberNotLinked,
+    PairCodeNotFound,
+    QrNotFound,
+)
+from zapgate.simnet.ids import new_pair_code, new_qr, new_token, normalize_pair_code
+from zapgate.simnet.store import atomic_write_json, read_json
+from zapgate.tasks import TaskGroup
+
+logger = logging.getLogger(__name__)
+
+# A device that never reads must not grow without bound; the oldest events go first.
+MAX_QUEUED_EVENTS = 10_000
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedDevice:
+    phone: str
+    token: str
+
+
+@dataclass(slots=True)
+class _Device:
+    id: str
+    seq: int = 0
+    events: deque[dict[str, Any]] = field(default_factory=deque)
+    online: bool = False
+    drop_reason: str = "not connected to the simulated network"
+    qr: str | None = None
+    pair_code: str | None = None
+    # Created unbound; since Python 3.10 it binds to the loop that first uses it.
+    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _check_device_id(device_id: str) -> str:
+    if not is_valid_client_id(device_id):
+        raise ValidationFailed(
+            f"{device_id[:80]!r} is not a valid device id",
+            hint="A device id is 1-64 letters, digits, '-' or '_' (a session's client id).",
+        )
+    return device_id
+
+
+class SimNetwork:
+    def __init__(
+        self,
+        state_path: Path | None = None,
+        *,
+        deliver_delay: float = 0.05,
+        read_delay: float = 0.2,
+    ) -> None:
+        self.state_path = state_path
+        self.deliver_delay = deliver_delay
+        self.read_delay = max(read_delay, deliver_delay)
+        self._links: dict[str, LinkedDevice] = self._load()
+        self._devices: dict[str, _Device] = {}
+        self._qrs: dict[str, str] = {}  # qr -> device id
+        self._codes: dict[str, tuple[str, str]] = {}  # pair code -> (device id, phone)
+        self._inboxes: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._tasks = TaskGroup()
+
+    # -- persistence -------------------------------------------------------------------------
+    def _load(self) -> dict[str, LinkedDevice]:
+        if self.state_path is None or not self.state_path.exists():
+            return {}
+        try:
+            data = read_json(self.state_path)
+            devices = data["devices"]
+            return {
+                str(dev_id): LinkedDevice(phone=str(d["phone"]), token=str(d["token"]))
+                for dev_id, d in devices.items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Refuse rather than start empty: silently forgetting every link would make
+            # every session ask for a new QR.
+            raise ConfigError(
+                f"cannot read the simulated network state {self.state_path}: {exc}",
+                hint="Fix or delete the file (deleting it unlinks every sim session).",
+            ) from exc
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        devices = {k: {"phone": v.phone, "token": v.token} for k, v in self._links.items()}
+        atomic_write_json(self.state_path, {"version": STATE_VERSION, "devices": devices})
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _device(self, device_id: str) -> _Device:
+        dev = self._devices.get(device_id)
+        if dev is None:
+            dev = self._devices[_check_device_id(device_id)] = _Device(id=device_id)
+        return dev
+
+    def _online(self, device_id: str) -> _Device:
+        dev = self._device(device_id)
+        if not dev.online:
+            raise DeviceOffline(f"device {device_id} is not connected to the simulated network")
+        return dev
+
+    def _forget_codes(self, dev: _Device) -> None:
+        """A new connection, a link or a drop makes the device's QR and code useless."""
+        if dev.qr is not None:
+            self._qrs.pop(dev.qr, None)
+            dev.qr = None
+        if dev.pair_code is not None:
+            self._codes.pop(dev.pair_code, None)
+            dev.pair_code = None
+
+    async def _wake(self, dev: _Device) -> None:
+        async with dev.cond:
+            dev.cond.notify_all()
+
+    async def _push(self, dev: _Device, kind: str, **data: Any) -> None:
+        dev.seq += 1
+        dev.events.append({**data, "seq": dev.seq, "type": kind})
+        while len(dev.events) > MAX_QUEUED_EVENTS:
+            dropped = dev.events.popleft()
+            logger.warning("device %s: queue full, dropped event %s", dev.id, dropped["seq"])
+        await self._wake(dev)
+
+    async def _link(self, device_id: str, phone: str) -> str:
+        dev = self._device(device_id)
+        self._forget_codes(dev)
+        link = self._links[device_id] = LinkedDevice(phone=phone, token=new_token())
+        self._save()
+        logger.info("simnet: device %s linked to %s", device_id, phone)
+        creds = {"device_id": device_id, "phone": phone, "token": link.token}
+        await self._push(dev, "paired", phone=phone, creds=creds)
+        return device_id
+
+    def _devices_of(self, phone: str) -> list[str]:
+        return [dev_id for dev_id, link in self._links.items() if link.phone == phone]
+
+    # -- the device side ---------------------------------------------------------------------
+    async def connect(self, device_id: str, creds: Mapping[str, Any] | None) -> str | None:
+        """Open the device's connection. Returns the linked phone when `creds` prove the
+        device is linked (resume without a scan), else None (the device needs a QR)."""
+        dev = self._device(device_id)
+        self._forget_codes(dev)
+        dev.online = True
+        link = self._links.get(device_id)
+        if (
+            creds is not None
+            and link is not None
+            and str(creds.get("device_id", device_id)) == device_id
+            and hmac.compare_digest(str(creds.get("token", "")), link.token)
+        ):
+            await self._wake(dev)
+            return link.phone
+        # An unlinked device has nothing pending from an older link (and must not replay
+        # that link's `logged_out`).
+        dev.events.clear()
+        await self._wake(dev)
+        return None
+
+    async def request_qr(self, device_id: str) -> str:
+        """A fresh QR for the device; the previous one stops working."""
+        dev = self._online(device_id)
+        self._forget_codes(dev)
+        qr = new_qr()
+        dev.qr, self._qrs[qr] = qr, device_id
+        return qr
+
+    async def pair_code(self, device_id: str, phone: str) -> str:
+        """An 8-character code that `phone` can enter instead of scanning a QR."""
+        phone = normalize_phone(phone)
+        dev = self._online(device_id)
+        if dev.pair_code is not None:
+            self._codes.pop(dev.pair_code, None)
+        code = new_pair_code()
+        while code in self._codes:
+            code = new_pair_code()
+        dev.pair_code, self._codes[code] = code, (device_id, phone)
+        return code
+
+    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str:
+        """The device sends `text` to `to`. Acks follow: sent now, delivered and read later
+        (simulated phones read everything)."""
+        to = normalize_phone(to)
+        dev = self._online(device_id)
+        link = self._links.get(device_id)
+        if link is None:
+            raise DeviceNotLinked(f"device {device_id} is not linked to a phone")
+        now = _now()
+        self._inboxes[to].append(
+            {"id": message_id, "from": link.phone, "text": text, "timestamp": now}
+        )
+        for other_id in self._devices_of(to):
+            if other_id != device_id:
+                await self._push(
+                    self._device(other_id),
+                    "message",
+                    id=message_id,
+                    chat=link.phone,
+                    sender=link.phone,
+                    text=text,
+                    timestamp=now,
+                )
+        await self._push(dev, "ack", id=message_id, status="sent")
+        self._tasks.create(self._later_acks(dev, message_id), name=f"simnet:acks:{message_id}")
+        return message_id
+
+    async def _later_acks(self, dev: _Device, message_id: str) -> None:
+        await asyncio.sleep(self.deliver_delay)
+        await self._push(dev, "ack", id=message_id, status="delivered")
+        await asyncio.sleep(self.read_delay - self.deliver_delay)
+        await self._push(dev, "ack", id=message_id, status="read")
+
+    async def logout(self, device_id: str) -> None:
+        """Unlink the device and forget its credentials. Idempotent."""
+        dev = self._device(device_id)
+        self._forget_codes(dev)
+        link = self._links.pop(device_id, None)
+        if link is None:
+            return
+        self._save()
+        logger.info("simnet: device %s unlinked from %s", device_id, link.phone)
+        await self._push(dev, "logged_out", reason="logged_out")
+
+    async def disconnect(
+        self, device_id: str, reason: str = "connection dropped by the simulated network"
+    ) -> None:
+        """Drop the device's connection (an admin/test helper, and what a stopping engine
+        does on its way out); its reader sees a `disconnected` event."""
+        dev = self._devices.get(device_id)
+        if dev is None:
+            return
+        self._forget_codes(dev)
+        dev.online, dev.drop_reason = False, reason
+        await self._wake(dev)
+
+    async def next_events(
+        self,
+        device_id: str,
+        after: int,
+        timeout: float,  # noqa: ASYNC109 - the long-poll window, part of the protocol
+    ) -> list[dict[str, Any]]:
+        """Events with seq > `after`, waiting up to `timeout` seconds for the first one.
+        Everything up to `after` counts as processed and is forgotten."""
+        dev = self._device(device_id)
+        if after > dev.seq:
+            after = 0  # a cursor from an earlier life of the network
+        while dev.events and dev.events[0]["seq"] <= after:
+            dev.events.popleft()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        async with dev.cond:
+            while True:
+                if not dev.online:
+                    return [{"seq": after, "type": "disconnected", "reason": dev.drop_reason}]
+                if dev.events:
+                    return [dict(e) for e in dev.events]
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                try:
+                    async with asyncio.timeout(remaining):
+                        await dev.cond.wait()
+                except TimeoutError:
+                    pass
+
+    # -- the phone side ----------------------------------------------------------------------
+    async def scan(self, qr: str, phone: str) -> str:
+        """`phone` scans `qr`: links the device showing it and returns its id."""
+        phone = normalize_phone(phone)
+        device_id = self._qrs.get(qr.strip())
+        if device_id is None:
+            raise QrNotFound("this QR code is unknown or has expired")
+        return await self._link(device_id, phone)
+
+    async def enter_pair_code(self, phone: str, code: str) -> str:
+        """`phone` types a pairing code: links the device that asked for it."""
+        phone = normalize_phone(phone)
+        found = self._codes.get(normalize_pair_code(code))
+        if found is None:
+            raise PairCodeNotFound("this pairing code is unknown or has expired")
+        device_id, wanted = found
+        if wanted != phone:
+            raise PairCodeNotFound(
+                "this pairing code was asked for another number",
+                hint="Enter the code on the phone whose number the session asked the code for.",
+            )
+        return await self._link(device_id, phone)
+
+    async def phone_send(self, phone: str, to: str, text: str) -> str:
+        """`phone` writes `text` to the linked number `to`; every device linked to `to`
+        receives it. Returns the message id."""
+        phone, to = normalize_phone(phone), normalize_phone(to)
+        targets = self._devices_of(to)
+        if not targets:
+            raise NumberNotLinked(f"no device is linked to {to}")
+        message_id = new_message_id()
+        now = _now()
+        for device_id in targets:
+            await self._push(
+                self._device(device_id),
+                "message",
+                id=message_id,
+                chat=phone,
+                sender=phone,
+                text=text,
+                timestamp=now,
+            )
+        return message_id
+
+    async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
+        """What `phone` received, oldest first: [{id, from, text, timestamp}]."""
+        return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
+
+    # -- introspection / lifecycle -----------------------------------------------------------
+    def linked_devices(self) -> dict[str, str]:
+        """{device_id: phone} of every linked device."""
+        return {k: v.phone for k, v in self._links.items()}
+
+    async def aclose(self) -> None:
+        """Cancel pending acks (timers)."""
+        await self._tasks.close()

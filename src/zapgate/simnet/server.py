@@ -1,0 +1,160 @@
+"""`zapgate simnet`: the simulated network over HTTP JSON, so several worker processes can
+share one network (HttpSimLink is the client). Errors keep the gateway's
+`{errcode, error, hint}` shape and status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from zapgate.errors import GatewayError
+from zapgate.simnet.network import SimNetwork
+
+logger = logging.getLogger(__name__)
+
+MAX_POLL = 30.0
+# A long-poll is served in slices so a client that went away (a stopped session) does not
+# keep a handler, and a graceful shutdown, waiting for the whole poll.
+POLL_SLICE = 1.0
+
+
+def default_state_path(data_dir: Path) -> Path:
+    """Where `zapgate simnet` keeps its linked devices."""
+    return data_dir / "simnet.json"
+
+
+class ConnectBody(BaseModel):
+    creds: dict[str, Any] | None = None
+
+
+class PairCodeBody(BaseModel):
+    phone: str = Field(max_length=40)
+
+
+class SendBody(BaseModel):
+    message_id: str = Field(min_length=1, max_length=128)
+    to: str = Field(max_length=40)
+    text: str
+
+
+class ScanBody(BaseModel):
+    qr: str = Field(max_length=4096)
+
+
+class EnterCodeBody(BaseModel):
+    code: str = Field(max_length=32)
+
+
+class PhoneSendBody(BaseModel):
+    to: str = Field(max_length=40)
+    text: str
+
+
+def _error(exc: GatewayError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+
+def create_app(network: SimNetwork) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await network.aclose()  # pending acks are timers on this loop
+
+    app = FastAPI(title="zapgate simulated WhatsApp network", version="1", lifespan=lifespan)
+    app.state.network = network
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        body = {
+            "errcode": "validation_error",
+            "error": "the request does not match the simulated network's API",
+            "hint": "Fix the fields named in 'details' and retry.",
+            "details": [
+                {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                for e in exc.errors()
+            ],
+        }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("simnet: unexpected error", exc_info=exc)
+        return _error(GatewayError(f"simulated network error: {type(exc).__name__}"))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "service": "simnet", "linked": len(network.linked_devices())}
+
+    # -- device side -------------------------------------------------------------------------
+    @app.post("/devices/{device_id}/connect")
+    async def connect(device_id: str, body: ConnectBody) -> dict[str, Any]:
+        return {"phone": await network.connect(device_id, body.creds)}
+
+    @app.post("/devices/{device_id}/qr")
+    async def request_qr(device_id: str) -> dict[str, str]:
+        return {"qr": await network.request_qr(device_id)}
+
+    @app.post("/devices/{device_id}/pair-code")
+    async def pair_code(device_id: str, body: PairCodeBody) -> dict[str, str]:
+        return {"code": await network.pair_code(device_id, body.phone)}
+
+    @app.post("/devices/{device_id}/messages")
+    async def send(device_id: str, body: SendBody) -> dict[str, str]:
+        return {"id": await network.send(device_id, body.message_id, body.to, body.text)}
+
+    @app.post("/devices/{device_id}/logout")
+    async def logout(device_id: str) -> dict[str, bool]:
+        await network.logout(device_id)
+        return {"ok": True}
+
+    @app.post("/devices/{device_id}/disconnect")
+    async def disconnect(device_id: str) -> dict[str, bool]:
+        await network.disconnect(device_id)
+        return {"ok": True}
+
+    @app.get("/devices/{device_id}/events")
+    async def events(
+        request: Request,
+        device_id: str,
+        after: int = Query(0, ge=0),
+        wait: float = Query(0.0, ge=0.0, alias="timeout"),
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, MAX_POLL)
+        while True:
+            remaining = max(deadline - loop.time(), 0.0)
+            batch = await network.next_events(device_id, after, min(remaining, POLL_SLICE))
+            if batch or remaining <= POLL_SLICE or await request.is_disconnected():
+                return {"events": batch}
+
+    # -- phone side --------------------------------------------------------------------------
+    @app.post("/phones/{phone}/scan")
+    async def scan(phone: str, body: ScanBody) -> dict[str, str]:
+        return {"device_id": await network.scan(body.qr, phone)}
+
+    @app.post("/phones/{phone}/pair-code")
+    async def enter_pair_code(phone: str, body: EnterCodeBody) -> dict[str, str]:
+        return {"device_id": await network.enter_pair_code(phone, body.code)}
+
+    @app.post("/phones/{phone}/messages", status_code=201)
+    async def phone_send(phone: str, body: PhoneSendBody) -> dict[str, str]:
+        return {"id": await network.phone_send(phone, body.to, body.text)}
+
+    @app.get("/phones/{phone}/inbox")
+    async def phone_inbox(phone: str) -> dict[str, Any]:
+        return {"items": await network.phone_inbox(phone)}
+
+    return app

@@ -1,0 +1,416 @@
+"""THE engine contract: one suite, run over every engine through `engine_harness`.
+
+A harness knows how to build an engine of its kind and how to play the other side of the
+network for it: scan a QR with a phone, type a pairing code, write from a phone, read a
+phone's inbox. To run this suite over a new engine, write an `EngineHarness` subclass
+and add it to `HARNESSES`; the tests themselves never name an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tests.conftest import free_port
+from zapgate.domain.events import (
+    EngineEvent,
+    MessageAck,
+    MessageReceived,
+    QrUpdated,
+    StateChanged,
+)
+from zapgate.domain.ids import new_message_id
+from zapgate.domain.models import MessageStatus
+from zapgate.domain.state import SessionState
+from zapgate.engines import build_engine
+from zapgate.engines.base import Engine, EngineOptions
+from zapgate.simnet.client import HttpSimLink, LocalSimLink, SimLink
+from zapgate.simnet.network import SimNetwork
+from zapgate.simnet.server import create_app
+
+S = SessionState
+PHONE_A = "+5511999990001"
+PHONE_B = "+5511999990002"
+STRANGER = "+5511999990077"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+async def wait_for(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll `pred` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """The `emit` callback of one engine: keeps every event for the test to read."""
+
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+
+    async def __call__(self, event: EngineEvent) -> None:
+        self.events.append(event)
+
+    def states(self) -> list[tuple[SessionState, str | None]]:
+        return [(e.state, e.reason) for e in self.events if isinstance(e, StateChanged)]
+
+    def qrs(self) -> list[str]:
+        return [e.qr for e in self.events if isinstance(e, QrUpdated)]
+
+    def acks(self, message_id: str) -> list[MessageStatus]:
+        return [e.status for e in self.events if isinstance(e, MessageAck) and e.id == message_id]
+
+    def received(self) -> list[MessageReceived]:
+        return [e for e in self.events if isinstance(e, MessageReceived)]
+
+
+class EngineHarness(ABC):
+    """Builds engines of one kind and plays the network's other side for them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.engines: list[Engine] = []
+
+    @abstractmethod
+    async def setup(self) -> None:
+        """Bring up whatever the engine talks to."""
+
+    @abstractmethod
+    def build(
+        self, client_id: str, session_dir: Path, emit: Recorder, options: EngineOptions
+    ) -> Engine: ...
+
+    @abstractmethod
+    async def scan(self, qr: str, phone: str) -> None:
+        """A phone scans `qr`."""
+
+    @abstractmethod
+    async def enter_pair_code(self, phone: str, code: str) -> None: ...
+
+    @abstractmethod
+    async def phone_send(self, phone: str, to: str, text: str) -> str:
+        """A phone writes to the linked number `to`; returns the message id."""
+
+    @abstractmethod
+    async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None:
+        for engine in self.engines:
+            await engine.stop()
+
+    def engine(
+        self,
+        client_id: str = "u1-aaa",
+        *,
+        session_dir: Path | None = None,
+        qr_first_ttl: float = 30.0,
+        qr_ttl: float = 30.0,
+        qr_max_rotations: int = 5,
+    ) -> tuple[Engine, Recorder]:
+        rec = Recorder()
+        options = EngineOptions(
+            qr_first_ttl=qr_first_ttl, qr_ttl=qr_ttl, qr_max_rotations=qr_max_rotations
+        )
+        engine = self.build(
+            client_id, session_dir or self.tmp_path / "sessions" / client_id, rec, options
+        )
+        self.engines.append(engine)
+        return engine, rec
+
+    async def linked(
+        self, client_id: str = "u1-aaa", phone: str = PHONE_A
+    ) -> tuple[Engine, Recorder]:
+        """A started engine that a phone has linked."""
+        engine, rec = self.engine(client_id)
+        await engine.start()
+        await wait_for(lambda: bool(rec.qrs()), what="a QR")
+        await self.scan(rec.qrs()[-1], phone)
+        await wait_for(lambda: engine.state is S.CONNECTED, what="CONNECTED")
+        return engine, rec
+
+
+class SimHarness(EngineHarness):
+    """The sim engine over an in-process simulated network."""
+
+    link: SimLink
+
+    async def setup(self) -> None:
+        self.network = SimNetwork(
+            self.tmp_path / "simnet.json", deliver_delay=0.01, read_delay=0.03
+        )
+        self.link = LocalSimLink(self.network)
+
+    def build(
+        self, client_id: str, session_dir: Path, emit: Recorder, options: EngineOptions
+    ) -> Engine:
+        options = EngineOptions(
+            qr_first_ttl=options.qr_first_ttl,
+            qr_ttl=options.qr_ttl,
+            qr_max_rotations=options.qr_max_rotations,
+            sim_link=self.link,
+        )
+        engine = build_engine(
+            "sim", client_id=client_id, session_dir=session_dir, emit=emit, options=options
+        )
+        engine.reconnect_base = 0.01  # type: ignore[attr-defined]
+        return engine
+
+    async def scan(self, qr: str, phone: str) -> None:
+        await self.link.scan(qr, phone)
+
+    async def enter_pair_code(self, phone: str, code: str) -> None:
+        await self.link.enter_pair_code(phone, code)
+
+    async def phone_send(self, phone: str, to: str, text: str) -> str:
+        return await self.link.phone_send(phone, to, text)
+
+    async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
+        return await self.link.phone_inbox(phone)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.network.aclose()
+
+
+class SimHttpHarness(SimHarness):
+    """The sim engine over HTTP to an in-process `zapgate simnet` (uvicorn on loopback)."""
+
+    async def setup(self) -> None:
+        self.network = SimNetwork(
+            self.tmp_path / "simnet.json", deliver_delay=0.01, read_delay=0.03
+        )
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(self.network),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self.server_task = asyncio.create_task(self.server.serve(), name="test:simnet")
+        await wait_for(lambda: self.server.started, what="simnet to listen")
+        self.link = HttpSimLink(f"http://127.0.0.1:{port}", timeout=5.0)
+
+    async def close(self) -> None:
+        await EngineHarness.close(self)
+        await self.link.aclose()
+        self.server.should_exit = True
+        await self.server_task
+
+
+HARNESSES: dict[str, type[EngineHarness]] = {"sim": SimHarness, "sim-http": SimHttpHarness}
+
+
+@pytest.fixture(params=list(HARNESSES))
+async def engine_harness(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[EngineHarness]:
+    harness = HARNESSES[request.param](tmp_path)
+    await harness.setup()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+async def within(seconds: float, aw: Awaitable[Any]) -> Any:
+    async with asyncio.timeout(seconds):
+        return await aw
+
+
+# -- the contract ----------------------------------------------------------------------------
+async def test_start_without_creds_asks_for_a_qr(engine_harness: EngineHarness) -> None:
+    engine, rec = engine_harness.engine()
+    assert not engine.has_credentials()
+    await engine.start()
+    await wait_for(lambda: engine.state is S.SCAN_QR and bool(rec.qrs()), what="SCAN_QR + QR")
+    assert rec.qrs()[0].startswith("2@")
+    assert [s for s, _ in rec.states()][:2] == [S.STARTING, S.SCAN_QR]
+    qr_event = next(e for e in rec.events if isinstance(e, QrUpdated))
+    assert qr_event.expires_at.tzinfo is not None
+    assert engine.phone is None
+
+
+async def test_qr_rotates_then_stops_with_qr_timeout(engine_harness: EngineHarness) -> None:
+    engine, rec = engine_harness.engine(qr_first_ttl=0.05, qr_ttl=0.05, qr_max_rotations=3)
+    await engine.start()
+    await wait_for(lambda: engine.state is S.STOPPED, what="STOPPED after the last QR")
+    assert engine.state_reason == "qr_timeout"
+    qrs = rec.qrs()
+    assert len(qrs) == 3 and len(set(qrs)) == 3
+    assert all(q.startswith("2@") for q in qrs)
+    assert rec.states()[-1] == (S.STOPPED, "qr_timeout")
+    await asyncio.sleep(0.15)  # no endless loop: nothing more comes after STOPPED
+    assert len(rec.qrs()) == 3 and engine.state is S.STOPPED
+
+
+async def test_scan_connects_and_saves_credentials(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    assert engine.phone == PHONE_A
+    assert engine.has_credentials()
+    connected = [e for e in rec.events if isinstance(e, StateChanged) and e.state is S.CONNECTED]
+    assert connected and connected[-1].phone == PHONE_A
+
+
+async def test_old_qr_stops_working_after_rotation(engine_harness: EngineHarness) -> None:
+    engine, rec = engine_harness.engine(qr_first_ttl=0.05, qr_ttl=30.0)
+    await engine.start()
+    await wait_for(lambda: len(rec.qrs()) >= 2, what="a second QR")
+    with pytest.raises(Exception) as info:
+        await engine_harness.scan(rec.qrs()[0], PHONE_A)
+    assert getattr(info.value, "status", None) == 404
+    await engine_harness.scan(rec.qrs()[-1], PHONE_A)
+    await wait_for(lambda: engine.state is S.CONNECTED, what="CONNECTED")
+
+
+async def test_restart_resumes_without_a_qr(engine_harness: EngineHarness, tmp_path: Path) -> None:
+    engine, _ = await engine_harness.linked(phone=PHONE_A)
+    await engine.stop()
+    assert engine.state is S.STOPPED and engine.has_credentials()
+
+    again, rec = engine_harness.engine(session_dir=engine.session_dir)
+    assert again.has_credentials()
+    await again.start()
+    await wait_for(lambda: again.state is S.CONNECTED, what="CONNECTED after restart")
+    assert again.phone == PHONE_A
+    assert rec.qrs() == []
+    assert S.SCAN_QR not in [s for s, _ in rec.states()]
+
+
+async def test_send_reports_sent_delivered_read_in_order(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    message_id = new_message_id()
+    got = await engine.send_text(message_id=message_id, to=STRANGER, text="hello there")
+    assert got == message_id
+    await wait_for(lambda: MessageStatus.READ in rec.acks(message_id), what="READ ack")
+    assert rec.acks(message_id) == [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ]
+    inbox = await engine_harness.phone_inbox(STRANGER)
+    assert [(m["id"], m["text"], m["from"]) for m in inbox] == [
+        (message_id, "hello there", PHONE_A)
+    ]
+
+
+async def test_send_needs_a_connected_session(engine_harness: EngineHarness) -> None:
+    engine, _ = engine_harness.engine()
+    await engine.start()
+    await wait_for(lambda: engine.state is S.SCAN_QR, what="SCAN_QR")
+    with pytest.raises(Exception) as info:
+        await engine.send_text(message_id=new_message_id(), to=STRANGER, text="x")
+    assert getattr(info.value, "errcode", None) == "wrong_state"
+
+
+async def test_inbound_message_from_a_phone(engine_harness: EngineHarness) -> None:
+    _, rec = await engine_harness.linked(phone=PHONE_A)
+    msg_id = await engine_harness.phone_send(STRANGER, PHONE_A, "oi, tudo bem?")
+    await wait_for(lambda: bool(rec.received()), what="an inbound message")
+    (msg,) = rec.received()
+    assert (msg.id, msg.chat, msg.sender, msg.text) == (msg_id, STRANGER, STRANGER, "oi, tudo bem?")
+    assert msg.timestamp.tzinfo is not None
+
+
+async def test_pair_code_links_without_a_scan(engine_harness: EngineHarness) -> None:
+    engine, rec = engine_harness.engine()
+    await engine.start()
+    await wait_for(lambda: engine.state is S.SCAN_QR, what="SCAN_QR")
+    code = await engine.pair_code(PHONE_B)
+    assert len(code) == 8 and code.isalnum() and code.upper() == code
+    assert engine.state is S.PAIRING
+    await engine_harness.enter_pair_code(PHONE_B, code)
+    await wait_for(lambda: engine.state is S.CONNECTED, what="CONNECTED after the code")
+    assert engine.phone == PHONE_B and engine.has_credentials()
+    assert [s for s, _ in rec.states()][-3:] == [S.SCAN_QR, S.PAIRING, S.CONNECTED]
+
+
+async def test_logout_forgets_the_device(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    await engine.logout()
+    assert engine.state is S.LOGGED_OUT and engine.phone is None
+    assert not engine.has_credentials()
+
+    await engine.start()
+    await wait_for(lambda: engine.state is S.SCAN_QR, what="a new QR after logout")
+    assert len(rec.qrs()) == 2
+
+
+async def test_stop_is_idempotent_and_prompt(engine_harness: EngineHarness) -> None:
+    never_started, rec0 = engine_harness.engine("u0-zzz")
+    await within(2.0, never_started.stop())
+    await within(2.0, never_started.stop())
+    assert never_started.state is S.STOPPED
+    assert len(rec0.states()) <= 1  # at most the reason "stopped", once
+
+    engine, rec = engine_harness.engine()
+    await engine.start()
+    await wait_for(lambda: engine.state is S.SCAN_QR, what="SCAN_QR")
+    await asyncio.sleep(0.05)  # the reader is now inside a long-poll
+    t0 = time.monotonic()
+    await within(2.0, engine.stop())
+    await within(2.0, engine.stop())
+    assert time.monotonic() - t0 < 1.5
+    assert engine.state is S.STOPPED and engine.state_reason == "stopped"
+    assert [s for s, _ in rec.states()].count(S.STOPPED) == 1
+    assert engine.has_credentials() is False
+
+
+async def test_stop_keeps_credentials(engine_harness: EngineHarness) -> None:
+    engine, _ = await engine_harness.linked()
+    await within(2.0, engine.stop())
+    assert engine.has_credentials() and engine.state is S.STOPPED
+
+
+async def test_state_reports_are_deduplicated(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    await engine.set_state(S.CONNECTED)
+    await engine.set_state(S.CONNECTED)
+    await engine.start()  # already running: a no-op
+    await engine.stop()
+    await engine.stop()
+    states = rec.states()
+    assert all(a != b for a, b in itertools.pairwise(states)), states
+    assert states == [
+        (S.STARTING, None),
+        (S.SCAN_QR, None),
+        (S.CONNECTED, None),
+        (S.STOPPED, "stopped"),
+    ]
+
+
+async def test_two_sessions_on_one_network_are_kept_apart(engine_harness: EngineHarness) -> None:
+    a, rec_a = engine_harness.engine("u1-aaa")
+    b, rec_b = engine_harness.engine("u2-bbb")
+    await a.start()
+    await b.start()
+    await wait_for(lambda: bool(rec_a.qrs() and rec_b.qrs()), what="both QRs")
+    assert rec_a.qrs()[-1] != rec_b.qrs()[-1]
+
+    await engine_harness.scan(rec_a.qrs()[-1], PHONE_A)
+    await wait_for(lambda: a.state is S.CONNECTED, what="A CONNECTED")
+    assert b.state is S.SCAN_QR and b.phone is None and not b.has_credentials()
+
+    await engine_harness.scan(rec_b.qrs()[-1], PHONE_B)
+    await wait_for(lambda: b.state is S.CONNECTED, what="B CONNECTED")
+    assert (a.phone, b.phone) == (PHONE_A, PHONE_B)
+
+    # A writes to B's number: B receives it from A's phone; only A gets the acks.
+    mid = await a.send_text(message_id=new_message_id(), to=PHONE_B, text="hi B")
+    await wait_for(lambda: MessageStatus.READ in rec_a.acks(mid), what="A's READ ack")
+    await wait_for(lambda: bool(rec_b.received()), what="B's inbound")
+    assert [(m.id, m.sender, m.text) for m in rec_b.received()] == [(mid, PHONE_A, "hi B")]
+    assert rec_b.acks(mid) == [] and rec_a.received() == []
+
+    # A stranger writes to A only.
+    await engine_harness.phone_send(STRANGER, PHONE_A, "only for A")
+    await wait_for(lambda: bool(rec_a.received()), what="A's inbound")
+    assert [m.text for m in rec_a.received()] == ["only for A"]
+    assert [m.text for m in rec_b.received()] == ["hi B"]
