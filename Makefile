@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 		{ echo "zapgate needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -25,8 +25,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The browser tests (tests/e2e) drive Debian's Chromium; Playwright never downloads one.
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_latency.py

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from zapgate.errors import ConfigError
+from zapgate.errors import ConfigError, GatewayError
 
 _TRUTHY = {"1", "true", "yes", "on", "y", "t"}
 _PLACEHOLDERS = {
@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     lang: str = "en"
+    # Dashboard (issue 4): open sign-up, the Secure cookie flag (None: on in production)
+    # and the time zone dates are shown in.
+    signup_enabled: bool = True
+    cookie_secure: bool | None = None
+    timezone: str = "UTC"
     qr_first_ttl: float = Field(default=60.0, gt=0)
     qr_ttl: float = Field(default=20.0, gt=0)
     qr_max_rotations: int = Field(default=5, ge=1)
@@ -82,7 +87,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_text_chars: int = Field(default=65_536, ge=1)
     log_level: str = "INFO"
+    # Events (issue 5): webhooks, outbound queue, anti-ban send rate, retention.
+    allow_private_urls: bool = False
+    webhook_retry_period: float = Field(default=86_400.0, gt=0)
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_backoff_base: float = Field(default=2.0, gt=0)
+    webhook_backoff_cap: float = Field(default=3600.0, gt=0)
+    send_rate: str = "5/3s"
+    queue_deadline: float = Field(default=86_400.0, gt=0)
+    message_retention_days: float = Field(default=90.0, gt=0)
+    poll_interval: float = Field(default=0.5, gt=0)
     sim_api: bool | None = None
+    # whatsmeow engine (issue 3): auth-state store (None: SQLite in each session dir, or the
+    # registry's database when that is PostgreSQL; "sqlite" forces SQLite; or a postgres://
+    # URL), an optional proxy for WhatsApp's websocket, and the reconnect backoff; after
+    # `whatsmeow_max_failures` failed connections in a row a session goes to FAILED (0: never).
+    whatsmeow_store: str | None = None
+    whatsmeow_proxy: str | None = None
+    whatsmeow_reconnect_base: float = Field(default=1.0, gt=0)
+    whatsmeow_reconnect_cap: float = Field(default=60.0, gt=0)
+    whatsmeow_max_failures: int = Field(default=12, ge=0)
+    # `zapgate doctor` checks that WhatsApp's servers can be reached when the engine is
+    # whatsmeow: "info" reports without failing, "require" fails, "off" skips the check.
+    doctor_whatsapp: str = "info"
 
     @field_validator("topology", mode="before")
     @classmethod
@@ -155,6 +182,12 @@ class Settings(BaseSettings):
                     f"ZAPGATE_WORKER_URL={self.worker_url!r} is not an http(s) URL "
                     "(e.g. http://127.0.0.1:5001)."
                 )
+        try:
+            from zapgate.events.ratelimit import parse_rate
+
+            parse_rate(self.send_rate)
+        except GatewayError as err:
+            problems.append(f"ZAPGATE_SEND_RATE: {err.error}. {err.hint}")
         if problems:
             raise ConfigError(" ".join(problems), hint="See README.md, 'Production variables'.")
 

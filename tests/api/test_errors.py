@@ -126,10 +126,14 @@ def test_bad_phones_are_422(server: Server, phone: str) -> None:
     assert_error(r, 422, "invalid_phone")
 
 
-def test_sending_before_connected_is_409(server: Server) -> None:
+def test_sending_before_connected_is_queued_not_refused(server: Server) -> None:
     server.alice.put("/v1/sessions/early", json={"start": False})
     r = server.alice.post("/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"})
-    assert_error(r, 409, "wrong_state")
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["status"] == "queued" and body["scheduled_at"]
+    items = server.alice.get("/v1/sessions/early/messages").json()["items"]
+    assert any(m["id"] == body["id"] and m["status"] == "queued" for m in items)
     assert_error(server.alice.get("/v1/sessions/early/qr"), 409, "wrong_state")
     r = server.alice.post("/v1/sessions/early/pair-code", json={"phone": "+5511999990001"})
     assert_error(r, 409, "wrong_state")
@@ -212,12 +216,56 @@ def test_lifecycle_endpoints_are_idempotent(server: Server) -> None:
 
 
 def test_idempotency_key_returns_the_first_send(server: Server) -> None:
-    # Without a linked session the send is refused, and the key is not burnt by it.
     api = server.alice
     api.put("/v1/sessions/early", json={"start": False})
     h = {"Idempotency-Key": "k-1"}
-    for _ in range(2):
-        r = api.post(
-            "/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"}, headers=h
-        )
-        assert_error(r, 409, "wrong_state")
+    first = api.post(
+        "/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"}, headers=h
+    )
+    assert first.status_code == 202
+    again = api.post(
+        "/v1/sessions/early/messages", json={"to": "+5511999990001", "text": "x"}, headers=h
+    )
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    other = api.post(
+        "/v1/sessions/early/messages",
+        json={"to": "+5511999990001", "text": "x"},
+        headers={"Idempotency-Key": "k-2"},
+    )
+    assert other.status_code == 202 and other.json()["id"] != first.json()["id"]
+    assert_error(
+        api.post(
+            "/v1/sessions/early/messages",
+            json={"to": "+5511999990001", "text": "x"},
+            headers={"Idempotency-Key": "k" * 201},
+        ),
+        422,
+    )
+
+
+def test_bad_send_rates_are_422(server: Server) -> None:
+    for rate in ["fast", "0/1s", "5/0s", "-1/2s"]:
+        r = server.alice.put("/v1/sessions/early", json={"start": False, "send_rate": rate})
+        assert_error(r, 422, "validation_error")
+    r = server.alice.put("/v1/sessions/early", json={"start": False, "send_rate": "10/1s"})
+    assert r.status_code == 200 and r.json()["send_rate"] == "10/1s"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest",
+        "http://10.1.2.3/x",
+        "http://192.168.0.10/x",
+        "http://[::1]/x",
+        "http://0.0.0.0/x",
+        "http://[::ffff:127.0.0.1]/x",
+    ],
+)
+def test_webhooks_to_private_addresses_are_refused(server: Server, url: str) -> None:
+    body = assert_error(
+        server.alice.post("/v1/webhooks", json={"url": url}), 422, "url_not_allowed"
+    )
+    assert "ZAPGATE_ALLOW_PRIVATE_URLS" in body["hint"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from zapgate.domain.state import SessionState
 
 
 class MessageStatus(StrEnum):
+    QUEUED = "queued"
     PENDING = "pending"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -23,6 +25,7 @@ class MessageStatus(StrEnum):
 
 
 _RANK = {
+    MessageStatus.QUEUED: 0,
     MessageStatus.PENDING: 0,
     MessageStatus.SENT: 1,
     MessageStatus.DELIVERED: 2,
@@ -47,6 +50,7 @@ class User:
     email: str
     is_admin: bool
     created_at: datetime
+    lang: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +79,7 @@ class Session:
     port: int | None
     created_at: datetime
     updated_at: datetime
+    send_rate: str | None = None
 
     @property
     def route(self) -> Route:
@@ -97,5 +102,57 @@ class Message:
     status: MessageStatus
     status_reason: str | None
     idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    scheduled_at: datetime | None = None
+    deadline_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One outbox event, as webhooks and the live stream send it."""
+
+    seq: int
+    id: str
+    user_id: int
+    session: str | None
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "session": self.session,
+            "occurred_at": self.occurred_at.isoformat(),
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Webhook:
+    id: int
+    user_id: int
+    url: str
+    secret: str
+    events: tuple[str, ...]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    id: int
+    webhook_id: int
+    event_seq: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
     created_at: datetime
     updated_at: datetime

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime
 
 from zapgate.domain.models import MessageStatus, Route
@@ -21,8 +22,18 @@ logger = logging.getLogger(__name__)
 
 
 class JournalPuller:
-    def __init__(self, registry: Registry, pool: WorkerPool, *, wait: float = 20.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        pool: WorkerPool,
+        *,
+        wait: float = 20.0,
+        on_applied: Callable[[bool], None] | None = None,
+    ) -> None:
         self.registry = registry
+        # Told after each batch (True when a session became CONNECTED), so the webhook
+        # dispatcher and the outbound queue act at once instead of at their next tick.
+        self._on_applied = on_applied or (lambda _connected: None)
         self.pool = pool
         self.wait = wait
         self._tasks = TaskGroup()
@@ -53,11 +64,15 @@ class JournalPuller:
                 delay = min(delay * 2, 15.0)
                 continue
             delay = 0.5
+            connected = False
             for entry in page.items:
                 try:
                     await self.apply(entry)
                 except Exception:
                     logger.exception("journal %s: applying event %s failed", key, entry.seq)
+                connected |= entry.type == "state" and entry.data.get("state") == "CONNECTED"
+            if page.items:
+                self._on_applied(connected)
             if page.next != cursor:
                 cursor = page.next
                 await self.registry.set_cursor(key, cursor)
@@ -94,6 +109,10 @@ class JournalPuller:
                 text=data.get("text"),
                 status=MessageStatus.RECEIVED,
                 created_at=datetime.fromisoformat(data["timestamp"]),
+            )
+        elif entry.type == "qr":
+            await self.registry.record_event(
+                sid, "session.qr", {"qr": data["qr"], "expires_at": data.get("expires_at")}
             )
         elif entry.type == "ack":
             await self.registry.update_message_status(

@@ -14,13 +14,23 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, select, text, update
+from sqlalchemy import CursorResult, Result, and_, func, or_, select, text, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir_for
-from zapgate.domain.models import ApiKey, Message, MessageStatus, Route, Session, User
+from zapgate.domain.models import (
+    ApiKey,
+    Delivery,
+    Event,
+    Message,
+    MessageStatus,
+    Route,
+    Session,
+    User,
+    Webhook,
+)
 from zapgate.domain.state import SessionState
 from zapgate.errors import (
     Conflict,
@@ -29,9 +39,18 @@ from zapgate.errors import (
     UserExists,
     ValidationFailed,
 )
-from zapgate.registry import credentials, migrator
+from zapgate.registry import credentials, migrator, outbox
 from zapgate.registry.engine import READ_ONLY, create_engine
-from zapgate.registry.tables import ApiKeyRow, MessageRow, SessionRow, UserRow, WorkerCursorRow
+from zapgate.registry.tables import (
+    ApiKeyRow,
+    DeliveryRow,
+    EventRow,
+    MessageRow,
+    SessionRow,
+    UserRow,
+    WebhookRow,
+    WorkerCursorRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +92,33 @@ def _may_move(old: MessageStatus, new: MessageStatus) -> bool:
     if old is new:
         return False
     if new is MessageStatus.FAILED:
-        return old in (MessageStatus.PENDING, MessageStatus.SENT)
+        return old in (MessageStatus.QUEUED, MessageStatus.PENDING, MessageStatus.SENT)
     return old is not MessageStatus.FAILED and new.rank > old.rank
 
 
 # Row -> domain conversions: the only way data leaves this module.
 
 
+def _message_data(row: MessageRow) -> dict[str, Any]:
+    """What message events carry."""
+    return {
+        "id": row.id,
+        "direction": row.direction,
+        "chat": row.chat,
+        "text": row.text,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "created_at": as_utc(row.created_at).isoformat(),
+    }
+
+
 def _user(row: UserRow) -> User:
     return User(
-        id=row.id, email=row.email, is_admin=row.is_admin, created_at=as_utc(row.created_at)
+        id=row.id,
+        email=row.email,
+        is_admin=row.is_admin,
+        created_at=as_utc(row.created_at),
+        lang=row.lang,
     )
 
 
@@ -113,6 +149,7 @@ def _session(row: SessionRow) -> Session:
         port=row.port,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
+        send_rate=row.send_rate,
     )
 
 
@@ -129,6 +166,8 @@ def _message(row: MessageRow) -> Message:
         idempotency_key=row.idempotency_key,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
+        scheduled_at=_as_utc_or_none(row.scheduled_at),
+        deadline_at=_as_utc_or_none(row.deadline_at),
     )
 
 
@@ -139,6 +178,7 @@ class Registry:
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self.dialect: str = engine.dialect.name
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         # Serializes get-or-create per (user, name) inside this process; entries vanish
         # once no coroutine holds the lock.
         self._create_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
@@ -160,17 +200,22 @@ class Registry:
         await self._engine.dispose()
 
     async def migrate(self) -> None:
-        before = await self.revision()
-        try:
-            await migrator.upgrade(self._engine)
-        except DBAPIError:
-            # Several processes starting on a fresh PostgreSQL database race to create
-            # the same tables; the losers fail once the winner commits. Reaching head
-            # that way is success. (SQLite serializes them with BEGIN IMMEDIATE.)
-            if await self.revision() != self.head_revision():
-                raise
-            logger.info("registry: another process migrated the database concurrently")
-            return
+        for attempt in range(5):
+            try:
+                before = await self.revision()
+                await migrator.upgrade(self._engine)
+                break
+            except DBAPIError as exc:
+                # Several processes starting on a fresh database race to create the same
+                # tables; the losers fail once the winner commits. Reaching head that way
+                # is success. SQLite may also answer "database is locked" at once (not
+                # after busy_timeout) to a reader caught behind a migrating writer: retry.
+                if await self.revision() == self.head_revision():
+                    logger.info("registry: another process migrated the database concurrently")
+                    return
+                if "locked" not in str(exc) or attempt == 4:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
         after = await self.revision()
         if before != after:
             logger.info("registry: migrated %s database from %s to %s", self.dialect, before, after)
@@ -195,7 +240,14 @@ class Registry:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessionmaker() as s, s.begin():
+        if self._write_lock is None:
+            async with self._sessionmaker() as s, s.begin():
+                yield s
+            return
+        # SQLite has one writer at a time. Queueing our own writers here keeps them out
+        # of SQLite's busy handler, which sleeps up to 100 ms per retry and made every
+        # write wait behind the others (other processes still meet busy_timeout).
+        async with self._write_lock, self._sessionmaker() as s, s.begin():
             yield s
 
     # users
@@ -291,6 +343,30 @@ class Registry:
             if _rowcount(result) == 0:
                 raise NotFound(f"No user {user_id}.", hint="List users with `zapgate users`.")
         logger.info("registry: user %s is_admin=%s", user_id, is_admin)
+
+    # -- dashboard: user settings and listings (issue 4) --------------------------------------
+
+    async def set_user_lang(self, user_id: int, lang: str | None) -> None:
+        """The dashboard language a user picked; None follows the browser again."""
+        async with self._write() as s:
+            result = await s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(lang=lang)
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(result) == 0:
+                raise NotFound(f"No user {user_id}.")
+
+    async def count_users(self) -> int:
+        async with self._read() as s:
+            return int(await s.scalar(select(func.count()).select_from(UserRow)) or 0)
+
+    async def list_users(self) -> list[User]:
+        async with self._read() as s:
+            return [_user(r) for r in await s.scalars(select(UserRow).order_by(UserRow.id))]
+
+    # -- end of dashboard section --------------------------------------------------------------
 
     # api keys
 
@@ -509,10 +585,23 @@ class Registry:
         reason: str | None,
         phone: str | None = None,
     ) -> Session | None:
-        values: dict[str, Any] = {"state": SessionState(state).value, "state_reason": reason}
-        if phone is not None:
-            values["phone"] = phone
-        return await self._update_session(session_id, values)
+        state = SessionState(state)
+        async with self._write() as s:
+            row = await s.get(SessionRow, session_id, with_for_update=True)
+            if row is None:
+                return None
+            new_phone = row.phone if phone is None else phone
+            if (row.state, row.state_reason, row.phone) != (state.value, reason, new_phone):
+                row.state, row.state_reason, row.phone = state.value, reason, new_phone
+                row.updated_at = utcnow()
+                await outbox.emit(
+                    s,
+                    user_id=row.user_id,
+                    session=row,
+                    type_="session.status",
+                    data={"state": state.value, "reason": reason, "phone": new_phone},
+                )
+            return _session(row)
 
     async def clear_phone(self, session_id: int) -> None:
         await self._update_session(session_id, {"phone": None})
@@ -536,6 +625,8 @@ class Registry:
         status: MessageStatus,
         idempotency_key: str | None = None,
         created_at: datetime | None = None,
+        scheduled_at: datetime | None = None,
+        deadline_at: datetime | None = None,
     ) -> tuple[Message, bool]:
         if direction not in DIRECTIONS:
             raise ValidationFailed(f"direction: {direction[:10]!r} is not 'in' or 'out'")
@@ -553,10 +644,23 @@ class Registry:
             idempotency_key=idempotency_key,
             created_at=now if created_at is None else as_utc(created_at),
             updated_at=now,
+            scheduled_at=scheduled_at,
+            deadline_at=deadline_at,
         )
         try:
             async with self._write() as s:
                 s.add(row)
+                await s.flush()
+                session = await s.get(SessionRow, session_id)
+                if session is not None:
+                    type_ = "message.received" if direction == "in" else "message.status"
+                    await outbox.emit(
+                        s,
+                        user_id=session.user_id,
+                        session=session,
+                        type_=type_,
+                        data=_message_data(row),
+                    )
         except IntegrityError:
             # A concurrent insert of the same message id or idempotency key won; or the
             # session is gone (foreign key).
@@ -596,8 +700,9 @@ class Registry:
         # status and the lower one land last.
         movable = [old.value for old in MessageStatus if _may_move(old, status)]
         async with self._write() as s:
+            changed = 0
             if movable:
-                await s.execute(
+                result = await s.execute(
                     update(MessageRow)
                     .where(
                         MessageRow.session_id == session_id,
@@ -607,9 +712,20 @@ class Registry:
                     .values(status=status.value, status_reason=reason, updated_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
+                changed = _rowcount(result)
             row = await s.scalar(
                 select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
             )
+            if row is not None and changed:
+                session = await s.get(SessionRow, session_id)
+                if session is not None:
+                    await outbox.emit(
+                        s,
+                        user_id=session.user_id,
+                        session=session,
+                        type_="message.status",
+                        data=_message_data(row),
+                    )
             return None if row is None else _message(row)
 
     async def list_messages(
@@ -668,3 +784,288 @@ class Registry:
             except IntegrityError:
                 if attempt:
                     raise
+
+    # -- events: outbox, webhooks, deliveries, outbound queue, retention -----------------------
+
+    async def record_event(self, session_id: int, type_: str, data: dict[str, Any]) -> None:
+        """An event that changes no row of ours (a new QR): only the outbox is written."""
+        async with self._write() as s:
+            session = await s.get(SessionRow, session_id)
+            if session is not None:
+                await outbox.emit(
+                    s, user_id=session.user_id, session=session, type_=type_, data=data
+                )
+
+    async def list_events(
+        self, user_id: int, *, session_id: int | None, after: int, limit: int = 100
+    ) -> list[Event]:
+        query = (
+            select(EventRow)
+            .where(EventRow.user_id == user_id, EventRow.seq > after)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        if session_id is not None:
+            query = query.where(EventRow.session_id == session_id)
+        async with self._read() as s:
+            return [outbox.event(r) for r in await s.scalars(query)]
+
+    async def create_webhook(
+        self, user_id: int, *, url: str, secret: str, events: Sequence[str]
+    ) -> Webhook:
+        row = WebhookRow(
+            user_id=user_id,
+            url=url,
+            secret=secret,
+            events=" ".join(events),
+            enabled=True,
+            created_at=utcnow(),
+        )
+        async with self._write() as s:
+            s.add(row)
+        return outbox.webhook(row)
+
+    async def list_webhooks(self, user_id: int) -> list[Webhook]:
+        async with self._read() as s:
+            rows = await s.scalars(
+                select(WebhookRow).where(WebhookRow.user_id == user_id).order_by(WebhookRow.id)
+            )
+            return [outbox.webhook(r) for r in rows]
+
+    async def get_webhook(self, user_id: int, webhook_id: int) -> Webhook | None:
+        async with self._read() as s:
+            row = await s.get(WebhookRow, webhook_id)
+            return None if row is None or row.user_id != user_id else outbox.webhook(row)
+
+    async def delete_webhook(self, user_id: int, webhook_id: int) -> bool:
+        async with self._write() as s:
+            result = await s.execute(
+                sql_delete(WebhookRow).where(
+                    WebhookRow.id == webhook_id, WebhookRow.user_id == user_id
+                )
+            )
+            return _rowcount(result) > 0
+
+    async def disable_webhook(self, webhook_id: int, reason: str) -> None:
+        """Switch a webhook off and close its pending deliveries (410 Gone)."""
+        now = utcnow()
+        async with self._write() as s:
+            await s.execute(
+                update(WebhookRow)
+                .where(WebhookRow.id == webhook_id)
+                .values(enabled=False, disabled_reason=reason)
+            )
+            await s.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.webhook_id == webhook_id, DeliveryRow.status == "pending")
+                .values(status="cancelled", last_error=reason, updated_at=now)
+            )
+
+    async def ping_webhook(self, user_id: int, webhook_id: int) -> Event:
+        """Queue a `webhook.ping` event for this one webhook."""
+        async with self._write() as s:
+            row = await outbox.emit(
+                s,
+                user_id=user_id,
+                session=None,
+                type_=outbox.PING_TYPE,
+                data={"webhook_id": webhook_id},
+                only_webhook=webhook_id,
+            )
+            return outbox.event(row)
+
+    async def webhooks_with_due_deliveries(self, now: datetime) -> list[Webhook]:
+        query = select(WebhookRow).where(
+            WebhookRow.enabled,
+            WebhookRow.id.in_(
+                select(DeliveryRow.webhook_id).where(
+                    DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now
+                )
+            ),
+        )
+        async with self._read() as s:
+            return [outbox.webhook(r) for r in await s.scalars(query)]
+
+    async def pending_deliveries(
+        self, webhook_id: int, limit: int = 50
+    ) -> list[tuple[Delivery, Event]]:
+        """The webhook's pending deliveries, oldest event first (delivery order)."""
+        query = (
+            select(DeliveryRow, EventRow)
+            .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
+            .where(DeliveryRow.webhook_id == webhook_id, DeliveryRow.status == "pending")
+            .order_by(DeliveryRow.event_seq)
+            .limit(limit)
+        )
+        async with self._read() as s:
+            rows = (await s.execute(query)).all()
+            return [(outbox.delivery(d, e), outbox.event(e)) for d, e in rows]
+
+    async def update_delivery(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        async with self._write() as s:
+            await s.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    next_attempt_at=next_attempt_at,
+                    last_status_code=status_code,
+                    last_error=error,
+                    updated_at=utcnow(),
+                )
+            )
+
+    async def list_deliveries(
+        self, user_id: int, webhook_id: int, *, limit: int = 50
+    ) -> list[Delivery]:
+        query = (
+            select(DeliveryRow, EventRow)
+            .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
+            .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
+            .where(DeliveryRow.webhook_id == webhook_id, WebhookRow.user_id == user_id)
+            .order_by(DeliveryRow.id.desc())
+            .limit(limit)
+        )
+        async with self._read() as s:
+            return [outbox.delivery(d, e) for d, e in (await s.execute(query)).all()]
+
+    async def set_send_rate(self, session_id: int, rate: str | None) -> Session | None:
+        return await self._update_session(session_id, {"send_rate": rate})
+
+    async def due_outbound(
+        self,
+        now: datetime,
+        *,
+        stale_before: datetime,
+        session_id: int | None = None,
+        limit: int = 100,
+    ) -> list[tuple[Message, Session]]:
+        """Outbound messages ready to go: queued and due, on a CONNECTED session; or
+        claimed (`pending`) by a sender that died before finishing (claim older than
+        `stale_before`)."""
+        query = (
+            select(MessageRow, SessionRow)
+            .join(SessionRow, SessionRow.id == MessageRow.session_id)
+            .where(
+                MessageRow.direction == "out",
+                SessionRow.state == SessionState.CONNECTED.value,
+                or_(
+                    and_(
+                        MessageRow.status == MessageStatus.QUEUED.value,
+                        or_(MessageRow.scheduled_at.is_(None), MessageRow.scheduled_at <= now),
+                    ),
+                    and_(
+                        MessageRow.status == MessageStatus.PENDING.value,
+                        MessageRow.updated_at < stale_before,
+                    ),
+                ),
+            )
+            .order_by(MessageRow.pk)
+            .limit(limit)
+        )
+        if session_id is not None:
+            query = query.where(MessageRow.session_id == session_id)
+        async with self._read() as s:
+            return [(_message(m), _session(sr)) for m, sr in (await s.execute(query)).all()]
+
+    async def claim_message(self, message_pk: int, *, stale_before: datetime) -> bool:
+        """Mark a queued (or stale pending) message as being sent; False when another
+        sender got it first."""
+        async with self._write() as s:
+            result = await s.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.pk == message_pk,
+                    or_(
+                        MessageRow.status == MessageStatus.QUEUED.value,
+                        and_(
+                            MessageRow.status == MessageStatus.PENDING.value,
+                            MessageRow.updated_at < stale_before,
+                        ),
+                    ),
+                )
+                .values(status=MessageStatus.PENDING.value, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(result) == 1
+
+    async def expired_outbound(self, now: datetime, limit: int = 100) -> list[Message]:
+        query = (
+            select(MessageRow)
+            .where(
+                MessageRow.direction == "out",
+                MessageRow.status.in_([MessageStatus.QUEUED.value, MessageStatus.PENDING.value]),
+                MessageRow.deadline_at.is_not(None),
+                MessageRow.deadline_at < now,
+            )
+            .order_by(MessageRow.pk)
+            .limit(limit)
+        )
+        async with self._read() as s:
+            return [_message(r) for r in await s.scalars(query)]
+
+    async def purge(self, *, messages_before: datetime, events_before: datetime) -> tuple[int, int]:
+        """Retention: drop finished messages and events older than the cut-offs (queued
+        and in-flight messages are kept; deliveries go with their events)."""
+        async with self._write() as s:
+            m = await s.execute(
+                sql_delete(MessageRow).where(
+                    MessageRow.created_at < messages_before,
+                    MessageRow.status.not_in(
+                        [MessageStatus.QUEUED.value, MessageStatus.PENDING.value]
+                    ),
+                )
+            )
+            e = await s.execute(sql_delete(EventRow).where(EventRow.occurred_at < events_before))
+            return _rowcount(m), _rowcount(e)
+
+    async def release_message(self, session_id: int, id: str, reason: str) -> Message | None:
+        """Put a message whose send did not happen (session not connected, worker away)
+        back in the queue; nothing is lost and nothing is sent twice."""
+        async with self._write() as s:
+            await s.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.session_id == session_id,
+                    MessageRow.id == id,
+                    MessageRow.status == MessageStatus.PENDING.value,
+                )
+                .values(
+                    status=MessageStatus.QUEUED.value, status_reason=reason, updated_at=utcnow()
+                )
+                .execution_options(synchronize_session=False)
+            )
+            row = await s.scalar(
+                select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
+            )
+            return None if row is None else _message(row)
+
+    async def mark_delivered(self, delivered: Sequence[tuple[int, int, int]]) -> None:
+        """Record successful deliveries in one transaction: (delivery id, attempts, code)."""
+        if not delivered:
+            return
+        now = utcnow()
+        async with self._write() as s:
+            for delivery_id, attempts, code in delivered:
+                await s.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == delivery_id)
+                    .values(
+                        status="delivered",
+                        attempts=attempts,
+                        next_attempt_at=now,
+                        last_status_code=code,
+                        last_error=None,
+                        updated_at=now,
+                    )
+                )

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from zapgate.config import Settings
-from zapgate.domain.ids import new_message_id, normalize_phone, validate_session_name
-from zapgate.domain.models import Message, MessageStatus, Session, User
+from zapgate.domain.ids import normalize_phone, validate_session_name
+from zapgate.domain.models import Message, Session, User
 from zapgate.domain.state import SessionState
 from zapgate.engines import validate_engine_name
 from zapgate.errors import (
@@ -20,7 +20,9 @@ from zapgate.errors import (
     WorkerUnreachable,
     WrongState,
 )
+from zapgate.events.ratelimit import parse_rate
 from zapgate.registry import Registry
+from zapgate.services.outbound import OutboundQueue
 from zapgate.services.workers import WorkerPool
 from zapgate.topology.migration import RouteMigrator
 from zapgate.worker.client import WorkerAPI
@@ -37,6 +39,7 @@ class SessionService:
         registry: Registry,
         pool: WorkerPool,
         migrator: RouteMigrator,
+        outbound: OutboundQueue,
         *,
         on_route: Callable[[Session], None] | None = None,
     ) -> None:
@@ -44,6 +47,7 @@ class SessionService:
         self.registry = registry
         self.pool = pool
         self.migrator = migrator
+        self.outbound = outbound
         # Called with every session a request touches, so the web tier follows the
         # journal of each worker in use.
         self._on_route = on_route or (lambda _s: None)
@@ -198,36 +202,17 @@ class SessionService:
             prior = await self.registry.get_message_by_idempotency_key(session.id, idempotency_key)
             if prior is not None:
                 return prior, False
-        if session.state is not SessionState.CONNECTED:
-            raise WrongState(
-                f"Session {name!r} is {session.state}, not CONNECTED.",
-                hint="Link the session (scan its QR) and wait for CONNECTED before sending.",
-            )
-        message, created = await self.registry.add_message(
-            session.id,
-            id=new_message_id(),
-            direction="out",
-            chat=to,
-            text=text,
-            status=MessageStatus.PENDING,
-            idempotency_key=idempotency_key,
+        return await self.outbound.submit(
+            session, to=to, text=text, idempotency_key=idempotency_key
         )
-        if not created:
-            return message, False
-        try:
-            await self._call(
-                session, lambda w: w.send_text(session.client_id, message.id, to, text)
-            )
-        except Exception as exc:
-            reason = getattr(exc, "errcode", type(exc).__name__)
-            await self.registry.update_message_status(
-                session.id, message.id, MessageStatus.FAILED, reason
-            )
-            raise
-        updated = await self.registry.update_message_status(
-            session.id, message.id, MessageStatus.SENT
-        )
-        return updated or message, True
+
+    async def set_send_rate(self, user: User, name: str, rate: str | None) -> Session:
+        session = await self.get(user, name)
+        if rate is not None:
+            parse_rate(rate)
+        updated = await self.registry.set_send_rate(session.id, rate)
+        self.outbound.scheduler.forget(session.id)
+        return updated or session
 
     async def messages(
         self, user: User, name: str, *, direction: str | None, limit: int, before: int | None

@@ -220,9 +220,13 @@ class SimNetwork:
         if link is None:
             raise DeviceNotLinked(f"device {device_id} is not linked to a phone")
         now = _now()
-        self._inboxes[to].append(
-            {"id": message_id, "from": link.phone, "text": text, "timestamp": now}
-        )
+        inbox = self._inboxes[to]
+        if any(m["id"] == message_id and m["from"] == link.phone for m in inbox):
+            # WhatsApp receivers drop a message id they already have: a sender retrying
+            # after a crash does not make the message appear twice.
+            await self._push(dev, "ack", id=message_id, status="sent")
+            return message_id
+        inbox.append({"id": message_id, "from": link.phone, "text": text, "timestamp": now})
         for other_id in self._devices_of(to):
             if other_id != device_id:
                 await self._push(

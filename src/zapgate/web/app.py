@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from zapgate import __version__
 from zapgate.config import Settings, Topology
-from zapgate.web.api import sessions, sim, system
+from zapgate.web.api import sessions, sim, stream, system, webhooks
 from zapgate.web.context import AppContext
+from zapgate.web.dashboard import install_dashboard, start_dashboard
 from zapgate.web.errors import install_error_handlers
 from zapgate.web.limits import BodyLimitMiddleware
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
         ctx = await AppContext.build(settings, topology)
         app.state.ctx = ctx
         try:
+            start_dashboard(app, ctx)
             yield
         finally:
             await ctx.close()
@@ -31,10 +33,13 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
         description="Self-hosted, multi-tenant WhatsApp gateway.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, localize=True)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(system.router)
     app.include_router(sessions.router)
+    app.include_router(stream.router)
+    app.include_router(webhooks.router)
     if settings.sim_api_enabled:
         app.include_router(sim.router)
+    install_dashboard(app)
     return app

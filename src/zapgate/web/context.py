@@ -10,8 +10,11 @@ from pathlib import Path
 from zapgate.config import Settings, Topology
 from zapgate.engines import EngineOptions
 from zapgate.events.puller import JournalPuller
+from zapgate.events.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
+from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
+from zapgate.services.webhooks import WebhookService
 from zapgate.services.workers import WorkerPool
 from zapgate.topology.migration import RouteMigrator
 from zapgate.topology.placement import EMBEDDED_WORKER_ID, Placement, build_placement
@@ -44,6 +47,9 @@ class AppContext:
     pool: WorkerPool
     puller: JournalPuller
     sessions: SessionService
+    outbound: OutboundQueue
+    dispatcher: WebhookDispatcher
+    webhooks: WebhookService
     local_worker: Worker | None
 
     @classmethod
@@ -62,10 +68,23 @@ class AppContext:
             )
             await local.initialize()
         pool = WorkerPool(settings, placement, local=local)
-        puller = JournalPuller(registry, pool)
+        outbound = OutboundQueue(settings, registry, pool)
+        dispatcher = WebhookDispatcher(settings, registry)
+
+        def on_applied(connected: bool) -> None:
+            dispatcher.wake()
+            if connected:
+                outbound.wake()
+
+        puller = JournalPuller(registry, pool, on_applied=on_applied)
         migrator = RouteMigrator(registry, placement)
         sessions = SessionService(
-            settings, registry, pool, migrator, on_route=lambda s: puller.follow(s.route)
+            settings,
+            registry,
+            pool,
+            migrator,
+            outbound,
+            on_route=lambda s: puller.follow(s.route),
         )
         logger.info("topology %s", placement.describe())
         await migrator.migrate_all()
@@ -73,6 +92,8 @@ class AppContext:
             puller.follow(session.route)
         if local is not None:
             puller.follow(placement.place(0))
+        outbound.start()
+        dispatcher.start()
         return cls(
             settings=settings,
             topology=topology,
@@ -81,10 +102,15 @@ class AppContext:
             pool=pool,
             puller=puller,
             sessions=sessions,
+            outbound=outbound,
+            dispatcher=dispatcher,
+            webhooks=WebhookService(settings, registry, dispatcher),
             local_worker=local,
         )
 
     async def close(self) -> None:
+        await self.outbound.close()
+        await self.dispatcher.close()
         await self.puller.close()
         await self.pool.aclose()
         if self.local_worker is not None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zapgate import errors
+from zapgate.i18n import choose_lang
+from zapgate.i18n.errors import translate_text
 
 logger = logging.getLogger(__name__)
 
@@ -31,25 +34,67 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
+# The dashboard sets app.state.html_error_renderer: a browser gets an HTML page, an API
+# client (or the renderer answering None) the JSON shape.
+HtmlErrorRenderer = Callable[[Request, errors.GatewayError], Awaitable[Response | None]]
+
+
+def request_lang(request: Request) -> str:
+    """The language of the response: the one the dashboard chose for this request (the
+    user's setting), else Accept-Language, else ZAPGATE_LANG."""
+    chosen = getattr(request.state, "lang", None)
+    ctx = getattr(request.app.state, "ctx", None)
+    default = getattr(getattr(ctx, "settings", None), "lang", None)
+    return choose_lang(chosen, request.headers.get("accept-language"), default)
+
+
+def localized_response(request: Request, err: errors.GatewayError) -> JSONResponse:
+    """error_response with `error` and `hint` in the request's language; the errcode and
+    every other field stay as they are."""
+    response = error_response(err)
+    lang = request_lang(request)
+    if lang == "en":
+        return response
+    body = err.to_dict()
+    body["error"] = translate_text(err.error, lang)
+    body["hint"] = translate_text(err.hint, lang)
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    headers["Content-Language"] = lang.replace("_", "-")
+    return JSONResponse(body, status_code=err.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
+    """`localize` translates `error`/`hint` (the public app); the worker's internal app
+    keeps English, so the web tier can recognise and translate what a worker says."""
+
+    async def respond(request: Request, err: errors.GatewayError) -> Response:
+        renderer: HtmlErrorRenderer | None = getattr(request.app.state, "html_error_renderer", None)
+        if renderer is not None:
+            page = await renderer(request, err)
+            if page is not None:
+                return page
+        return localized_response(request, err) if localize else error_response(err)
+
     @app.exception_handler(errors.GatewayError)
-    async def _gateway(_: Request, exc: errors.GatewayError) -> JSONResponse:
+    async def _gateway(request: Request, exc: errors.GatewayError) -> Response:
         if exc.status >= 500:
             logger.warning("%s: %s", exc.errcode, exc.error)
-        return error_response(exc)
+        return await respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         raw = exc.errors()
         if any(e.get("type") == "json_invalid" for e in raw):
-            return error_response(errors.InvalidJSON("The request body is not valid JSON."))
+            return await respond(request, errors.InvalidJSON("The request body is not valid JSON."))
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid"}
         where = ".".join(p for p in first["loc"] if p != "body") or "request"
-        return error_response(errors.ValidationFailed(f"{where}: {first['msg']}", details=details))
+        return await respond(
+            request, errors.ValidationFailed(f"{where}: {first['msg']}", details=details)
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         mapping: dict[int, type[errors.GatewayError]] = {
             401: errors.Unauthorized,
             403: errors.Forbidden,
@@ -58,7 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
         }
         cls = mapping.get(exc.status_code)
         if cls is not None:
-            return error_response(cls(str(exc.detail)))
+            return await respond(request, cls(str(exc.detail)))
         body = {
             "errcode": f"http_{exc.status_code}",
             "error": str(exc.detail),
@@ -67,10 +112,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.error("unexpected error: %r", exc, exc_info=exc)
-        return error_response(
-            errors.GatewayError("An unexpected error happened; it has been logged.")
+        return await respond(
+            request, errors.GatewayError("An unexpected error happened; it has been logged.")
         )
 
 

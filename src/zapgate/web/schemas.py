@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from zapgate.domain.models import Message, Session
+from zapgate.domain.models import Delivery, Message, Session, Webhook
 from zapgate.domain.state import SessionState
 
 
@@ -15,6 +15,11 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     engine: str | None = Field(default=None, max_length=40)
     start: bool = True
+    send_rate: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Anti-ban send rate for this number: BURST/INTERVALs (e.g. 5/3s) or off",
+    )
 
 
 class SessionPublic(BaseModel):
@@ -27,6 +32,7 @@ class SessionPublic(BaseModel):
     worker_id: str
     worker_url: str | None
     port: int | None
+    send_rate: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -42,6 +48,7 @@ class SessionPublic(BaseModel):
             worker_id=s.worker_id,
             worker_url=s.worker_url,
             port=s.port,
+            send_rate=s.send_rate,
             created_at=s.created_at,
             updated_at=s.updated_at,
         )
@@ -80,6 +87,9 @@ class MessagePublic(BaseModel):
     status: str
     status_reason: str | None
     created_at: datetime
+    scheduled_at: datetime | None = Field(
+        default=None, description="When a queued message is expected to go (rate limit)"
+    )
 
     @classmethod
     def of(cls, m: Message) -> MessagePublic:
@@ -92,6 +102,7 @@ class MessagePublic(BaseModel):
             status=m.status.value,
             status_reason=m.status_reason,
             created_at=m.created_at,
+            scheduled_at=m.scheduled_at,
         )
 
 
@@ -142,3 +153,72 @@ class AdminSession(SessionPublic):
 
 class AdminSessionList(BaseModel):
     items: list[AdminSession]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, max_length=10)
+    secret: str | None = Field(default=None, max_length=200)
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    secret: str | None = Field(default=None, description="Only in the answer to the create")
+
+    @classmethod
+    def of(cls, w: Webhook, *, with_secret: bool = False) -> WebhookPublic:
+        return cls(
+            id=w.id,
+            url=w.url,
+            events=list(w.events),
+            enabled=w.enabled,
+            disabled_reason=w.disabled_reason,
+            created_at=w.created_at,
+            secret=w.secret if with_secret else None,
+        )
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookPublic]
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryPublic:
+        return cls(
+            id=d.id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=d.status,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_status_code=d.last_status_code,
+            last_error=d.last_error,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+        )
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryPublic]
+
+
+class PingOut(BaseModel):
+    event_id: str

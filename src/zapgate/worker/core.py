@@ -250,7 +250,20 @@ class Worker:
                 f"session {client_id} is {rt.engine.state}, not CONNECTED",
                 hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
             )
-        return await rt.engine.send_text(message_id=message_id, to=normalize_phone(to), text=text)
+        async with self._lock(f"send:{client_id}"):
+            prior = await self.journal.sent_id(client_id, message_id)
+            if prior is not None:
+                logger.info(
+                    "session %s: message %s was already sent; not sending again",
+                    client_id,
+                    message_id,
+                )
+                return prior
+            wa_id = await rt.engine.send_text(
+                message_id=message_id, to=normalize_phone(to), text=text
+            )
+            await self.journal.mark_sent(client_id, message_id, wa_id)
+            return wa_id
 
     async def events(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage:
         return await self.journal.read(after, limit=min(max(limit, 1), 1000), wait=min(wait, 30.0))

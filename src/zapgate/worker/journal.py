@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ import aiosqlite
 from zapgate.worker.schemas import JournalEntry, JournalPage
 
 logger = logging.getLogger(__name__)
+# Longer than the web tier's queue deadline, so any retry still finds its first send.
+SENT_KEEP = timedelta(days=3)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -26,6 +28,17 @@ CREATE TABLE IF NOT EXISTS journal (
     type TEXT NOT NULL,
     data TEXT NOT NULL,
     at TEXT NOT NULL
+)
+"""
+# Message ids already handed to an engine: a send retried after a crash of the web tier
+# (same id) is answered from here instead of going out twice.
+_SENT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sent (
+    client_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    wa_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (client_id, message_id)
 )
 """
 
@@ -49,6 +62,7 @@ class Journal:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute(_SCHEMA)
+        await self._db.execute(_SENT_SCHEMA)
         await self._db.commit()
         async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal") as cur:
             row = await cur.fetchone()
@@ -83,6 +97,23 @@ class Journal:
 
     async def _trim(self) -> None:
         await self.db.execute("DELETE FROM journal WHERE seq <= ?", (self._last_seq - self.keep,))
+        cutoff = (datetime.now(UTC) - SENT_KEEP).isoformat()
+        await self.db.execute("DELETE FROM sent WHERE at < ?", (cutoff,))
+        await self.db.commit()
+
+    async def sent_id(self, client_id: str, message_id: str) -> str | None:
+        async with self.db.execute(
+            "SELECT wa_id FROM sent WHERE client_id = ? AND message_id = ?",
+            (client_id, message_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def mark_sent(self, client_id: str, message_id: str, wa_id: str) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO sent (client_id, message_id, wa_id, at) VALUES (?, ?, ?, ?)",
+            (client_id, message_id, wa_id, datetime.now(UTC).isoformat()),
+        )
         await self.db.commit()
 
     async def read(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage:

@@ -9,6 +9,7 @@ from typing import Annotated
 import segno
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
+from zapgate.domain.models import MessageStatus
 from zapgate.errors import ValidationFailed
 from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas import (
@@ -43,6 +44,8 @@ async def get_or_create(
     session, created = await ctx.sessions.get_or_create(
         user, name, engine=body.engine, start=body.start
     )
+    if "send_rate" in body.model_fields_set:
+        session = await ctx.sessions.set_send_rate(user, name, body.send_rate)
     response.status_code = 201 if created else 200
     return SessionPublic.of(session)
 
@@ -99,7 +102,14 @@ async def pair_code(name: str, body: PairCodeIn, ctx: Ctx, user: CurrentUser) ->
     return PairCodeOut(code=await ctx.sessions.pair_code(user, name, body.phone))
 
 
-@router.post("/{name}/messages", status_code=201)
+@router.post(
+    "/{name}/messages",
+    status_code=201,
+    responses={
+        200: {"model": MessagePublic, "description": "Replay of an Idempotency-Key"},
+        202: {"model": MessagePublic, "description": "Queued: sent when it can go"},
+    },
+)
 async def send_message(
     name: str,
     body: SendText,
@@ -111,7 +121,10 @@ async def send_message(
     message, created = await ctx.sessions.send_text(
         user, name, to=body.to, text=body.text, idempotency_key=idempotency_key
     )
-    response.status_code = 201 if created else 200
+    if not created:
+        response.status_code = 200
+    elif message.status in (MessageStatus.QUEUED, MessageStatus.PENDING):
+        response.status_code = 202
     return MessagePublic.of(message)
 
 

@@ -1,0 +1,85 @@
+"""Webhook use cases: create (URL checked against the SSRF guard, a secret generated when
+none is given), list, delete, ping and the delivery log, always scoped to the caller."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from zapgate.config import Settings
+from zapgate.domain.models import Delivery, Event, User, Webhook
+from zapgate.errors import NotFound, ValidationFailed
+from zapgate.events.ssrf import check_url
+from zapgate.events.webhooks import WebhookDispatcher
+from zapgate.registry import Registry
+from zapgate.registry.outbox import EVENT_TYPES
+
+MAX_WEBHOOKS_PER_USER = 20
+
+
+class WebhookNotFound(NotFound):
+    errcode = "webhook_not_found"
+    default_hint = "List your webhooks with GET /v1/webhooks."
+
+
+class WebhookService:
+    def __init__(
+        self, settings: Settings, registry: Registry, dispatcher: WebhookDispatcher
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.dispatcher = dispatcher
+
+    async def create(
+        self, user: User, *, url: str, events: Sequence[str], secret: str | None
+    ) -> Webhook:
+        unknown = sorted(set(events) - set(EVENT_TYPES))
+        if unknown:
+            raise ValidationFailed(
+                f"events: unknown type(s) {', '.join(unknown)[:200]}",
+                hint=f"Use any of: {', '.join(EVENT_TYPES)}.",
+            )
+        if secret is not None and len(secret) < 16:
+            raise ValidationFailed(
+                "secret: must be at least 16 characters", hint="Leave it out to have one generated."
+            )
+        await check_url(url, allow_private=self.settings.allow_private_urls)
+        if len(await self.registry.list_webhooks(user.id)) >= MAX_WEBHOOKS_PER_USER:
+            raise ValidationFailed(
+                f"You already have {MAX_WEBHOOKS_PER_USER} webhooks.",
+                hint="Delete one you no longer use.",
+            )
+        return await self.registry.create_webhook(
+            user.id,
+            url=url,
+            secret=secret or "whsec_" + secrets.token_urlsafe(32),
+            events=sorted(set(events)),
+        )
+
+    async def list_for(self, user: User) -> list[Webhook]:
+        return await self.registry.list_webhooks(user.id)
+
+    async def get(self, user: User, webhook_id: int) -> Webhook:
+        hook = await self.registry.get_webhook(user.id, webhook_id)
+        if hook is None:
+            raise WebhookNotFound(f"You have no webhook {webhook_id}.")
+        return hook
+
+    async def delete(self, user: User, webhook_id: int) -> None:
+        if not await self.registry.delete_webhook(user.id, webhook_id):
+            raise WebhookNotFound(f"You have no webhook {webhook_id}.")
+
+    async def ping(self, user: User, webhook_id: int) -> Event:
+        hook = await self.get(user, webhook_id)
+        if not hook.enabled:
+            raise ValidationFailed(
+                f"Webhook {webhook_id} is disabled: {hook.disabled_reason}",
+                hint="Create it again once the receiver works.",
+            )
+        event = await self.registry.ping_webhook(user.id, webhook_id)
+        self.dispatcher.wake()
+        return event
+
+    async def deliveries(self, user: User, webhook_id: int, limit: int) -> list[Delivery]:
+        await self.get(user, webhook_id)
+        return await self.registry.list_deliveries(user.id, webhook_id, limit=limit)

@@ -1,0 +1,57 @@
+"""/v1/webhooks: thin routes over WebhookService."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from zapgate.web.deps import Ctx, CurrentUser
+from zapgate.web.schemas import (
+    DeliveryList,
+    DeliveryPublic,
+    PingOut,
+    WebhookCreate,
+    WebhookList,
+    WebhookPublic,
+)
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+@router.get("")
+async def list_webhooks(ctx: Ctx, user: CurrentUser) -> WebhookList:
+    return WebhookList(items=[WebhookPublic.of(w) for w in await ctx.webhooks.list_for(user)])
+
+
+@router.post("", status_code=201)
+async def create_webhook(body: WebhookCreate, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
+    hook = await ctx.webhooks.create(user, url=body.url, events=body.events, secret=body.secret)
+    return WebhookPublic.of(hook, with_secret=True)
+
+
+@router.get("/{webhook_id}")
+async def get_webhook(webhook_id: int, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
+    return WebhookPublic.of(await ctx.webhooks.get(user, webhook_id))
+
+
+@router.delete("/{webhook_id}", status_code=204)
+async def delete_webhook(webhook_id: int, ctx: Ctx, user: CurrentUser) -> Response:
+    await ctx.webhooks.delete(user, webhook_id)
+    return Response(status_code=204)
+
+
+@router.post("/{webhook_id}/ping", status_code=202)
+async def ping_webhook(webhook_id: int, ctx: Ctx, user: CurrentUser) -> PingOut:
+    return PingOut(event_id=(await ctx.webhooks.ping(user, webhook_id)).id)
+
+
+@router.get("/{webhook_id}/deliveries")
+async def deliveries(
+    webhook_id: int,
+    ctx: Ctx,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DeliveryList:
+    items = await ctx.webhooks.deliveries(user, webhook_id, limit)
+    return DeliveryList(items=[DeliveryPublic.of(d) for d in items])

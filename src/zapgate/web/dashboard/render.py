@@ -1,0 +1,188 @@
+"""Templates, per-request page state (user, language, signed cookie) and responses."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import segno
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from zapgate import __version__, i18n
+from zapgate.domain.models import User
+from zapgate.errors import GatewayError
+from zapgate.i18n.errors import translate_text
+from zapgate.web.context import AppContext
+from zapgate.web.dashboard.security import COOKIE_MAX_AGE, COOKIE_NAME, CookieCodec, WebSession
+from zapgate.web.dashboard.service import DashboardService
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# No inline scripts and no eval: htmx runs with allowEval off (see base.html).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+
+
+def qr_svg(payload: str, title: str) -> Markup:
+    svg = segno.make(payload, error="l").svg_inline(
+        scale=1, border=2, dark="#111b21", light="#ffffff", omitsize=True, title=title
+    )
+    return Markup(str(svg))
+
+
+@dataclass
+class Dashboard:
+    """Everything the dashboard holds, built when the app starts."""
+
+    codec: CookieCodec
+    env: Environment
+    secure_cookies: bool
+    service: DashboardService
+
+    @classmethod
+    def build(cls, ctx: AppContext, secret: str) -> Dashboard:
+        env = Environment(
+            loader=PackageLoader("zapgate.web.dashboard", "templates"),
+            autoescape=select_autoescape(["html"]),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.globals["version"] = __version__
+        env.globals["lang_names"] = i18n.LANG_NAMES
+        env.filters["phone"] = i18n.format_phone
+        secure = ctx.settings.cookie_secure
+        if secure is None:
+            secure = ctx.settings.is_production
+        return cls(
+            codec=CookieCodec(secret), env=env, secure_cookies=secure, service=DashboardService(ctx)
+        )
+
+
+@dataclass
+class Page:
+    """One request's view of the dashboard."""
+
+    request: Request
+    ctx: AppContext
+    dash: Dashboard
+    web: WebSession
+    user: User | None
+    lang: str
+
+    @property
+    def is_htmx(self) -> bool:
+        return self.request.headers.get("hx-request") == "true"
+
+    @property
+    def svc(self) -> DashboardService:
+        return self.dash.service
+
+    def _(self, msgid: str) -> str:
+        return i18n.gettext(self.lang, msgid)
+
+    def error_text(self, err: GatewayError) -> str:
+        return translate_text(err.error, self.lang)
+
+    def template_context(self, **extra: Any) -> dict[str, Any]:
+        lang, tz = self.lang, self.ctx.settings.timezone
+        cat = i18n.catalog(lang)
+
+        def fmt_dt(value: datetime | None) -> str:
+            return i18n.format_datetime(value, lang, tz)
+
+        def fmt_time(value: datetime | None) -> str:
+            return i18n.format_time(value, lang, tz)
+
+        def fmt_ago(value: datetime | None) -> str:
+            return i18n.format_ago(value, lang)
+
+        def fmt_num(value: float) -> str:
+            return i18n.format_number(value, lang)
+
+        base: dict[str, Any] = {
+            "request": self.request,
+            "_": cat.gettext,
+            "ngettext": cat.ngettext,
+            "tr": lambda text: translate_text(text, lang),
+            "lang": lang,
+            "html_lang": lang.replace("_", "-"),
+            "user": self.user,
+            "csrf_token": self.web.csrf,
+            "sim_enabled": self.ctx.settings.sim_api_enabled,
+            "signup_enabled": self.ctx.settings.signup_enabled,
+            "fmt_dt": fmt_dt,
+            "fmt_time": fmt_time,
+            "fmt_ago": fmt_ago,
+            "fmt_num": fmt_num,
+            "qr_svg": qr_svg,
+            "nav": "",
+            "path": self.request.url.path,
+        }
+        base.update(extra)
+        return base
+
+    def render(self, template: str, status: int = 200, **extra: Any) -> Response:
+        html = self.dash.env.get_template(template).render(self.template_context(**extra))
+        return self.finish(HTMLResponse(html, status_code=status))
+
+    def redirect(self, url: str) -> Response:
+        if self.is_htmx:
+            # htmx follows a 303 inside the fetch; HX-Redirect makes the browser go there.
+            return self.finish(Response(status_code=204, headers={"HX-Redirect": url}))
+        return self.finish(RedirectResponse(url, status_code=303))
+
+    def finish(self, response: Response) -> Response:
+        if self.web.dirty:
+            response.set_cookie(
+                COOKIE_NAME,
+                self.dash.codec.dumps(self.web),
+                max_age=COOKIE_MAX_AGE,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=self.dash.secure_cookies,
+            )
+        security_headers(response)
+        return response
+
+
+def security_headers(response: Response) -> None:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cache-Control", "no-store")
+
+
+async def load_page(request: Request) -> Page:
+    ctx: AppContext = request.app.state.ctx
+    dash: Dashboard = request.app.state.dashboard
+    web = dash.codec.loads(request.cookies.get(COOKIE_NAME))
+    if web is None:
+        web = WebSession(dirty=True)
+    user: User | None = None
+    if web.user_id is not None:
+        user = await ctx.registry.get_user(web.user_id)
+        if user is None:  # the account was deleted: the cookie means nobody now
+            web.sign_out()
+    lang = i18n.choose_lang(
+        user.lang if user else web.lang,
+        request.headers.get("accept-language"),
+        ctx.settings.lang,
+    )
+    request.state.lang = lang
+    request.state.page = page = Page(
+        request=request, ctx=ctx, dash=dash, web=web, user=user, lang=lang
+    )
+    return page

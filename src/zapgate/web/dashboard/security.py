@@ -1,0 +1,168 @@
+"""Dashboard security: the secret key, the signed session cookie, CSRF tokens and the
+sign-in rate limit."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from zapgate.config import Settings, is_placeholder
+from zapgate.errors import GatewayError
+
+logger = logging.getLogger(__name__)
+
+COOKIE_NAME = "zapgate_session"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SECRET_FILE = "secret_key"
+
+
+class TooManyRequests(GatewayError):
+    errcode = "rate_limited"
+    status = 429
+    is_transient = True
+    default_hint = "Wait a few minutes before trying again."
+
+
+class CsrfFailed(GatewayError):
+    errcode = "csrf_failed"
+    status = 403
+    default_hint = "Reload the page and submit the form again."
+
+
+def resolve_secret_key(settings: Settings, data_dir: Path) -> str:
+    """ZAPGATE_SECRET_KEY, or (development only: production refuses to start without
+    one) a random key generated once and kept in the data dir, so a restart keeps
+    everybody signed in."""
+    if not is_placeholder(settings.secret_key):
+        assert settings.secret_key is not None
+        return settings.secret_key
+    path = data_dir / SECRET_FILE
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if len(existing) >= 32:
+        return existing
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process created it between our read and our write: use theirs.
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    logger.warning(
+        "ZAPGATE_SECRET_KEY is not set: generated a development key in %s "
+        "(set ZAPGATE_SECRET_KEY in production)",
+        path,
+    )
+    return key
+
+
+@dataclass
+class WebSession:
+    """What the signed cookie carries: the signed-in user (if any), the CSRF token and,
+    for visitors, the language they picked."""
+
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    user_id: int | None = None
+    lang: str | None = None
+    dirty: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"c": self.csrf, "u": self.user_id, "l": self.lang}
+
+    @classmethod
+    def from_payload(cls, data: Any) -> WebSession | None:
+        if not isinstance(data, dict):
+            return None
+        csrf, uid, lang = data.get("c"), data.get("u"), data.get("l")
+        if not isinstance(csrf, str) or len(csrf) < 16:
+            return None
+        if uid is not None and (not isinstance(uid, int) or isinstance(uid, bool)):
+            return None
+        if lang is not None and not isinstance(lang, str):
+            return None
+        return cls(csrf=csrf, user_id=uid, lang=lang)
+
+    def sign_in(self, user_id: int) -> None:
+        # A fresh CSRF token on every sign-in: a token seen before it is useless after.
+        self.user_id = user_id
+        self.csrf = secrets.token_urlsafe(32)
+        self.dirty = True
+
+    def sign_out(self) -> None:
+        self.user_id = None
+        self.csrf = secrets.token_urlsafe(32)
+        self.dirty = True
+
+    def check_csrf(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.csrf.encode())
+
+
+class CookieCodec:
+    def __init__(self, secret: str) -> None:
+        self._serializer = URLSafeTimedSerializer(secret, salt="zapgate.dashboard.session")
+
+    def dumps(self, session: WebSession) -> str:
+        return str(self._serializer.dumps(session.to_payload()))
+
+    def loads(self, value: str | None) -> WebSession | None:
+        if not value or len(value) > 4096:
+            return None
+        try:
+            data = self._serializer.loads(value, max_age=COOKIE_MAX_AGE)
+        except BadSignature:
+            return None
+        return WebSession.from_payload(data)
+
+
+class LoginLimiter:
+    """Failed sign-ins per (client IP, e-mail) in a sliding window, in this process."""
+
+    def __init__(self, max_failures: int = 5, window: float = 300.0) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, ip: str, email: str) -> int:
+        """Seconds until another attempt is allowed; 0 when it is allowed now."""
+        now = time.monotonic()
+        key = (ip, email.strip().lower())
+        times = self._recent(key, now)
+        if len(times) < self.max_failures:
+            return 0
+        return max(1, int(self.window - (now - times[0])) + 1)
+
+    def failed(self, ip: str, email: str) -> None:
+        now = time.monotonic()
+        key = (ip, email.strip().lower())
+        if len(self._failures) > 10_000:  # bound memory under a spray of e-mails
+            for k in list(self._failures)[:1000]:
+                self._recent(k, now)
+        self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, ip: str, email: str) -> None:
+        self._failures.pop((ip, email.strip().lower()), None)

@@ -1,0 +1,316 @@
+"""The dashboard's use cases, on top of SessionService, the registry and the worker pool:
+routes stay thin and never touch SQL or an engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from zapgate.domain.ids import normalize_phone
+from zapgate.domain.models import ApiKey, Message, Session, User
+from zapgate.domain.state import SessionState
+from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
+from zapgate.web.api.system import _topology_routes
+from zapgate.web.context import AppContext
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SESSION = "default"
+PAIR_CODE_TTL = 180.0
+# How long "connect with a pairing code" waits for a freshly started session's first QR
+# (a pairing code is asked for from the QR screen).
+PAIR_START_WAIT = 8.0
+RECENT_MESSAGES = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionView:
+    """What the "My WhatsApp" card shows."""
+
+    name: str
+    exists: bool
+    state: SessionState
+    state_reason: str | None = None
+    phone: str | None = None
+    engine: str | None = None
+    qr: str | None = None
+    qr_expires_at: datetime | None = None
+    pair_code: str | None = None
+    worker_url: str | None = None
+    port: int | None = None
+    unreachable: WorkerUnreachable | None = None
+
+    @property
+    def connecting(self) -> bool:
+        return self.unreachable is None and self.state in (
+            SessionState.STARTING,
+            SessionState.SCAN_QR,
+            SessionState.PAIRING,
+            SessionState.DISCONNECTED,
+        )
+
+    @property
+    def qr_timed_out(self) -> bool:
+        return self.state is SessionState.STOPPED and self.state_reason in (
+            "qr_timeout",
+            "pair_code_timeout",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRow:
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+    reachable: bool
+    detail: str
+    sessions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminSessionRow:
+    session: Session
+    email: str
+
+
+class PairCodes:
+    """The pairing code last shown to each session, so the card can keep showing it
+    while it polls (the engine hands a code out once)."""
+
+    def __init__(self) -> None:
+        self._codes: dict[int, tuple[str, float]] = {}
+
+    def put(self, session_id: int, code: str) -> None:
+        self._codes[session_id] = (code, time.monotonic() + PAIR_CODE_TTL)
+
+    def get(self, session_id: int) -> str | None:
+        found = self._codes.get(session_id)
+        if found is None:
+            return None
+        if found[1] < time.monotonic():
+            self._codes.pop(session_id, None)
+            return None
+        return found[0]
+
+    def drop(self, session_id: int) -> None:
+        self._codes.pop(session_id, None)
+
+
+class NewKeys:
+    """A just-created API key, held for the one page view that shows it (after the
+    redirect that keeps a reload from creating a second key). Taken once, by its owner
+    only, within a minute; never written anywhere."""
+
+    TTL = 60.0
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[int, str, str, float]] = {}
+
+    def put(self, user_id: int, name: str, secret: str) -> str:
+        now = time.monotonic()
+        for token in [t for t, v in self._keys.items() if v[3] < now]:
+            del self._keys[token]
+        token = secrets.token_urlsafe(16)
+        self._keys[token] = (user_id, name, secret, now + self.TTL)
+        return token
+
+    def take(self, user_id: int, token: str) -> tuple[str, str] | None:
+        found = self._keys.get(token)
+        if found is None or found[0] != user_id:
+            return None
+        del self._keys[token]
+        if found[3] < time.monotonic():
+            return None
+        return found[1], found[2]
+
+
+class DashboardService:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.pair_codes = PairCodes()
+        self.new_keys = NewKeys()
+
+    # -- my whatsapp -------------------------------------------------------------------------
+    async def find(self, user: User, name: str) -> Session | None:
+        """The caller's own session, None when `default` does not exist yet; any other
+        missing name (or another user's) is SessionNotFound."""
+        try:
+            return await self.ctx.sessions.get(user, name)
+        except SessionNotFound:
+            if name == DEFAULT_SESSION:
+                return None
+            raise
+
+    async def view(self, user: User, name: str) -> SessionView:
+        session = await self.find(user, name)
+        if session is None:
+            return SessionView(name=name, exists=False, state=SessionState.STOPPED)
+        base = {
+            "name": name,
+            "exists": True,
+            "engine": session.engine,
+            "worker_url": session.worker_url,
+            "port": session.port,
+        }
+        try:
+            status = await self.ctx.sessions.live_status(session)
+        except WorkerUnreachable as exc:
+            return SessionView(
+                **base,  # type: ignore[arg-type]
+                state=session.state,
+                state_reason=session.state_reason,
+                phone=session.phone,
+                unreachable=exc,
+            )
+        if (status.state, status.state_reason) != (session.state, session.state_reason) or (
+            status.phone and status.phone != session.phone
+        ):
+            # The journal puller records this too, moments later; recording it now means
+            # a send right after "Connected" is shown finds the session CONNECTED.
+            await self.ctx.registry.update_state(
+                session.id, status.state, status.state_reason, status.phone
+            )
+        code = self.pair_codes.get(session.id) if status.state is SessionState.PAIRING else None
+        return SessionView(
+            **base,  # type: ignore[arg-type]
+            state=status.state,
+            state_reason=status.state_reason,
+            phone=status.phone or session.phone,
+            qr=status.qr if status.state is SessionState.SCAN_QR else None,
+            qr_expires_at=status.qr_expires_at,
+            pair_code=code,
+        )
+
+    async def connect(self, user: User, name: str) -> Session:
+        session = await self.find(user, name)
+        if session is None:
+            session, _ = await self.ctx.sessions.get_or_create(user, name, engine=None, start=True)
+            return session
+        self.pair_codes.drop(session.id)
+        return await self.ctx.sessions.start(user, name)
+
+    async def pair(self, user: User, name: str, phone: str) -> str:
+        phone = normalize_phone(phone)
+        session = await self.connect(user, name)
+        deadline = time.monotonic() + PAIR_START_WAIT
+        while True:
+            status = await self.ctx.sessions.live_status(session)
+            if status.state in (SessionState.SCAN_QR, SessionState.PAIRING):
+                break
+            if status.state is SessionState.CONNECTED:
+                raise WrongState(
+                    "This WhatsApp is already connected.",
+                    hint="Disconnect first to link another phone.",
+                )
+            if time.monotonic() > deadline:
+                raise WrongState(
+                    f"Session {name!r} is {status.state}: there is nothing to pair.",
+                    hint="Try again in a moment.",
+                )
+            await asyncio.sleep(0.2)
+        code = await self.ctx.sessions.pair_code(user, name, phone)
+        self.pair_codes.put(session.id, code)
+        return code
+
+    async def disconnect(self, user: User, name: str) -> Session:
+        session = await self.ctx.sessions.logout(user, name)
+        self.pair_codes.drop(session.id)
+        return session
+
+    # -- messages ----------------------------------------------------------------------------
+    async def recent_messages(self, user: User, name: str) -> list[Message]:
+        session = await self.find(user, name)
+        if session is None:
+            return []
+        items, _ = await self.ctx.registry.list_messages(session.id, limit=RECENT_MESSAGES)
+        return items
+
+    async def send(self, user: User, name: str, to: str, text: str) -> Message:
+        if not to.strip():
+            raise ValidationFailed("to: must not be empty")
+        message, _ = await self.ctx.sessions.send_text(
+            user, name, to=to, text=text, idempotency_key=None
+        )
+        return message
+
+    # -- simulated phone (development, sim engine) ------------------------------------------
+    async def sim_scan(self, user: User, name: str, qr: str | None, phone: str) -> str:
+        phone = normalize_phone(phone)
+        session = await self.ctx.sessions.get(user, name)
+        if not qr:
+            status = await self.ctx.sessions.live_status(session)
+            qr = status.qr
+        if not qr:
+            raise WrongState(
+                "There is no QR code on the screen to scan.",
+                hint="Press \u201cConnect WhatsApp\u201d first.",
+            )
+        scanned = qr
+        return await self.ctx.pool.call(
+            session.route, session.label, lambda w: w.sim_scan(scanned, phone)
+        )
+
+    async def sim_write(self, user: User, name: str, sender: str, text: str) -> str:
+        sender = normalize_phone(sender)
+        if not text.strip():
+            raise ValidationFailed("text: must not be empty")
+        session = await self.ctx.sessions.get(user, name)
+        if session.phone is None or session.state is not SessionState.CONNECTED:
+            raise WrongState(
+                "Connect your WhatsApp first: the simulated phone writes to its number.",
+                hint="Scan the QR code with the simulated phone.",
+            )
+        to = session.phone
+        return await self.ctx.pool.call(
+            session.route, session.label, lambda w: w.sim_phone_send(sender, to, text)
+        )
+
+    # -- api keys ----------------------------------------------------------------------------
+    async def api_keys(self, user: User) -> list[ApiKey]:
+        return await self.ctx.registry.list_api_keys(user.id)
+
+    async def create_api_key(self, user: User, name: str) -> tuple[ApiKey, str]:
+        name = name.strip()[:100] or "default"
+        return await self.ctx.registry.create_api_key(user.id, name)
+
+    async def revoke_api_key(self, user: User, key_id: int) -> bool:
+        return await self.ctx.registry.revoke_api_key(user.id, key_id)
+
+    # -- users -------------------------------------------------------------------------------
+    async def sign_up(self, email: str, password: str) -> User:
+        # The first account of a fresh install administers it: nobody else could.
+        first = await self.ctx.registry.count_users() == 0
+        user = await self.ctx.registry.create_user(email, password, is_admin=first)
+        logger.info("dashboard: user %s signed up%s", user.id, " (first: admin)" if first else "")
+        return user
+
+    async def set_lang(self, user: User, lang: str | None) -> None:
+        await self.ctx.registry.set_user_lang(user.id, lang)
+
+    # -- admin -------------------------------------------------------------------------------
+    async def workers(self) -> list[WorkerRow]:
+        sessions = await self.ctx.registry.list_sessions()
+        routes = await _topology_routes(self.ctx)
+        probes = await asyncio.gather(*(self.ctx.pool.probe(r) for r in routes.values()))
+        return [
+            WorkerRow(
+                worker_id=wid,
+                worker_url=route.worker_url,
+                port=route.port,
+                reachable=ok,
+                detail=detail,
+                sessions=sum(1 for s in sessions if s.worker_id == wid),
+            )
+            for (wid, route), (ok, detail) in zip(routes.items(), probes, strict=True)
+        ]
+
+    async def all_sessions(self) -> list[AdminSessionRow]:
+        emails = {u.id: u.email for u in await self.ctx.registry.list_users()}
+        return [
+            AdminSessionRow(session=s, email=emails.get(s.user_id, f"#{s.user_id}"))
+            for s in await self.ctx.registry.list_sessions()
+        ]

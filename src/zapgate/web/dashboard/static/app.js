@@ -1,0 +1,45 @@
+// zapgate dashboard: small progressive enhancements, no inline scripts (see the CSP).
+(function () {
+  "use strict";
+
+  // Copy buttons: <button data-copy="#input" data-copied="Copied!">
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source) return;
+    var text = source.value || source.textContent || "";
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = button.getAttribute("data-copied") || "Copied";
+      button.setAttribute("aria-live", "polite");
+      setTimeout(function () { button.textContent = label; }, 2000);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { source.select(); });
+    } else {
+      source.select();
+      try { document.execCommand("copy"); done(); } catch (e) { /* selected for the user */ }
+    }
+  });
+
+  // Plain (non-htmx) forms that need a confirmation: <form data-confirm="...">
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("hx-post")) return; // htmx asks with hx-confirm
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // Forms cleared after a successful htmx post: <form data-reset-on="event-name">
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form || !form.matches || !form.matches("form[data-reset-on]")) return;
+    var wanted = form.getAttribute("data-reset-on");
+    var header = event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Trigger");
+    if (event.detail.successful && header && header.indexOf(wanted) !== -1) {
+      // Only the text: the numbers are usually typed once and reused.
+      form.querySelectorAll("input[type=text], textarea").forEach(function (el) { el.value = ""; });
+    }
+  });
+})();

@@ -1,0 +1,79 @@
+"""A real HTTP receiver on 127.0.0.1 for webhook tests: records every request, verifies
+nothing itself (tests do), and can be told to fail or answer 410."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+    def signature_ok(self, secret: str) -> bool:
+        ts = self.headers["x-zapgate-timestamp"]
+        mac = hmac.new(secret.encode(), ts.encode() + b"." + self.body, hashlib.sha256)
+        return hmac.compare_digest("sha256=" + mac.hexdigest(), self.headers["x-zapgate-signature"])
+
+
+@dataclass
+class Receiver:
+    """`fail_first[path] = n` answers 500 to the first n requests on that path;
+    `gone` paths answer 410."""
+
+    received: dict[str, list[Received]] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def got(self, path: str) -> list[Received]:
+        with self.lock:
+            return list(self.received.get(path, []))
+
+    def start(self) -> Receiver:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                path = self.path
+                with owner.lock:
+                    owner.received.setdefault(path, []).append(
+                        Received({k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    left = owner.fail_first.get(path, 0)
+                    if left:
+                        owner.fail_first[path] = left - 1
+                status = 410 if path in owner.gone else 500 if left else 200
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

@@ -1,0 +1,114 @@
+"""The catalogs: language choice, every dashboard text translated, API error texts
+translated (whole or by pattern) and unknown text left alone, Babel formatting."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from zapgate import errors, i18n
+from zapgate.i18n.errors import _PATTERNS, translate_text
+
+DASHBOARD = Path(i18n.__file__).parent.parent / "web" / "dashboard"
+CALL = re.compile(
+    r"""(?<![\w.])(?:page\.)?_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*\)"""
+)
+
+
+def dashboard_msgids() -> set[str]:
+    found: set[str] = set()
+    for path in DASHBOARD.rglob("*"):
+        if path.suffix in {".html", ".py"}:
+            for m in CALL.finditer(path.read_text()):
+                found.add(m.group(1) if m.group(1) is not None else m.group(2))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("user", "accept", "default", "expected"),
+    [
+        ("pt_BR", "en-US,en", "en", "pt_BR"),  # the user's own setting first
+        (None, "pt-BR,pt;q=0.9,en;q=0.8", "en", "pt_BR"),
+        (None, "fr-FR,en;q=0.5", "pt_BR", "en"),  # first supported one
+        (None, "en;q=0.2,pt;q=0.9", "en", "pt_BR"),  # q-values count
+        (None, "de, fr", "pt-BR", "pt_BR"),  # else ZAPGATE_LANG
+        (None, None, "xx", "en"),
+        ("pt-PT", None, "en", "pt_BR"),
+    ],
+)
+def test_choose_lang(user: str | None, accept: str | None, default: str, expected: str) -> None:
+    assert i18n.choose_lang(user, accept, default) == expected
+
+
+def test_every_dashboard_text_is_translated() -> None:
+    ids = dashboard_msgids()
+    assert len(ids) > 100  # the extraction works
+    pt = i18n.catalog("pt_BR")
+    missing = sorted(i for i in ids if i not in pt.messages)
+    assert not missing, missing
+
+
+def test_default_hints_and_patterns_are_translated() -> None:
+    pt = i18n.catalog("pt_BR")
+    core = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.GatewayError)
+    ]
+    missing = sorted({c.default_hint for c in core} - set(pt.messages))
+    assert not missing, missing
+    for _, template in _PATTERNS:
+        assert template in pt.messages
+        assert set(re.findall(r"\{(\w+)\}", pt.messages[template])) == set(
+            re.findall(r"\{(\w+)\}", template)
+        ), template
+
+
+def test_api_error_texts() -> None:
+    assert translate_text("No API key was sent.", "pt_BR") == "Nenhuma chave de API foi enviada."
+    assert translate_text("No API key was sent.", "en") == "No API key was sent."
+    assert (
+        translate_text("You have no session named 'x1'.", "pt_BR")
+        == "Você não tem uma sessão chamada 'x1'."
+    )
+    msg = (
+        "WhatsApp worker not reachable at http://10.0.0.5:5003 (port 5003) for session "
+        "u3/default: connection refused"
+    )
+    assert translate_text(msg, "pt_BR") == (
+        "Servidor do WhatsApp inacessível em http://10.0.0.5:5003 (porta 5003) para a sessão "
+        "u3/default: connection refused"
+    )
+    odd = "something nobody translated {name}"
+    assert translate_text(odd, "pt_BR") == odd
+    assert translate_text("", "pt_BR") == ""
+
+
+def test_formatting_per_locale() -> None:
+    when = datetime(2024, 3, 5, 14, 7, tzinfo=UTC)
+    assert i18n.format_datetime(when, "pt_BR", "America/Sao_Paulo").startswith("05/03/2024")
+    assert "11:07" in i18n.format_datetime(when, "pt_BR", "America/Sao_Paulo")
+    assert i18n.format_datetime(when, "en", "UTC").startswith("3/5/24")
+    assert i18n.format_number(1234567.5, "pt_BR") == "1.234.567,5"
+    assert i18n.format_number(1234567.5, "en") == "1,234,567.5"
+    ago = i18n.format_ago(when - timedelta(minutes=5), "pt_BR", now=when)
+    assert ago == "há 5 minutos"
+    assert i18n.format_datetime(when, "en", "Not/AZone")  # unknown zone: UTC, no crash
+
+
+@pytest.mark.parametrize(
+    ("phone", "shown"),
+    [
+        ("+5511999990003", "+55 11 99999-0003"),
+        ("+551133334444", "+55 11 3333-4444"),
+        ("+14155550100", "+1 415 555 0100"),
+        ("+351912345678", "+351912345678"),
+        (None, ""),
+        ("weird", "weird"),
+    ],
+)
+def test_format_phone(phone: str | None, shown: str) -> None:
+    assert i18n.format_phone(phone) == shown
