@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# `make run ENGINE=sim` tries everything without a phone (simulated WhatsApp network).
 run: $(STAMP)
-	$(BIN)/zapgate serve
+	$(BIN)/zapgate serve $(if $(ENGINE),--engine $(ENGINE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     worker_id: str | None = None
     worker_token: str | None = None
     secret_key: str | None = None
-    engine: str = "sim"
+    engine: str = "whatsmeow"
     simnet_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -90,4 +90,47 @@ async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
         await pool.aclose()
     if topology is Topology.EMBEDDED:
         good("embedded topology: the worker runs inside `zapgate serve`")
+    mode = settings.doctor_whatsapp.strip().lower()
+    if settings.engine == "whatsmeow" and mode != "off":
+        reachable, detail = await whatsapp_reachable(settings)
+        if reachable:
+            good(f"WhatsApp: {detail}")
+        elif mode == "require":
+            bad(f"WhatsApp: {detail}", _WHATSAPP_HINT)
+        else:
+            # Informational by default: sessions retry by themselves when the network
+            # comes back, so an offline machine is not a broken configuration.
+            echo(f"[warn] WhatsApp: {detail}")
+            echo(
+                f"       hint: {_WHATSAPP_HINT} (ZAPGATE_DOCTOR_WHATSAPP=require makes this fatal)"
+            )
     return ok
+
+
+_WHATSAPP_HINT = (
+    "allow outbound TCP 443 to web.whatsapp.com (or set ZAPGATE_WHATSMEOW_PROXY); "
+    "until then whatsmeow sessions stay DISCONNECTED and retry"
+)
+
+
+async def whatsapp_reachable(settings: Settings, wait: float = 5.0) -> tuple[bool, str]:
+    """Can this machine open a TCP connection to WhatsApp's websocket host (or to the
+    configured proxy)? Returns (reachable, what was checked and what happened)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    host, port, what = "web.whatsapp.com", 443, "web.whatsapp.com:443"
+    if settings.whatsmeow_proxy:
+        parts = urlsplit(settings.whatsmeow_proxy)
+        default = 1080 if parts.scheme.startswith("socks") else 8080
+        host, port = parts.hostname or "", parts.port or default
+        what = f"proxy {host}:{port}"
+    try:
+        async with asyncio.timeout(wait):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        return False, f"{what} not reachable: timed out after {wait:.0f}s"
+    except OSError as exc:
+        return False, f"{what} not reachable: {exc.strerror or exc}"
+    writer.close()
+    return True, f"{what} reachable"

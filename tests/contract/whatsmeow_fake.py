@@ -54,7 +54,70 @@ class ScanRefused(Exception):
 
 
 def jid(phone: str, device: int = 0) -> JID:
-    return JID(User=phone.lstrip("+"), Device=device, Server="s.whatsapp.net")
+    return JID(
+        User=phone.lstrip("+"),
+        Device=device,
+        Server="s.whatsapp.net",
+        RawAgent=0,
+        Integrator=0,
+        IsEmpty=False,
+    )
+
+
+def _device(device_jid: JID) -> Device:
+    return Device(
+        JID=device_jid, Platform="android", BussinessName="", PushName="fake", Initialized=True
+    )
+
+
+def source(chat: JID, sender: JID, *, from_me: bool = False, sender_alt: JID | None = None) -> Any:
+    """A MessageSource with every field Go fills in (they are proto2 `required`)."""
+    empty = JID(User="", Device=0, Server="", RawAgent=0, Integrator=0, IsEmpty=True)
+    return MessageSource(
+        Chat=chat,
+        Sender=sender,
+        IsFromMe=from_me,
+        IsGroup=chat.Server == "g.us",
+        SenderAlt=sender_alt or empty,
+        RecipientAlt=empty,
+        BroadcastListOwner=empty,
+    )
+
+
+def message_event(message_id: str, src: Any, message: Message, ts: int | None = None) -> Any:
+    return MessageEv(
+        Info=MessageInfo(
+            MessageSource=src,
+            ID=message_id,
+            ServerID=0,
+            Type="text" if message.conversation else "media",
+            Pushname="",
+            Timestamp=int(time.time()) if ts is None else ts,
+            Category="",
+            Multicast=False,
+            MediaType="",
+            Edit="",
+        ),
+        Message=message,
+        IsEphemeral=False,
+        IsViewOnce=False,
+        IsViewOnceV2=False,
+        IsViewOnceV2Extension=False,
+        IsDocumentWithCaption=False,
+        IsLottieSticker=False,
+        IsEdit=False,
+        UnavailableRequestID="",
+        RetryCount=0,
+    )
+
+
+def receipt_event(chat: JID, ids: list[str], kind: int) -> Any:
+    return ReceiptEv(
+        MessageSource=source(chat, chat),
+        MessageIDs=ids,
+        Timestamp=int(time.time()),
+        Type=kind,
+    )
 
 
 def execute(client: NewClient, event: Any) -> None:
@@ -139,8 +202,10 @@ class FakeWhatsApp:
         store_device(client.name, device)
         with self.lock:
             self.links[client.uuid.decode()].phone = phone
-        client.push(PairStatusEv(ID=device, Status=PairStatus.SUCCESS))
-        client.push(Device(JID=device, PushName="fake", Initialized=True))
+        client.push(
+            PairStatusEv(ID=device, Status=PairStatus.SUCCESS, BusinessName="", Platform="android")
+        )
+        client.push(_device(device))
         client.push(ConnectedEv(status=True))
 
     # -- the phone side ----------------------------------------------------------------------
@@ -166,13 +231,8 @@ class FakeWhatsApp:
         message_id = "3EB0" + secrets.token_hex(8).upper()
         if client is not None:
             client.push(
-                MessageEv(
-                    Info=MessageInfo(
-                        ID=message_id,
-                        Timestamp=int(time.time()),
-                        MessageSource=MessageSource(Chat=jid(phone), Sender=jid(phone)),
-                    ),
-                    Message=Message(conversation=text),
+                message_event(
+                    message_id, source(jid(phone), jid(phone)), Message(conversation=text)
                 )
             )
         return message_id
@@ -187,29 +247,12 @@ class FakeWhatsApp:
             )
         recipient = self._by_phone(to)
         if recipient is not None and sender_phone is not None:
-            recipient.push(
-                MessageEv(
-                    Info=MessageInfo(
-                        ID=message_id,
-                        Timestamp=int(time.time()),
-                        MessageSource=MessageSource(
-                            Chat=jid(sender_phone), Sender=jid(sender_phone)
-                        ),
-                    ),
-                    Message=Message(conversation=text),
-                )
-            )
+            src = source(jid(sender_phone), jid(sender_phone))
+            recipient.push(message_event(message_id, src, Message(conversation=text)))
 
         def receipt(kind: int) -> Callable[[], None]:
             def push() -> None:
-                sender.push(
-                    ReceiptEv(
-                        MessageSource=MessageSource(Chat=jid(to), Sender=jid(to)),
-                        MessageIDs=[message_id],
-                        Timestamp=int(time.time()),
-                        Type=kind,
-                    )
-                )
+                sender.push(receipt_event(jid(to), [message_id], kind))
 
             return push
 
@@ -220,7 +263,7 @@ class FakeWhatsApp:
     def log_out_from_phone(self, phone: str) -> None:
         client = self._by_phone(phone)
         assert client is not None, f"no linked device for {phone}"
-        client.push(LoggedOutEv(OnConnect=False, Reason=1))  # LOGGED_OUT
+        client.push(LoggedOutEv(OnConnect=False, Reason=2))  # LOGGED_OUT
 
 
 class FakeClient(NewClient):  # type: ignore[misc]
@@ -268,7 +311,7 @@ class FakeClient(NewClient):  # type: ignore[misc]
                 user = device.split(":")[0].split("@")[0]
                 with net.lock:
                     net.links[self.uuid.decode()].phone = "+" + user
-                execute(self, Device(JID=jid(user, 7), Initialized=True))
+                execute(self, _device(jid(user, 7)))
                 execute(self, ConnectedEv(status=True))
             else:
                 self._new_qr()
@@ -299,7 +342,7 @@ class FakeClient(NewClient):  # type: ignore[misc]
         with sqlite3.connect(self.name) as db:
             db.execute("DELETE FROM whatsmeow_device")
 
-    def PairPhone(self, phone: str, show_push_notification: bool, **_: Any) -> str:  # noqa: N802
+    def PairPhone(self, phone: str, show_push_notification: bool, **_: Any) -> str:
         code = secrets.token_hex(4).upper()
         with self.network.lock:
             self.network.pair_codes[code] = (self.uuid.decode(), "+" + phone)

@@ -119,3 +119,10 @@ def test_database_urls(tmp_path: object) -> None:
     assert s.resolved_database_url == "sqlite+aiosqlite:////srv/zg/zapgate.db"
     pg = Settings(database_url="postgres://u@h/db")
     assert pg.resolved_database_url == "postgresql+asyncpg://u@h/db"
+
+
+def test_the_real_engine_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZAPGATE_ENGINE", raising=False)
+    assert Settings().engine == "whatsmeow"
+    monkeypatch.setenv("ZAPGATE_ENGINE", "sim")
+    assert Settings().engine == "sim"

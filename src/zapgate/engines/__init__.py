@@ -12,6 +12,7 @@ from zapgate.errors import ValidationFailed
 
 _ADAPTERS: dict[str, str] = {
     "sim": "zapgate.engines.sim:SimEngine",
+    "whatsmeow": "zapgate.engines.whatsmeow:WhatsmeowEngine",
 }
 
 

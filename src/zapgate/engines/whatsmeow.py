@@ -1,0 +1,811 @@
+"""The whatsmeow engine: one real WhatsApp multi-device session through neonize (the Python
+binding of Go's whatsmeow). This is the only module that imports neonize.
+
+How it runs (see /work/shared/ENGINES.md for the facts behind each choice):
+
+* neonize's `connect()` blocks for the life of the session, so every session owns ONE
+  dedicated thread (`zapgate-wa:{client_id}`) that calls it; never the loop's default
+  executor, which a few dozen sessions would exhaust.
+* Go calls our handlers on its own threads. A handler only hands the (already parsed)
+  protobuf to the loop with `loop.call_soon_threadsafe`; one task per session
+  (`session:{client_id}:runner`) turns them into engine events, so every state change
+  happens on the event loop, in order.
+* The Go side keeps its clients in maps without locks; a concurrent write (a session
+  starting or stopping) next to any other access crashes the whole process. `_GO`, a
+  process-wide readers/writer lock, makes starts and stops exclusive (and so one at a
+  time) while the short calls (send, pair, logout) share it.
+* Before every connection attempt the engine checks, from the loop, that the host it must
+  dial (WhatsApp's, or the configured proxy) accepts TCP connections. Without a network the
+  session goes to DISCONNECTED naming the host and retries with capped exponential backoff
+  and jitter, and neonize is not called at all: every neonize connect opens an auth-state
+  store that the Go side never closes, so a retry loop through it would leak one file (or
+  one PostgreSQL connection) per attempt.
+* whatsmeow does not tell Python when a QR expires: our own timer stops the session with
+  reason `qr_timeout` after `options.qr_max_rotations` codes, like the sim engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+from neonize._binder import ProxySettings
+from neonize.client import NewClient
+from neonize.events import (
+    ClientOutdatedEv,
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    LoggedOutEv,
+    MessageEv,
+    PairStatusEv,
+    ReceiptEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
+from neonize.proto.Neonize_pb2 import JID, PairStatus, Receipt
+from neonize.utils.jid import build_jid
+
+from zapgate.domain.events import MessageAck, MessageReceived, QrUpdated
+from zapgate.domain.ids import normalize_phone
+from zapgate.domain.models import MessageStatus
+from zapgate.domain.state import SessionState
+from zapgate.engines.base import Emit, Engine, EngineOptions
+from zapgate.errors import EngineError, WrongState
+from zapgate.simnet.store import atomic_write_json, read_json
+from zapgate.tasks import TaskGroup
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STORE_FILE = "whatsmeow.db"
+DEVICE_FILE = "whatsmeow-device.json"
+WHATSAPP_HOST = "web.whatsapp.com"
+WHATSAPP_PORT = 443
+
+_RECEIPTS: dict[int, MessageStatus] = {
+    Receipt.DELIVERED: MessageStatus.DELIVERED,
+    Receipt.READ: MessageStatus.READ,
+    # A played voice note or video was necessarily read.
+    Receipt.PLAYED: MessageStatus.READ,
+}
+_LOGOUT_REASONS: Any = LoggedOutEv.DESCRIPTOR.fields_by_name["Reason"].enum_type
+_MEDIA_FIELDS = (
+    "imageMessage",
+    "videoMessage",
+    "documentMessage",
+    "audioMessage",
+    "stickerMessage",
+)
+
+
+# -- process-wide Go safety --------------------------------------------------------------------
+class _GoMaps:
+    """Readers/writer lock over neonize's unlocked Go maps. Writers (a session's start, a
+    stop) are exclusive and preferred; a writer's hold may be released from any thread
+    (the first Go callback of a starting session releases it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    def hold(self) -> _Hold:
+        with self._cond:
+            self._waiting_writers += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting_writers -= 1
+            self._writer = True
+        return _Hold(self)
+
+    def _release(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        hold = self.hold()
+        try:
+            yield
+        finally:
+            hold.release()
+
+
+class _Hold:
+    """One exclusive hold; `release()` is idempotent and thread-safe."""
+
+    def __init__(self, owner: _GoMaps) -> None:
+        self._owner = owner
+        self._lock = threading.Lock()
+        self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            if not self._held:
+                return
+            self._held = False
+        self._owner._release()
+
+
+_GO = _GoMaps()
+# Short blocking calls into Go (send, pair code, logout, stop, joins). A pool of its own so
+# they never queue behind, or starve, the loop's default executor.
+_CALLS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="zapgate-wa-call")
+
+
+# -- small helpers -----------------------------------------------------------------------------
+def _address(jid: Any) -> str:
+    """A JID as zapgate shows it: E.164 for a phone number, `user@server` otherwise."""
+    user, server = str(jid.User), str(jid.Server)
+    if server in ("s.whatsapp.net", "c.us") and user.isdigit():
+        return "+" + user
+    return f"{user}@{server}" if server else user
+
+
+def _sender(source: Any) -> str:
+    # With LID addressing the sender is a privacy id; the phone number, when WhatsApp
+    # shares it, is in SenderAlt.
+    if source.Sender.Server == "lid" and source.SenderAlt.User:
+        return _address(source.SenderAlt)
+    return _address(source.Sender)
+
+
+def _text(message: Any) -> str | None:
+    if message.conversation:
+        return str(message.conversation)
+    if message.extendedTextMessage.text:
+        return str(message.extendedTextMessage.text)
+    for name in _MEDIA_FIELDS:
+        if message.HasField(name):
+            caption = getattr(getattr(message, name), "caption", "")
+            return str(caption) if caption else None
+    return None
+
+
+def _timestamp(raw: int) -> datetime:
+    if raw <= 0:
+        return datetime.now(UTC)
+    seconds = raw / 1000 if raw > 10**11 else raw  # neonize has sent both s and ms
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# Where Go's dial errors name the host, most precise first: the proxy's target, the URL,
+# a failed lookup or dial.
+_HOST_RES = (
+    re.compile(r"->([\w.-]+:\d+)"),
+    re.compile(r"https?://([\w.-]+)"),
+    re.compile(r"lookup ([\w.-]+)"),
+    re.compile(r"dial tcp ([\w.-]+:\d+)"),
+)
+
+
+def dial_reason(error: str, default_host: str = f"{WHATSAPP_HOST}:{WHATSAPP_PORT}") -> str:
+    """A short DISCONNECTED reason that names the host that could not be reached."""
+    host = default_host
+    for pattern in _HOST_RES:
+        if match := pattern.search(error):
+            host = match.group(1)
+            break
+    detail = error.rsplit(": ", 1)[-1] if ": " in error else error
+    return f"cannot reach {host}: {detail}"[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    """Something a Go thread handed to the loop. `kind` is qr/event/ended."""
+
+    kind: str
+    attempt: int
+    payload: Any = None
+    event: type | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsmeowConfig:
+    """Engine knobs, read from Settings (ZAPGATE_WHATSMEOW_*) when the engine is built."""
+
+    store: str | None = None
+    proxy: str | None = None
+    reconnect_base: float = 1.0
+    reconnect_cap: float = 60.0
+    max_failures: int = 12
+    start_wait: float = 10.0
+
+    @classmethod
+    def from_settings(cls) -> WhatsmeowConfig:
+        from zapgate.config import Settings
+
+        s = Settings()
+        store = s.whatsmeow_store
+        if store is None and s.database_url and s.database_url.startswith("postgres"):
+            store = s.database_url
+        if store is not None and store.lower() == "sqlite":
+            store = None
+        if store is not None:
+            # The Go side speaks lib/pq URLs, not SQLAlchemy's dialect+driver form.
+            store = re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgres://", store)
+        return cls(
+            store=store,
+            proxy=s.whatsmeow_proxy or None,
+            reconnect_base=s.whatsmeow_reconnect_base,
+            reconnect_cap=s.whatsmeow_reconnect_cap,
+            max_failures=s.whatsmeow_max_failures,
+        )
+
+
+ClientFactory = Callable[..., Any]
+
+
+def _new_client(*, store: str, uuid: str, jid: Any, new_device: bool) -> Any:
+    client = NewClient(store, jid=jid, uuid=uuid, new_device=new_device)
+    # NewClient names the Go session after jid.User when given a jid; keep one Go key per
+    # session (two sessions of one phone must not share it).
+    client.uuid = uuid.encode()
+    return client
+
+
+class WhatsmeowEngine(Engine):
+    name: ClassVar[str] = "whatsmeow"
+
+    # Tests swap these for a fake network (tests/contract/whatsmeow_fake.py).
+    client_factory: ClientFactory = staticmethod(_new_client)
+    probe_timeout: float = 5.0
+    join_timeout: float = 5.0
+    # How long a starting session may keep the Go maps exclusive if no callback comes.
+    start_hold_cap: float = 10.0
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        session_dir: Path,
+        emit: Emit,
+        options: EngineOptions,
+        config: WhatsmeowConfig | None = None,
+    ) -> None:
+        super().__init__(client_id=client_id, session_dir=session_dir, emit=emit, options=options)
+        self.config = config or WhatsmeowConfig.from_settings()
+        self.reconnect_base = self.config.reconnect_base
+        self.reconnect_cap = self.config.reconnect_cap
+        self.max_failures = self.config.max_failures
+        self.start_wait = self.config.start_wait
+        # None disables the reachability check (the fake network of the tests).
+        self.probe_target: tuple[str, int] | None = self._default_probe_target()
+        self._tasks = TaskGroup()
+        self._runner: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[_Signal] | None = None
+        self._client: Any = None
+        self._thread: threading.Thread | None = None
+        self._attempt = 0
+        self._closing = False
+        self._logged_out: str | None = None
+        self._qr_shown = 0
+        self._settled = asyncio.Event()
+
+    # -- paths and stored credentials ----------------------------------------------------------
+    @property
+    def store_path(self) -> Path:
+        return self.session_dir / STORE_FILE
+
+    @property
+    def device_path(self) -> Path:
+        return self.session_dir / DEVICE_FILE
+
+    @property
+    def store(self) -> str:
+        return self.config.store or str(self.store_path)
+
+    def _default_probe_target(self) -> tuple[str, int] | None:
+        if self.config.proxy:
+            parts = urlsplit(self.config.proxy)
+            if parts.hostname:
+                default = 1080 if parts.scheme.startswith("socks") else 8080
+                return parts.hostname, parts.port or default
+        return WHATSAPP_HOST, WHATSAPP_PORT
+
+    def _stored_device(self) -> dict[str, Any] | None:
+        try:
+            data = read_json(self.device_path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self.log.warning("unreadable %s (%s)", DEVICE_FILE, exc)
+            return None
+        return data if isinstance(data, dict) and data.get("user") else None
+
+    def _sqlite_has_device(self) -> bool:
+        if not self.store_path.is_file():
+            return False
+        try:
+            uri = f"file:{self.store_path}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as db:
+                row = db.execute("SELECT jid FROM whatsmeow_device LIMIT 1").fetchone()
+        except sqlite3.Error:
+            return False  # no schema yet: never paired
+        return row is not None
+
+    def _resume_jid(self) -> Any:
+        # A shared (PostgreSQL) store holds many devices: say which one is ours, or a new
+        # client would resume the first stored device (ENGINES.md).
+        device = self._stored_device()
+        if self.config.store is None or device is None:
+            return None
+        return JID(
+            User=str(device["user"]),
+            Device=int(device.get("device", 0)),
+            Server=str(device.get("server", "s.whatsapp.net")),
+        )
+
+    def _forget_device(self) -> None:
+        self.device_path.unlink(missing_ok=True)
+        if self.config.store is None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
+
+    # -- tasks and threads ---------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = self._tasks.create(coro, name=f"session:{self.client_id}:{what}")
+        return task
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(_CALLS, fn)
+
+    def _post(
+        self, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[_Signal], s: _Signal
+    ) -> None:
+        """From any thread: hand `s` to the session's runner on the loop."""
+        # RuntimeError: the loop is closed, the worker is gone and nobody is listening.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(inbox.put_nowait, s)
+
+    def _launch(self) -> None:
+        """Build a client, register handlers (before connect: Go learns the subscribed
+        events at connect time) and run `connect()` on the session's own thread."""
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        assert inbox is not None
+        self._attempt += 1
+        attempt = self._attempt
+        device = self._stored_device()
+        client = self.client_factory(
+            store=self.store,
+            uuid=self.client_id,
+            jid=self._resume_jid(),
+            new_device=self.config.store is not None and device is None,
+        )
+        hold_box: list[_Hold] = []
+
+        def release_hold() -> None:
+            if hold_box:
+                hold_box[0].release()
+
+        def on_qr(_: Any, code: bytes) -> None:
+            release_hold()
+            self._post(loop, inbox, _Signal("qr", attempt, code.decode(errors="replace")))
+
+        def forward(ev_type: type) -> Callable[[Any, Any], None]:
+            def handler(_: Any, message: Any) -> None:
+                release_hold()
+                self._post(loop, inbox, _Signal("event", attempt, message, ev_type))
+
+            return handler
+
+        client.event.qr(on_qr)
+        for ev_type in (
+            ConnectedEv,
+            PairStatusEv,
+            MessageEv,
+            ReceiptEv,
+            LoggedOutEv,
+            DisconnectedEv,
+            ConnectFailureEv,
+            StreamReplacedEv,
+            TemporaryBanEv,
+            ClientOutdatedEv,
+        ):
+            client.event(ev_type)(forward(ev_type))
+        proxy = ProxySettings(proxy_address=self.config.proxy) if self.config.proxy else None
+
+        def run() -> None:
+            error: str | None = None
+            hold = _GO.hold()
+            hold_box.append(hold)
+            try:
+                if self._closing or attempt != self._attempt:
+                    return  # stop() won the race for the Go maps: do not start at all
+                client.connect(proxy)
+            except BaseException as exc:  # reported to the loop, whatever it is
+                error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            finally:
+                hold.release()
+                # connect() returned: free the Go side's entry for this session (it keeps a
+                # whatsmeow client and the store open otherwise).
+                # Only while this attempt is current: the Go key is the client id, shared by
+                # every attempt, and a newer attempt's session must not be stopped by ours
+                # (stop() already stopped this one when it moved the attempt on).
+                with _GO.exclusive(), contextlib.suppress(Exception):
+                    if attempt == self._attempt:
+                        client.stop()
+                finalizer = getattr(client, "_stop_finalizer", None)
+                if finalizer is not None:
+                    finalizer.detach()  # it would call Go's Stop again, unlocked, at GC
+                self._post(loop, inbox, _Signal("ended", attempt, error))
+
+        self._client = client
+        self._thread = threading.Thread(
+            target=run, name=f"zapgate-wa:{self.client_id}", daemon=True
+        )
+        self._thread.start()
+        loop.call_later(self.start_hold_cap, release_hold)
+
+    async def _stop_client(self) -> None:
+        """Cancel the current connection and wait (bounded) for its thread to end."""
+        client, thread = self._client, self._thread
+        self._attempt += 1  # a thread still waiting for the Go maps must not connect
+        self._client, self._thread = None, None
+        if client is not None:
+
+            def stop() -> None:
+                with _GO.exclusive():
+                    client.stop()
+
+            with contextlib.suppress(Exception):
+                await self._call(stop)
+        if thread is not None and thread.is_alive():
+            await self._call(lambda: thread.join(self.join_timeout))
+            if thread.is_alive():
+                self.log.warning("the whatsmeow thread did not end within %.0fs", self.join_timeout)
+
+    # -- state helpers -------------------------------------------------------------------------
+    def _cancel_waiter(self) -> None:
+        if self._waiter is not None and self._waiter is not asyncio.current_task():
+            self._waiter.cancel()
+        self._waiter = None
+
+    def _backoff(self, failures: int) -> float:
+        # Jitter so many sessions dropped together do not retry in lockstep.
+        delay = min(self.reconnect_cap, self.reconnect_base * 2.0 ** max(failures - 1, 0))
+        return float(delay * random.uniform(0.5, 1.0))
+
+    async def _probe(self) -> str | None:
+        """None when the host to dial accepts TCP connections, else a reason naming it."""
+        if self.probe_target is None:
+            return None
+        host, port = self.probe_target
+        what = "proxy " if self.config.proxy else ""
+        try:
+            async with asyncio.timeout(self.probe_timeout):
+                _, writer = await asyncio.open_connection(host, port)
+        except TimeoutError:
+            return f"cannot reach {what}{host}:{port}: timed out after {self.probe_timeout:.0f}s"
+        except OSError as exc:
+            detail = exc.strerror or str(exc) or type(exc).__name__
+            return f"cannot reach {what}{host}:{port}: {detail}"[:300]
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
+
+    async def _emit_qr(self, code: str, ttl: float) -> None:
+        await self.emit(QrUpdated(qr=code, expires_at=datetime.now(UTC) + timedelta(seconds=ttl)))
+
+    def _phone_of(self, jid: Any) -> str | None:
+        user = str(getattr(jid, "User", "") or "")
+        if not user.isdigit():
+            return None
+        try:
+            return normalize_phone("+" + user)
+        except Exception:
+            return None
+
+    # -- the runner: one connection at a time, backoff between them ----------------------------
+    async def _run(self) -> None:
+        inbox = self._inbox
+        assert inbox is not None
+        failures = 0
+        while not self._closing:
+            reason = await self._probe()
+            if reason is None:
+                self._launch()
+                reason = await self._drain(inbox)
+                if self._closing or self._logged_out is not None:
+                    return
+                if reason is None:
+                    failures = 0  # it was up for a while and ended cleanly: start afresh
+                    reason = "connection closed"
+                await self._stop_client()
+            if self._state in (SessionState.CONNECTED, SessionState.SCAN_QR):
+                failures = 0
+            failures += 1
+            await self._dropped(reason)
+            if self.max_failures and failures >= self.max_failures:
+                self.log.warning("giving up after %d failed connections: %s", failures, reason)
+                await self.set_state(SessionState.FAILED, reason)
+                self._runner = None
+                return
+            await asyncio.sleep(self._backoff(failures))
+
+    async def _drain(self, inbox: asyncio.Queue[_Signal]) -> str | None:
+        """Handle signals of the current attempt until its connect() returns; returns its
+        error, or None when it ended without one."""
+        while True:
+            signal = await inbox.get()
+            if signal.attempt != self._attempt:
+                continue  # left over from an attempt that was already stopped
+            if signal.kind == "ended":
+                error = signal.payload
+                if not error:
+                    return None
+                return (
+                    dial_reason(error) if "dial" in error else f"connection failed: {error}"[:300]
+                )
+            try:
+                if signal.kind == "qr":
+                    await self._on_qr(signal.payload)
+                else:
+                    await self._on_event(signal.event, signal.payload)
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                self.log.warning("ignored a malformed %s: %r", signal.kind, exc)
+            if self._logged_out is not None or self._closing:
+                return None
+
+    async def _dropped(self, reason: str) -> None:
+        self._cancel_waiter()
+        if reason != self._reason or self._state is not SessionState.DISCONNECTED:
+            self.log.warning("disconnected: %s", reason)
+        await self.set_state(SessionState.DISCONNECTED, reason)
+        self._settled.set()
+
+    # -- QR ------------------------------------------------------------------------------------
+    async def _on_qr(self, code: str) -> None:
+        if self._state is SessionState.PAIRING:
+            return  # a pairing code is being typed; the QR is not on show
+        if self._qr_shown >= self.options.qr_max_rotations:
+            self.log.info("no scan after %d QR codes; stopping", self._qr_shown)
+            self._spawn(self.stop(reason="qr_timeout"), "qr-timeout")
+            self._closing = True
+            return
+        self._qr_shown += 1
+        first = self._qr_shown == 1
+        ttl = self.options.qr_first_ttl if first else self.options.qr_ttl
+        await self.set_state(SessionState.SCAN_QR)
+        self._settled.set()
+        await self._emit_qr(code, ttl)
+        self._cancel_waiter()
+        self._waiter = self._spawn(self._qr_deadline(ttl), "qr")
+
+    async def _qr_deadline(self, ttl: float) -> None:
+        await asyncio.sleep(ttl)
+        if self._qr_shown < self.options.qr_max_rotations:
+            # whatsmeow rotates codes by itself; give it one more TTL to send the next one
+            # before deciding that it never will.
+            await asyncio.sleep(max(self.options.qr_ttl, 2.0))
+        self.log.info("no scan after %d QR codes; stopping", self._qr_shown)
+        self._waiter = None
+        await self.stop(reason="qr_timeout")
+
+    async def _pairing_deadline(self) -> None:
+        opts = self.options
+        await asyncio.sleep(opts.qr_first_ttl + opts.qr_ttl * max(opts.qr_max_rotations - 1, 0))
+        self.log.info("pairing code not entered in time; stopping")
+        self._waiter = None
+        await self.stop(reason="pair_code_timeout")
+
+    # -- events from whatsmeow -----------------------------------------------------------------
+    async def _on_event(self, ev_type: type | None, ev: Any) -> None:
+        if ev_type is ConnectedEv:
+            await self._on_connected()
+        elif ev_type is PairStatusEv:
+            await self._on_pair_status(ev)
+        elif ev_type is MessageEv:
+            await self._on_message(ev)
+        elif ev_type is ReceiptEv:
+            status = _RECEIPTS.get(int(ev.Type))
+            if status is not None:
+                for message_id in ev.MessageIDs:
+                    await self.emit(MessageAck(id=str(message_id), status=status, raw=ev))
+        elif ev_type is LoggedOutEv:
+            name = _LOGOUT_REASONS.values_by_number.get(int(ev.Reason))
+            await self._on_logged_out((name.name if name else "logged_out").lower())
+        elif ev_type is DisconnectedEv:
+            # whatsmeow reconnects an established connection by itself; say so meanwhile.
+            await self.set_state(SessionState.DISCONNECTED, "connection lost; reconnecting")
+        elif ev_type is ConnectFailureEv:
+            self.log.warning("connect failure %s: %s", int(ev.Reason), ev.Message)
+        elif ev_type is StreamReplacedEv:
+            await self._give_up("stream_replaced: this device connected from somewhere else")
+        elif ev_type is TemporaryBanEv:
+            await self._give_up(f"temporary_ban: code {int(ev.Code)}, expires in {int(ev.Expire)}s")
+        elif ev_type is ClientOutdatedEv:
+            await self._give_up(
+                "client_outdated: WhatsApp refuses this neonize version; upgrade it"
+            )
+
+    async def _on_connected(self) -> None:
+        self._cancel_waiter()
+        me = getattr(self._client, "me", None)
+        phone = self._phone_of(me.JID) if me is not None and me.HasField("JID") else None
+        if me is not None and me.HasField("JID") and me.JID.User:
+            self._save_device(me.JID)
+        if phone is None:
+            stored = self._stored_device()
+            phone = self._phone_of(JID(User=str(stored["user"]))) if stored else None
+        self._qr_shown = 0
+        await self.set_state(SessionState.CONNECTED, None, phone=phone)
+        self._settled.set()
+
+    def _save_device(self, jid: Any) -> None:
+        data = {
+            "user": jid.User,
+            "device": int(jid.Device),
+            "server": jid.Server or "s.whatsapp.net",
+        }
+        if self._stored_device() != data:
+            atomic_write_json(self.device_path, data, mode=0o600)
+
+    async def _on_pair_status(self, ev: Any) -> None:
+        if ev.Status == PairStatus.SUCCESS:
+            self._cancel_waiter()
+            self._save_device(ev.ID)
+            self._phone = self._phone_of(ev.ID)
+            self.log.info("paired; waiting for the connection")
+        else:
+            self.log.warning("pairing failed: %s", ev.Error)
+
+    async def _on_message(self, ev: Any) -> None:
+        source = ev.Info.MessageSource
+        if source.IsFromMe:
+            return  # our own messages, echoed from the phone or another linked device
+        await self.emit(
+            MessageReceived(
+                id=str(ev.Info.ID),
+                chat=_address(source.Chat),
+                sender=_sender(source),
+                text=_text(ev.Message),
+                timestamp=_timestamp(int(ev.Info.Timestamp)),
+                raw=ev,
+            )
+        )
+
+    async def _on_logged_out(self, reason: str) -> None:
+        self._cancel_waiter()
+        self._logged_out = reason
+        await self._stop_client()
+        self._forget_device()
+        self._phone = None
+        await self.set_state(SessionState.LOGGED_OUT, reason)
+        self._settled.set()
+
+    async def _give_up(self, reason: str) -> None:
+        self._cancel_waiter()
+        self._closing = True
+        await self._stop_client()
+        await self.set_state(SessionState.FAILED, reason)
+        self._settled.set()
+
+    # -- the contract --------------------------------------------------------------------------
+    async def _do_start(self) -> None:
+        await self._shutdown()
+        self._closing = False
+        self._logged_out = None
+        self._qr_shown = 0
+        self._settled = asyncio.Event()
+        self._inbox = asyncio.Queue()
+        self._runner = self._spawn(self._run(), "runner")
+        # Return once the first attempt settled (CONNECTED, a QR on show, or DISCONNECTED
+        # with the reason), so that start() reports something useful; but never wait long.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.start_wait):
+                await self._settled.wait()
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        self._cancel_waiter()
+        current = asyncio.current_task()
+        tasks = [t for t in (self._runner,) if t is not None and t is not current and not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._runner = None
+        await self._stop_client()
+
+    async def _do_stop(self) -> None:
+        await self._shutdown()
+
+    async def _do_logout(self) -> None:
+        client = self._client
+        if client is not None and self._state is SessionState.CONNECTED:
+
+            def logout() -> None:
+                with _GO.shared():
+                    client.logout()
+
+            try:
+                await self._call(logout)
+            except Exception as exc:
+                # Forget the device here anyway: the user asked to unlink it, and the phone
+                # shows (and can remove) a device that no longer connects.
+                self.log.warning("WhatsApp did not take the logout: %s", exc)
+        await self._shutdown()
+        self._forget_device()
+
+    async def _do_pair_code(self, phone: str) -> str:
+        if self._state not in (SessionState.SCAN_QR, SessionState.PAIRING) or self._client is None:
+            raise WrongState(
+                f"session {self.client_id} is {self._state}; a pairing code needs SCAN_QR",
+                hint="Start the session first; an already linked session needs no code.",
+            )
+        client = self._client
+        digits = normalize_phone(phone).lstrip("+")
+
+        def pair() -> str:
+            with _GO.shared():
+                return str(client.PairPhone(digits, show_push_notification=True))
+
+        code = (await self._call(pair)).replace("-", "").strip().upper()
+        self._cancel_waiter()
+        await self.set_state(SessionState.PAIRING)
+        self._waiter = self._spawn(self._pairing_deadline(), "pairing")
+        return code
+
+    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
+        client = self._client
+        if self._state is not SessionState.CONNECTED or client is None:
+            raise WrongState(
+                f"session {self.client_id} is {self._state}, not CONNECTED",
+                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
+            )
+        jid = build_jid(normalize_phone(to).lstrip("+"))
+
+        def send() -> Any:
+            with _GO.shared():
+                return client.send_message(jid, text)
+
+        try:
+            response = await self._call(send)
+        except Exception as exc:
+            raise EngineError(
+                f"session {self.client_id}: WhatsApp did not take the message: {exc}"[:300],
+                hint="Check the number is on WhatsApp and the session is CONNECTED; retry later.",
+            ) from exc
+        wa_id = str(response.ID) or message_id
+        await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))
+        return wa_id
+
+    def _do_has_credentials(self) -> bool:
+        if self.config.store is None:
+            return self._sqlite_has_device()
+        return self._stored_device() is not None
