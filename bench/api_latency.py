@@ -130,6 +130,7 @@ def main() -> None:
             ZAPGATE_ENGINE="sim",
             ZAPGATE_PORT=str(port),
             ZAPGATE_LOG_LEVEL="WARNING",
+            ZAPGATE_SEND_RATE="off",  # measure the gateway, not the anti-ban pacing
         )
         cli(["users", "create", "bench@example.com"], env)
         key = cli(["keys", "create", "bench@example.com"], env)

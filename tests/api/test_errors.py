@@ -182,6 +182,7 @@ def test_users_never_see_each_others_sessions(server: Server) -> None:
 
 
 def test_admin_pages_need_an_admin(server: Server) -> None:
+    server.alice.put("/v1/sessions/seen-by-admin", json={"start": False})
     assert_error(server.alice.get("/v1/admin/sessions"), 403, "forbidden")
     assert_error(server.alice.get("/v1/admin/workers"), 403, "forbidden")
     r = server.admin.get("/v1/admin/sessions")

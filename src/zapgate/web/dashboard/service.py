@@ -14,7 +14,7 @@ from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import ApiKey, Message, Session, User
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
-from zapgate.web.api.system import _topology_routes
+from zapgate.services.admin import WorkerStatus, worker_statuses
 from zapgate.web.context import AppContext
 
 logger = logging.getLogger(__name__)
@@ -59,16 +59,6 @@ class SessionView:
             "qr_timeout",
             "pair_code_timeout",
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerRow:
-    worker_id: str
-    worker_url: str | None
-    port: int | None
-    reachable: bool
-    detail: str
-    sessions: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,21 +282,8 @@ class DashboardService:
         await self.ctx.registry.set_user_lang(user.id, lang)
 
     # -- admin -------------------------------------------------------------------------------
-    async def workers(self) -> list[WorkerRow]:
-        sessions = await self.ctx.registry.list_sessions()
-        routes = await _topology_routes(self.ctx)
-        probes = await asyncio.gather(*(self.ctx.pool.probe(r) for r in routes.values()))
-        return [
-            WorkerRow(
-                worker_id=wid,
-                worker_url=route.worker_url,
-                port=route.port,
-                reachable=ok,
-                detail=detail,
-                sessions=sum(1 for s in sessions if s.worker_id == wid),
-            )
-            for (wid, route), (ok, detail) in zip(routes.items(), probes, strict=True)
-        ]
+    async def workers(self) -> list[WorkerStatus]:
+        return await worker_statuses(self.ctx.registry, self.ctx.pool, self.ctx.placement)
 
     async def all_sessions(self) -> list[AdminSessionRow]:
         emails = {u.id: u.email for u in await self.ctx.registry.list_users()}

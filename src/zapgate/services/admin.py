@@ -1,0 +1,44 @@
+"""What operators see: every worker the topology names, with a fresh health probe."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from zapgate.domain.models import Route
+from zapgate.registry import Registry
+from zapgate.services.workers import WorkerPool
+from zapgate.topology.placement import Placement
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerStatus:
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+    reachable: bool
+    detail: str
+    sessions: int
+
+
+async def worker_statuses(
+    registry: Registry, pool: WorkerPool, placement: Placement
+) -> list[WorkerStatus]:
+    """The configured worker plus each worker a session is routed to (per-user has one
+    per user), probed in parallel."""
+    sessions = await registry.list_sessions()
+    routes: dict[str, Route] = {placement.place(1).worker_id: placement.place(1)}
+    for s in sessions:
+        routes.setdefault(s.worker_id, s.route)
+    probes = await asyncio.gather(*(pool.probe(r) for r in routes.values()))
+    return [
+        WorkerStatus(
+            worker_id=wid,
+            worker_url=route.worker_url,
+            port=route.port,
+            reachable=ok,
+            detail=detail,
+            sessions=sum(1 for s in sessions if s.worker_id == wid),
+        )
+        for (wid, route), (ok, detail) in zip(routes.items(), probes, strict=True)
+    ]
