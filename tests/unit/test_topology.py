@@ -62,20 +62,10 @@ def test_health_cache_remembers_briefly(caplog: pytest.LogCaptureFixture) -> Non
     assert cache.fresh("http://w:5001") is None
 
 
-async def test_health_cache_probes_only_when_stale() -> None:
+def test_health_cache_keeps_the_failure_detail() -> None:
     now = [0.0]
     cache = HealthCache(ttl=5, clock=lambda: now[0])
-    calls = 0
-
-    async def probe() -> None:
-        nonlocal calls
-        calls += 1
-        raise ConnectionError("refused")
-
-    assert await cache.check("u", probe) is False
-    assert await cache.check("u", probe) is False
-    assert calls == 1
-    assert "refused" in cache.detail("u")
+    cache.mark("u", False, "connection refused")
+    assert cache.fresh("u") is False and cache.detail("u") == "connection refused"
     now[0] = 10
-    assert await cache.check("u", probe) is False
-    assert calls == 2
+    assert cache.fresh("u") is None  # stale: the next real call decides again

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -21,9 +21,10 @@ class _Entry:
 class HealthCache:
     """Remembers, per worker URL, whether the last contact worked.
 
-    Every real call to a worker reports its outcome (`mark`); `check` only probes when the
-    remembered answer is older than `ttl` seconds. Changes are logged once, so the log
-    tells the story ("worker ... is reachable") without a line per request.
+    Every real call to a worker reports its outcome (`mark`); while the remembered answer
+    is younger than `ttl` seconds (`fresh`), a worker known to be down fails at once.
+    Changes are logged once, so the log tells the story ("worker ... is reachable")
+    without a line per request.
     """
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -50,18 +51,3 @@ class HealthCache:
     def detail(self, url: str) -> str:
         entry = self._entries.get(url)
         return entry.detail if entry else ""
-
-    async def check(self, url: str, probe: Callable[[], Awaitable[None]]) -> bool:
-        cached = self.fresh(url)
-        if cached is not None:
-            return cached
-        try:
-            await probe()
-        except Exception as exc:
-            self.mark(url, False, str(exc) or type(exc).__name__)
-            return False
-        self.mark(url, True)
-        return True
-
-    def snapshot(self) -> dict[str, bool]:
-        return {url: e.ok for url, e in self._entries.items()}
