@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,11 +32,12 @@ class Received:
 @dataclass
 class Receiver:
     """`fail_first[path] = n` answers 500 to the first n requests on that path;
-    `gone` paths answer 410."""
+    `gone` paths answer 410; `slow[path]` seconds pass before a path answers."""
 
     received: dict[str, list[Received]] = field(default_factory=dict)
     fail_first: dict[str, int] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
+    slow: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -62,6 +64,7 @@ class Receiver:
                     if left:
                         owner.fail_first[path] = left - 1
                 status = 410 if path in owner.gone else 500 if left else 200
+                time.sleep(owner.slow.get(path, 0.0))
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,3 +274,22 @@ def test_rate_limit_queues_instead_of_refusing(gw: tuple[ZapgateProcess, Api, Ap
         return all(m["status"] in {"sent", "delivered", "read"} for m in items if m["id"] in ids)
 
     wait_until(all_sent, timeout=10, what="rate-limited sends")
+
+
+def test_a_slow_receiver_never_delays_another_users_webhook(
+    gw: tuple[ZapgateProcess, Api, Api], receiver: Receiver
+) -> None:
+    _, api, other = gw
+    receiver.slow["/slow"] = 4.0
+    slow = other.post("/v1/webhooks", json={"url": receiver.url("/slow")}).json()
+    fast = api.post("/v1/webhooks", json={"url": receiver.url("/fast")}).json()
+    for _ in range(3):
+        other.post(f"/v1/webhooks/{slow['id']}/ping")
+    wait_until(lambda: receiver.got("/slow"), what="slow receiver busy")
+    t0 = time.monotonic()
+    api.post(f"/v1/webhooks/{fast['id']}/ping")
+    wait_until(lambda: receiver.got("/fast"), timeout=3, what="fast delivery")
+    assert time.monotonic() - t0 < 3
+    assert len(receiver.got("/slow")) < 3  # the slow one is still working through its queue
+    other.delete(f"/v1/webhooks/{slow['id']}")
+    api.delete(f"/v1/webhooks/{fast['id']}")
