@@ -257,3 +257,34 @@ def test_unreachable_worker_is_explained(tmp_path: Path) -> None:
         assert page.status_code == 200 and 'id="worker-unreachable"' in page.text
     finally:
         proc.stop()
+
+
+def test_private_webhook_url_is_refused_readably(dev: Dev) -> None:
+    """This server runs without ZAPGATE_ALLOW_PRIVATE_URLS: a loopback webhook URL is
+    refused by the SSRF guard, and the form says so (translated) instead of failing."""
+    c = signed_up(dev.url, "private-hook@example.com")
+    url = "http://127.0.0.1:9/hook"
+    for lang, lead, detail in (
+        (
+            "en",
+            "This server only sends webhooks to public addresses.",
+            "URL: 127.0.0.1 resolves to 127.0.0.1, a non-public address",
+        ),
+        (
+            "pt-BR",
+            "Este servidor só envia webhooks para endereços públicos.",
+            "URL: 127.0.0.1 aponta para 127.0.0.1, um endereço que não é público",
+        ),
+    ):
+        token = csrf(c.get("/webhooks").text)
+        r = c.post(
+            "/webhooks",
+            data={"csrf_token": token, "url": url, "events": ["message.received"]},
+            headers={"Accept-Language": lang},
+        )
+        assert r.status_code == 422
+        assert 'id="webhook-error"' in r.text and 'role="alert"' in r.text
+        assert lead in r.text and detail in r.text and "ZAPGATE_ALLOW_PRIVATE_URLS" in r.text
+        assert f'value="{url}"' in r.text and 'aria-invalid="true"' in r.text  # kept, marked
+        assert 'value="message.received" checked' in r.text
+    assert "data-webhook-id=" not in c.get("/webhooks").text

@@ -61,6 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         ZAPGATE_QR_FIRST_TTL="60",
         ZAPGATE_QR_TTL="30",
         ZAPGATE_TIMEZONE="America/Sao_Paulo",
+        ZAPGATE_ALLOW_PRIVATE_URLS="true",  # webhooks to tests/receiver.py on 127.0.0.1
     )
     admin = "admin@zapgate.test"
     out = run_cli(["users", "create", admin, "--admin", "--password-stdin"], env, PASSWORD + "\n")

@@ -1,6 +1,7 @@
 """The dashboard in a real browser: sign up, connect WhatsApp by scanning the QR code
 shown on the page with the simulated phone, send, receive a reply without reloading,
-switch language, manage API keys, and the admin pages (403 for everybody else).
+switch language, manage API keys and webhooks (a test ping whose delivery log updates
+without a reload), and the admin pages (403 for everybody else).
 Screenshots of the main pages at desktop and phone widths go to tests/e2e/screenshots/."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import DESKTOP, PASSWORD, PHONE, Site, shot, sync_api
+from tests.receiver import Receiver
 
 expect = sync_api.expect
 MY_PHONE = "+5511999990003"
@@ -175,6 +177,103 @@ def test_api_key_create_copy_and_revoke(site: Site, new_page: Any) -> None:
     expect(page.locator("#keys-table tbody tr").filter(has_text="my backend")).to_have_count(0)
     api = httpx.get(site.url + "/v1/sessions", headers={"Authorization": f"Bearer {key}"})
     assert api.status_code == 401 and api.json()["errcode"] == "unauthorized"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth + 1"
+
+
+def test_webhook_create_test_ping_and_live_log(
+    site: Site, new_page: Any, receiver: Receiver
+) -> None:
+    page = new_page()
+    sign_up(page, site, prefix="hooks")
+    page.get_by_role("link", name="Webhooks").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Webhooks")
+    expect(page.locator(".empty")).to_contain_text("You have no webhooks yet.")
+    # a refused URL: a readable error on the form, the typed values kept
+    page.get_by_label("URL").fill("ftp://example.com/hook")
+    page.get_by_label(re.compile("message.status")).check()
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator("#webhook-error")).to_have_text(
+        "URL: 'ftp://example.com/hook' is not an http(s) URL"
+    )
+    expect(page.get_by_label("URL")).to_have_value("ftp://example.com/hook")
+    expect(page.get_by_label("URL")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("URL")).to_be_focused()
+    expect(page.get_by_label(re.compile("message.status"))).to_be_checked()
+    shot(page, "desktop-webhooks-error")
+    page.get_by_label(re.compile("message.status")).uncheck()
+
+    url = receiver.url("/e2e")
+    receiver.fail_first["/e2e"] = 1  # the first attempt fails: the log shows the retry
+    page.get_by_label("URL").fill(url)
+    page.get_by_label(re.compile("message.received")).check()
+    page.get_by_label(re.compile("session.status")).check()
+    page.get_by_role("button", name="Add webhook").click()
+    secret = page.locator("#new-secret-value").input_value()
+    assert secret.startswith("whsec_"), secret
+    expect(page.locator("#new-webhook")).to_contain_text("it will not be shown again")
+    page.locator("#new-webhook").get_by_role("button", name="Copy", exact=True).click()
+    expect(page.locator("#new-webhook button[data-copy]")).to_have_text("Copied!")
+    row = page.locator("#webhooks-table tbody tr").filter(has_text=url)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("message.received")
+    expect(row).to_contain_text("Active")
+    shot(page, "desktop-webhooks")
+
+    row.get_by_role("link", name=re.compile("Delivery log")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delivery log")
+    expect(page.locator("#deliveries")).to_contain_text("Nothing sent yet.")
+    page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+    page.locator("#ping").click()
+    expect(page.locator("#ping-feedback")).to_contain_text("Test event sent.")
+    delivery = page.locator("#deliveries-table tbody tr")
+    expect(delivery).to_have_count(1)
+    expect(delivery).to_contain_text("webhook.ping")
+    # pending, then (by polling, after one failed attempt and a retry) delivered
+    expect(delivery).to_have_attribute("data-status", "delivered")
+    expect(delivery).to_contain_text("Delivered")
+    expect(delivery.locator("td").nth(2)).to_have_text("2")
+    expect(delivery.locator("td").nth(3)).to_have_text("200")
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    got = receiver.got("/e2e")
+    assert [g.json["type"] for g in got] == ["webhook.ping", "webhook.ping"]
+    assert got[-1].signature_ok(secret)
+    assert got[0].headers["x-zapgate-event-id"] == got[1].headers["x-zapgate-event-id"]
+    expect(delivery).to_contain_text(got[0].headers["x-zapgate-event-id"])
+    shot(page, "desktop-webhook-log")
+
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#delete-webhook").click()
+    expect(page).to_have_url(site.url + "/webhooks?deleted=1")
+    expect(page.locator(".alert-success")).to_contain_text("The webhook was deleted.")
+    expect(page.locator("#webhooks-table")).to_have_count(0)
+
+    # a phone, in Portuguese
+    phone = new_page(viewport=PHONE, is_mobile=True, has_touch=True, locale="pt-BR")
+    sign_up(phone, site, prefix="hooksphone")
+    phone.goto(site.url + "/webhooks")
+    expect(phone.get_by_role("heading", level=1)).to_have_text("Webhooks")
+    phone.get_by_label("URL").fill(receiver.url("/phone"))
+    phone.get_by_label(re.compile("message.received")).check()
+    phone.get_by_role("button", name="Adicionar webhook").click()
+    expect(phone.locator("#new-webhook")).to_contain_text("não será mostrado de novo")
+    assert phone.evaluate(NO_SIDEWAYS_SCROLL)
+    shot(phone, "phone-webhooks")
+    phone.get_by_role("link", name=re.compile("Registro de entregas")).click()
+    phone.get_by_role("button", name="Enviar teste").click()
+    phone_delivery = phone.locator("#deliveries-table tbody tr")
+    expect(phone_delivery).to_have_attribute("data-status", "delivered")
+    expect(phone_delivery).to_contain_text("Entregue")
+    assert phone.evaluate(NO_SIDEWAYS_SCROLL)
+    shot(phone, "phone-webhook-log")
 
 
 def test_admin_sees_all_sessions_and_users_get_403(site: Site, new_page: Any) -> None:

@@ -56,6 +56,34 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"No sim session is linked to (?P<phone>\+?\d+)\.",
             N_("No sim session is linked to {phone}."),
         ),
+        # webhooks and the SSRF guard (events/ssrf.py, services/webhooks.py)
+        (
+            r"url: (?P<host>\S+) resolves to (?P<ip>\S+), a non-public address",
+            N_("url: {host} resolves to {ip}, a non-public address"),
+        ),
+        (
+            r"url: (?P<url>'.*') is not an http\(s\) URL",
+            N_("url: {url} is not an http(s) URL"),
+        ),
+        (
+            r"url: cannot resolve (?P<host>'[^']*'): (?P<detail>.*)",
+            N_("url: cannot resolve {host}: {detail}"),
+        ),
+        (r"url: bad port in (?P<url>'.*')", N_("url: bad port in {url}")),
+        (
+            r"Webhook (?P<id>\d+) is disabled: (?P<reason>.*)",
+            N_("Webhook {id} is disabled: {reason}"),
+        ),
+        (r"You have no webhook (?P<id>\d+)\.", N_("You have no webhook {id}.")),
+        (
+            r"You already have (?P<n>\d+) webhooks\.",
+            N_("You already have {n} webhooks."),
+        ),
+        (
+            r"events: unknown type\(s\) (?P<types>.*)",
+            N_("events: unknown type(s) {types}"),
+        ),
+        (r"Use any of: (?P<types>.*)\.", N_("Use any of: {types}.")),
     )
 )
 

@@ -12,7 +12,7 @@ from zapgate import i18n
 from zapgate.errors import GatewayError
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard.render import STATIC_DIR, Dashboard, Page, load_page
-from zapgate.web.dashboard.security import LoginLimiter, resolve_secret_key
+from zapgate.web.dashboard.security import CsrfFailed, LoginLimiter, resolve_secret_key
 from zapgate.web.dashboard.views import SignInRequired, router
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ async def render_error(request: Request, err: GatewayError) -> Response | None:
     if page.is_htmx and err.status < 500:
         # htmx leaves a 4xx response unswapped; a short fragment in a 200 shows it.
         return page.render("partials/error_fragment.html", error=page.error_text(err), err=err)
-    template = "forbidden.html" if err.status == 403 else "error.html"
+    # A refused form (CSRF) is not "for administrators": it says what happened.
+    forbidden = err.status == 403 and not isinstance(err, CsrfFailed)
+    template = "forbidden.html" if forbidden else "error.html"
     return page.render(template, status=err.status, err=err, error=page.error_text(err))
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from zapgate.domain.ids import normalize_phone
-from zapgate.domain.models import ApiKey, Message, Session, User
+from zapgate.domain.models import ApiKey, Delivery, Message, Session, User, Webhook
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
+from zapgate.registry.outbox import EVENT_TYPES
 from zapgate.services.admin import WorkerStatus, worker_statuses
 from zapgate.web.context import AppContext
 
@@ -25,6 +26,9 @@ PAIR_CODE_TTL = 180.0
 # (a pairing code is asked for from the QR screen).
 PAIR_START_WAIT = 8.0
 RECENT_MESSAGES = 20
+RECENT_DELIVERIES = 50
+# The event types a webhook can ask for (none ticked: all of them).
+WEBHOOK_EVENTS: tuple[str, ...] = EVENT_TYPES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,11 +122,25 @@ class NewKeys:
         return found[1], found[2]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookLog:
+    """What a webhook's page shows: the webhook and its latest deliveries."""
+
+    webhook: Webhook
+    deliveries: list[Delivery]
+
+    @property
+    def pending(self) -> bool:
+        return any(d.status == "pending" for d in self.deliveries)
+
+
 class DashboardService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.pair_codes = PairCodes()
         self.new_keys = NewKeys()
+        # A new webhook's secret, shown once after the redirect (like a new API key).
+        self.new_secrets = NewKeys()
 
     # -- my whatsapp -------------------------------------------------------------------------
     async def find(self, user: User, name: str) -> Session | None:
@@ -269,6 +287,32 @@ class DashboardService:
 
     async def revoke_api_key(self, user: User, key_id: int) -> bool:
         return await self.ctx.registry.revoke_api_key(user.id, key_id)
+
+    # -- webhooks ----------------------------------------------------------------------------
+    async def webhooks(self, user: User) -> list[Webhook]:
+        return await self.ctx.webhooks.list_for(user)
+
+    async def create_webhook(self, user: User, url: str, events: list[str], secret: str) -> Webhook:
+        url = url.strip()
+        if not url:
+            raise ValidationFailed(
+                "url: must not be empty", hint="Type the address zapgate should call."
+            )
+        return await self.ctx.webhooks.create(
+            user, url=url, events=events, secret=secret.strip() or None
+        )
+
+    async def webhook_log(self, user: User, webhook_id: int) -> WebhookLog:
+        # Both are scoped to the caller: anyone else's webhook id is WebhookNotFound (404).
+        hook = await self.ctx.webhooks.get(user, webhook_id)
+        deliveries = await self.ctx.webhooks.deliveries(user, webhook_id, RECENT_DELIVERIES)
+        return WebhookLog(webhook=hook, deliveries=deliveries)
+
+    async def ping_webhook(self, user: User, webhook_id: int) -> str:
+        return (await self.ctx.webhooks.ping(user, webhook_id)).id
+
+    async def delete_webhook(self, user: User, webhook_id: int) -> None:
+        await self.ctx.webhooks.delete(user, webhook_id)
 
     # -- users -------------------------------------------------------------------------------
     async def sign_up(self, email: str, password: str) -> User:
