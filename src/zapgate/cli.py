@@ -136,7 +136,12 @@ def worker(
         "worker %s listening on http://%s:%s (data dir %s)", w.worker_id, settings.host, port, data
     )
     _serve_asgi(
-        create_worker_app(w, token=settings.worker_token, max_body_bytes=settings.max_body_bytes),
+        create_worker_app(
+            w,
+            token=settings.worker_token,
+            max_body_bytes=settings.max_body_bytes,
+            media_body_bytes=settings.media_body_bytes,
+        ),
         settings.host,
         port,
         settings.log_level,

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     worker_timeout: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_text_chars: int = Field(default=65_536, ge=1)
+    # Media (issue 3): WhatsApp's own ceilings are 16 MB for image/audio/video and 100 MB
+    # for documents; checked before anything is stored or sent.
+    max_media_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_document_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    media_fetch_timeout: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
     # Events (issue 5): webhooks, outbound queue, anti-ban send rate, retention.
     allow_private_urls: bool = False
@@ -115,6 +120,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_topology(cls, v: object) -> object:
         return None if v == "" else v
+
+    def media_limit(self, kind: str) -> int:
+        """The most bytes a media message of `kind` may carry."""
+        return self.max_document_bytes if kind == "document" else self.max_media_bytes
+
+    @property
+    def media_body_bytes(self) -> int:
+        """The request-body limit of the media routes: the largest media, base64-encoded
+        (4/3), plus room for the other fields."""
+        largest = max(self.max_media_bytes, self.max_document_bytes)
+        return max(self.max_body_bytes, -(-largest * 4 // 3) + 65_536)
 
     @property
     def is_production(self) -> bool:

@@ -6,6 +6,7 @@ record; a worker that cannot be reached gives a clear 503."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import httpx
 from tests.api.conftest import Api, make_user
 from tests.api.test_errors import assert_error
 from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli, wait_until
+from tests.media_samples import png_bytes
 
 TOKEN = "worker-token-" + "z" * 24
 SECRET = "secret-key-" + "k" * 24
@@ -51,8 +53,31 @@ def test_shared_topology_end_to_end(spawn, tmp_path: Path) -> None:  # type: ign
         == 201
     )
 
+    # Media crosses the worker's internal API both ways: an upload to send, and an
+    # inbound image the web tier fetches from the worker that saved it.
+    image = png_bytes()
+    b64 = base64.b64encode(image).decode()
+    r = api.post(
+        "/v1/sessions/default/messages",
+        json={"to": "+5511911112222", "media": {"type": "image", "base64": b64}},
+    )
+    assert r.status_code == 201 and r.json()["media"]["size"] == len(image), r.text
+    r = api.post(
+        "/v1/sim/phones/+5511911113333/messages",
+        json={"to": PHONE, "media": {"type": "image", "base64": b64}},
+    )
+    assert r.status_code == 201, r.text
+    inbound = wait_until(
+        lambda: api.get("/v1/sessions/default/messages", params={"direction": "in"}).json()[
+            "items"
+        ],
+        what="the inbound image",
+    )
+    assert api.get(inbound[0]["media"]["url"]).content == image
+
     # The session dir lives on the worker, under its own data dir.
     assert (tmp_path / "worker" / "sessions" / s["client_id"]).is_dir()
+    assert (tmp_path / "worker" / "sessions" / s["client_id"] / "media").is_dir()
 
     worker.kill()
     r = api.get("/v1/sessions/default/qr")

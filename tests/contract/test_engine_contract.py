@@ -9,6 +9,7 @@ and add it to `HARNESSES`; the tests themselves never name an engine.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 from abc import ABC, abstractmethod
@@ -20,6 +21,7 @@ import pytest
 import uvicorn
 
 from tests.conftest import free_port
+from tests.media_samples import MP4, OGG, PDF, png_bytes
 from zapgate.domain.events import (
     EngineEvent,
     MessageAck,
@@ -108,6 +110,12 @@ class EngineHarness(ABC):
     @abstractmethod
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
+    async def phone_send_media(
+        self, phone: str, to: str, *, kind: str, data: bytes, mime: str, caption: str | None
+    ) -> str:
+        """A phone sends media (with a caption) to the linked number `to`."""
+
     async def close(self) -> None:
         for engine in self.engines:
             await engine.stop()
@@ -181,6 +189,12 @@ class SimHarness(EngineHarness):
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         return await self.link.phone_inbox(phone)
 
+    async def phone_send_media(
+        self, phone: str, to: str, *, kind: str, data: bytes, mime: str, caption: str | None
+    ) -> str:
+        media = {"kind": kind, "mime": mime, "data": data}
+        return await self.link.phone_send(phone, to, caption, media)
+
     async def close(self) -> None:
         await super().close()
         await self.network.aclose()
@@ -253,6 +267,19 @@ class WhatsmeowHarness(EngineHarness):
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         with self.network.lock:
             return list(self.network.inboxes.get(phone, []))
+
+    async def phone_send_media(
+        self, phone: str, to: str, *, kind: str, data: bytes, mime: str, caption: str | None
+    ) -> str:
+        return await asyncio.to_thread(
+            self.network.phone_send_media,
+            phone,
+            to,
+            kind=kind,
+            data=data,
+            mime=mime,
+            caption=caption,
+        )
 
 
 HARNESSES: dict[str, type[EngineHarness]] = {
@@ -463,3 +490,75 @@ async def test_two_sessions_on_one_network_are_kept_apart(engine_harness: Engine
     await wait_for(lambda: bool(rec_a.received()), what="A's inbound")
     assert [m.text for m in rec_a.received()] == ["only for A"]
     assert [m.text for m in rec_b.received()] == ["hi B"]
+
+
+# -- media -----------------------------------------------------------------------------------
+MEDIA_SAMPLES = {
+    "image": (png_bytes(), "image/png", "a red square"),
+    "document": (PDF, "application/pdf", "the contract"),
+    "audio": (OGG, "audio/ogg", None),
+    "video": (MP4, "video/mp4", "a clip"),
+}
+
+
+@pytest.mark.parametrize("kind", list(MEDIA_SAMPLES))
+async def test_send_media_reaches_the_phone(engine_harness: EngineHarness, kind: str) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    data, mime, caption = MEDIA_SAMPLES[kind]
+    got = await engine.send_media(
+        message_id=new_message_id(),
+        to=STRANGER,
+        kind=kind,
+        data=data,
+        mime=mime,
+        filename="contract.pdf" if kind == "document" else None,
+        caption=caption,
+    )
+    await wait_for(lambda: MessageStatus.READ in rec.acks(got), what="READ ack")
+    (entry,) = await engine_harness.phone_inbox(STRANGER)
+    assert (entry["id"], entry["from"], entry["text"]) == (got, PHONE_A, caption)
+    media = entry["media"]
+    assert (media["kind"], media["mime"], media["size"]) == (kind, mime, len(data))
+    assert media["sha256"] == hashlib.sha256(data).hexdigest()
+    if kind == "document":
+        assert media["filename"] == "contract.pdf"
+
+
+async def test_send_media_needs_a_connected_session(engine_harness: EngineHarness) -> None:
+    engine, _ = engine_harness.engine()
+    await engine.start()
+    await wait_for(lambda: engine.state is S.SCAN_QR, what="SCAN_QR")
+    with pytest.raises(Exception) as info:
+        await engine.send_media(
+            message_id=new_message_id(),
+            to=STRANGER,
+            kind="image",
+            data=png_bytes(),
+            mime="image/png",
+        )
+    assert getattr(info.value, "errcode", None) == "wrong_state"
+
+
+async def test_send_media_refuses_an_unknown_kind(engine_harness: EngineHarness) -> None:
+    engine, _ = await engine_harness.linked(phone=PHONE_A)
+    with pytest.raises(Exception) as info:
+        await engine.send_media(
+            message_id=new_message_id(), to=STRANGER, kind="sticker", data=b"x", mime="x/y"
+        )
+    assert getattr(info.value, "errcode", None) == "validation_error"
+    assert await engine_harness.phone_inbox(STRANGER) == []
+
+
+async def test_inbound_media_from_a_phone(engine_harness: EngineHarness) -> None:
+    _, rec = await engine_harness.linked(phone=PHONE_A)
+    data = png_bytes(color=(0, 0, 255))
+    msg_id = await engine_harness.phone_send_media(
+        STRANGER, PHONE_A, kind="image", data=data, mime="image/png", caption="olha"
+    )
+    await wait_for(lambda: bool(rec.received()), what="an inbound image")
+    (msg,) = rec.received()
+    assert (msg.id, msg.sender, msg.text) == (msg_id, STRANGER, "olha")
+    assert msg.media is not None
+    assert (msg.media.kind, msg.media.mime, msg.media.size) == ("image", "image/png", len(data))
+    assert msg.media.data == data
+    assert msg.media.sha256 == hashlib.sha256(data).hexdigest()

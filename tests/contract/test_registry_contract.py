@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from zapgate.domain.ids import is_valid_client_id
-from zapgate.domain.models import MessageStatus, Route
+from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
 from zapgate.registry import Registry, UserExists, migrator
@@ -811,3 +811,35 @@ async def test_worker_cursors(registry: Registry) -> None:
     big = 2**40  # journals outlive 32-bit counters
     await asyncio.gather(*(registry.set_cursor(f"w{i}", big + i) for i in range(10)))
     assert [await registry.get_cursor(f"w{i}") for i in range(10)] == [big + i for i in range(10)]
+
+
+async def test_media_message_keeps_its_media_and_reports_it(registry: Registry) -> None:
+    user = await registry.create_user("media@example.com")
+    session, _ = await registry.get_or_create_session(user.id, "main", engine="sim", route=ROUTE)
+    media = MediaMeta(type="image", mime="image/png", size=70, filename="a.png", ref="media/x")
+    message, created = await registry.add_message(
+        session.id,
+        id="3EB0MEDIA",
+        direction="in",
+        chat="+5511999990003",
+        text="caption",
+        status=MessageStatus.RECEIVED,
+        media=media,
+    )
+    assert created and message.media == media
+    again = await registry.get_message(session.id, "3EB0MEDIA")
+    assert again is not None and again.media == media
+    (event,) = [
+        e
+        for e in await registry.list_events(user.id, session_id=session.id, after=0)
+        if e.type == "message.received"
+    ]
+    assert event.data["media"] == {
+        "type": "image",
+        "mime": "image/png",
+        "filename": "a.png",
+        "size": 70,
+        "url": "/v1/sessions/main/messages/3EB0MEDIA/media",
+    }
+    plain = await _add(registry, session.id, "3EB0TEXT")
+    assert plain.media is None

@@ -27,12 +27,26 @@ class QrUpdated:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MediaContent:
+    """The media of an inbound message. `data` is None when the engine could not fetch
+    the bytes (the metadata is still reported)."""
+
+    kind: str  # image, document, audio, video, sticker
+    mime: str
+    size: int
+    filename: str | None = None
+    sha256: str | None = None
+    data: bytes | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MessageReceived:
     id: str
     chat: str
     sender: str
-    text: str | None
+    text: str | None  # the text, or a media message's caption
     timestamp: datetime
+    media: MediaContent | None = None
     raw: Any = field(default=None, compare=False, repr=False)
 
 

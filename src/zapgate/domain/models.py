@@ -9,6 +9,9 @@ from typing import Any
 
 from zapgate.domain.state import SessionState
 
+# What can be sent (and is kept) as media; inbound stickers are kept as `sticker`.
+MEDIA_KINDS = ("image", "document", "audio", "video")
+
 
 class MessageStatus(StrEnum):
     QUEUED = "queued"
@@ -106,6 +109,20 @@ class Message:
     updated_at: datetime
     scheduled_at: datetime | None = None
     deadline_at: datetime | None = None
+    media: MediaMeta | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaMeta:
+    """What a message's media is. `ref` is where its bytes are stored: relative to the web
+    tier's data dir for an outbound message, to the session dir on its worker for an
+    inbound one (None when the bytes could not be downloaded)."""
+
+    type: str
+    mime: str
+    size: int
+    filename: str | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import ClassVar, TypeVar, final
 
 from zapgate.domain.events import EngineEvent, StateChanged
+from zapgate.domain.models import MEDIA_KINDS
 from zapgate.domain.state import SessionState
-from zapgate.errors import EngineError, GatewayError
+from zapgate.errors import EngineError, GatewayError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,37 @@ class Engine(ABC):
         )
 
     @final
+    async def send_media(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None = None,
+        caption: str | None = None,
+    ) -> str:
+        """Send `data` as an image, document, audio or video (`kind`) to the E.164 number
+        `to`; returns the WhatsApp message id. Sizes and kinds were checked by the caller."""
+        if kind not in MEDIA_KINDS:
+            raise ValidationFailed(
+                f"media type {kind[:20]!r} is not one of {', '.join(MEDIA_KINDS)}"
+            )
+        return await self._guard(
+            "send media",
+            self._do_send_media(
+                message_id=message_id,
+                to=to,
+                kind=kind,
+                data=data,
+                mime=mime,
+                filename=filename,
+                caption=caption,
+            ),
+        )
+
+    @final
     def has_credentials(self) -> bool:
         """True when `session_dir` holds a linked device that can resume without a QR."""
         return self._do_has_credentials()
@@ -147,6 +179,19 @@ class Engine(ABC):
 
     @abstractmethod
     async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str: ...
+
+    @abstractmethod
+    async def _do_send_media(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> str: ...
 
     @abstractmethod
     def _do_has_credentials(self) -> bool: ...

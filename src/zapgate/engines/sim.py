@@ -10,13 +10,14 @@ exponential backoff, never a crash or a hang.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from zapgate.domain.events import MessageAck, MessageReceived, QrUpdated
+from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
@@ -53,6 +54,20 @@ def _timestamp(raw: object) -> datetime:
         except ValueError:
             pass
     return datetime.now(UTC)
+
+
+def _media(raw: object) -> MediaContent | None:
+    if not isinstance(raw, dict):
+        return None
+    data = base64.b64decode(str(raw["data"])) if raw.get("data") is not None else None
+    return MediaContent(
+        kind=str(raw["kind"]),
+        mime=str(raw.get("mime") or "application/octet-stream"),
+        size=int(raw.get("size") or (len(data) if data is not None else 0)),
+        filename=None if raw.get("filename") is None else str(raw["filename"]),
+        sha256=None if raw.get("sha256") is None else str(raw["sha256"]),
+        data=data,
+    )
 
 
 class SimEngine(Engine):
@@ -251,6 +266,7 @@ class SimEngine(Engine):
                     sender=str(event["sender"]),
                     text=None if event.get("text") is None else str(event["text"]),
                     timestamp=_timestamp(event.get("timestamp")),
+                    media=_media(event.get("media")),
                     raw=event,
                 )
             )
@@ -350,6 +366,27 @@ class SimEngine(Engine):
                 hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
             )
         return await self._link().send(self.device_id, message_id, normalize_phone(to), text)
+
+    async def _do_send_media(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> str:
+        if self._state is not SessionState.CONNECTED:
+            raise WrongState(
+                f"session {self.client_id} is {self._state}, not CONNECTED",
+                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
+            )
+        media = {"kind": kind, "mime": mime, "filename": filename, "data": data}
+        return await self._link().send(
+            self.device_id, message_id, normalize_phone(to), caption, media
+        )
 
     def _do_has_credentials(self) -> bool:
         return self.creds_path.is_file()

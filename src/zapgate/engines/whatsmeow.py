@@ -56,9 +56,11 @@ from neonize.events import (
     TemporaryBanEv,
 )
 from neonize.proto.Neonize_pb2 import JID, PairStatus, Receipt
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import AudioMessage, Message, VideoMessage
+from neonize.utils.enum import MediaType
 from neonize.utils.jid import build_jid
 
-from zapgate.domain.events import MessageAck, MessageReceived, QrUpdated
+from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
@@ -90,6 +92,13 @@ _MEDIA_FIELDS = (
     "audioMessage",
     "stickerMessage",
 )
+_MEDIA_KIND = {
+    "imageMessage": "image",
+    "videoMessage": "video",
+    "documentMessage": "document",
+    "audioMessage": "audio",
+    "stickerMessage": "sticker",
+}
 
 
 # -- process-wide Go safety --------------------------------------------------------------------
@@ -193,6 +202,43 @@ def _text(message: Any) -> str | None:
     return None
 
 
+def _unwrap(message: Any) -> Any:
+    """The message inside the wrappers WhatsApp puts around a document with a caption and
+    around view-once media."""
+    for wrapper in (
+        "documentWithCaptionMessage",
+        "viewOnceMessage",
+        "viewOnceMessageV2",
+        "viewOnceMessageV2Extension",
+    ):
+        if message.HasField(wrapper):
+            return getattr(message, wrapper).message
+    return message
+
+
+def _media_field(message: Any) -> str | None:
+    return next((name for name in _MEDIA_FIELDS if message.HasField(name)), None)
+
+
+def _audio_video(client: Any, kind: str, data: bytes, mime: str, caption: str | None) -> Any:
+    """An audio or video message built from an upload. neonize's own builders
+    (build_audio_message/build_video_message) run ffmpeg for the duration and thumbnail;
+    this one needs no ffmpeg (WhatsApp shows the media without them)."""
+    upload = client.upload(data, MediaType.MediaAudio if kind == "audio" else MediaType.MediaVideo)
+    common: dict[str, Any] = {
+        "URL": upload.url,
+        "directPath": upload.DirectPath,
+        "fileEncSHA256": upload.FileEncSHA256,
+        "fileLength": upload.FileLength,
+        "fileSHA256": upload.FileSHA256,
+        "mediaKey": upload.MediaKey,
+        "mimetype": mime,
+    }
+    if kind == "audio":
+        return Message(audioMessage=AudioMessage(PTT=False, **common))
+    return Message(videoMessage=VideoMessage(caption=caption or None, **common))
+
+
 def _timestamp(raw: int) -> datetime:
     if raw <= 0:
         return datetime.now(UTC)
@@ -284,6 +330,9 @@ class WhatsmeowEngine(Engine):
     join_timeout: float = 5.0
     # How long a starting session may keep the Go maps exclusive if no callback comes.
     start_hold_cap: float = 10.0
+    # Inbound media larger than this is reported without its bytes (WhatsApp's document
+    # ceiling).
+    max_download_bytes: int = 100 * 1024 * 1024
 
     def __init__(
         self,
@@ -688,15 +737,46 @@ class WhatsmeowEngine(Engine):
         source = ev.Info.MessageSource
         if source.IsFromMe:
             return  # our own messages, echoed from the phone or another linked device
+        message = _unwrap(ev.Message)
         await self.emit(
             MessageReceived(
                 id=str(ev.Info.ID),
                 chat=_address(source.Chat),
                 sender=_sender(source),
-                text=_text(ev.Message),
+                text=_text(message),
                 timestamp=_timestamp(int(ev.Info.Timestamp)),
+                media=await self._inbound_media(str(ev.Info.ID), message),
                 raw=ev,
             )
+        )
+
+    async def _inbound_media(self, message_id: str, message: Any) -> MediaContent | None:
+        """The media of an inbound message, downloaded (and decrypted) by whatsmeow; the
+        metadata alone when the download fails or the file is too large."""
+        name = _media_field(message)
+        if name is None:
+            return None
+        sub = getattr(message, name)
+        size = int(sub.fileLength)
+        data: bytes | None = None
+        client = self._client
+        if client is not None and size <= self.max_download_bytes:
+
+            def download() -> bytes:
+                with _GO.shared():
+                    return bytes(client.download_any(message))
+
+            try:
+                data = await self._call(download)
+            except Exception as exc:
+                self.log.warning("could not download the media of %s: %s", message_id, exc)
+        return MediaContent(
+            kind=_MEDIA_KIND[name],
+            mime=str(sub.mimetype) or "application/octet-stream",
+            size=len(data) if data is not None else size,
+            filename=(str(sub.fileName) or None) if name == "documentMessage" else None,
+            sha256=bytes(sub.fileSHA256).hex() or None,
+            data=data,
         )
 
     async def _on_logged_out(self, reason: str) -> None:
@@ -800,6 +880,47 @@ class WhatsmeowEngine(Engine):
             raise EngineError(
                 f"session {self.client_id}: WhatsApp did not take the message: {exc}"[:300],
                 hint="Check the number is on WhatsApp and the session is CONNECTED; retry later.",
+            ) from exc
+        wa_id = str(response.ID) or message_id
+        await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))
+        return wa_id
+
+    async def _do_send_media(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> str:
+        client = self._client
+        if self._state is not SessionState.CONNECTED or client is None:
+            raise WrongState(
+                f"session {self.client_id} is {self._state}, not CONNECTED",
+                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
+            )
+        jid = build_jid(normalize_phone(to).lstrip("+"))
+
+        def send() -> Any:
+            with _GO.shared():
+                if kind == "image":
+                    return client.send_image(jid, data, caption=caption or None)
+                if kind == "document":
+                    return client.send_document(
+                        jid, data, caption=caption or None, filename=filename, mimetype=mime
+                    )
+                return client.send_message(jid, _audio_video(client, kind, data, mime, caption))
+
+        try:
+            response = await self._call(send)
+        except Exception as exc:
+            raise EngineError(
+                f"session {self.client_id}: WhatsApp did not take the {kind}: {exc}"[:300],
+                hint="Check the number is on WhatsApp, the file is a valid "
+                f"{kind} and the session is CONNECTED; retry later.",
             ) from exc
         wa_id = str(response.ID) or message_id
         await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime
 
-from zapgate.domain.models import MessageStatus, Route
+from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
 from zapgate.registry import Registry
@@ -101,6 +101,16 @@ class JournalPuller:
             if state is SessionState.LOGGED_OUT:
                 await self.registry.clear_phone(sid)
         elif entry.type == "message":
+            raw_media = data.get("media")
+            media = None
+            if isinstance(raw_media, dict):
+                media = MediaMeta(
+                    type=str(raw_media["type"]),
+                    mime=str(raw_media.get("mime") or "application/octet-stream"),
+                    size=int(raw_media.get("size") or 0),
+                    filename=raw_media.get("filename"),
+                    ref=raw_media.get("ref"),
+                )
             await self.registry.add_message(
                 sid,
                 id=str(data["id"]),
@@ -109,6 +119,7 @@ class JournalPuller:
                 text=data.get("text"),
                 status=MessageStatus.RECEIVED,
                 created_at=datetime.fromisoformat(data["timestamp"]),
+                media=media,
             )
         elif entry.type == "qr":
             await self.registry.record_event(

@@ -20,10 +20,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir_for
+from zapgate.domain.media import media_url
 from zapgate.domain.models import (
     ApiKey,
     Delivery,
     Event,
+    MediaMeta,
     Message,
     MessageStatus,
     Route,
@@ -99,8 +101,17 @@ def _may_move(old: MessageStatus, new: MessageStatus) -> bool:
 # Row -> domain conversions: the only way data leaves this module.
 
 
-def _message_data(row: MessageRow) -> dict[str, Any]:
+def _message_data(row: MessageRow, session_name: str) -> dict[str, Any]:
     """What message events carry."""
+    media: dict[str, Any] | None = None
+    if row.media_type is not None:
+        media = {
+            "type": row.media_type,
+            "mime": row.media_mime,
+            "filename": row.media_name,
+            "size": row.media_size,
+            "url": media_url(session_name, row.id) if row.media_ref else None,
+        }
     return {
         "id": row.id,
         "direction": row.direction,
@@ -109,6 +120,7 @@ def _message_data(row: MessageRow) -> dict[str, Any]:
         "status": row.status,
         "status_reason": row.status_reason,
         "created_at": as_utc(row.created_at).isoformat(),
+        "media": media,
     }
 
 
@@ -168,6 +180,15 @@ def _message(row: MessageRow) -> Message:
         updated_at=as_utc(row.updated_at),
         scheduled_at=_as_utc_or_none(row.scheduled_at),
         deadline_at=_as_utc_or_none(row.deadline_at),
+        media=None
+        if row.media_type is None
+        else MediaMeta(
+            type=row.media_type,
+            mime=row.media_mime or "application/octet-stream",
+            size=row.media_size or 0,
+            filename=row.media_name,
+            ref=row.media_ref,
+        ),
     )
 
 
@@ -627,6 +648,7 @@ class Registry:
         created_at: datetime | None = None,
         scheduled_at: datetime | None = None,
         deadline_at: datetime | None = None,
+        media: MediaMeta | None = None,
     ) -> tuple[Message, bool]:
         if direction not in DIRECTIONS:
             raise ValidationFailed(f"direction: {direction[:10]!r} is not 'in' or 'out'")
@@ -647,6 +669,9 @@ class Registry:
             scheduled_at=scheduled_at,
             deadline_at=deadline_at,
         )
+        if media is not None:
+            row.media_type, row.media_mime, row.media_name = media.type, media.mime, media.filename
+            row.media_size, row.media_ref = media.size, media.ref
         try:
             async with self._write() as s:
                 s.add(row)
@@ -659,7 +684,7 @@ class Registry:
                         user_id=session.user_id,
                         session=session,
                         type_=type_,
-                        data=_message_data(row),
+                        data=_message_data(row, session.name),
                     )
         except IntegrityError:
             # A concurrent insert of the same message id or idempotency key won; or the
@@ -724,7 +749,7 @@ class Registry:
                         user_id=session.user_id,
                         session=session,
                         type_="message.status",
-                        data=_message_data(row),
+                        data=_message_data(row, session.name),
                     )
             return None if row is None else _message(row)
 

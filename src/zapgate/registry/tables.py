@@ -122,6 +122,13 @@ class MessageRow(Base):
     # Outbound queue: not before `scheduled_at` (rate limit), failed after `deadline_at`.
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Media (image/document/audio/video): `media_ref` is where the bytes are, relative to
+    # the web tier's data dir (outbound) or to the session dir on its worker (inbound).
+    media_type: Mapped[str | None] = mapped_column(String(16))
+    media_mime: Mapped[str | None] = mapped_column(String(200))
+    media_name: Mapped[str | None] = mapped_column(String(255))
+    media_size: Mapped[int | None] = mapped_column(BigInteger)
+    media_ref: Mapped[str | None] = mapped_column(String(500))
 
 
 class WorkerCursorRow(Base):

@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 from zapgate.config import Settings
 from zapgate.domain.ids import new_message_id
-from zapgate.domain.models import Message, MessageStatus, Session
+from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError, WrongState
 from zapgate.events.ratelimit import SendScheduler, parse_rate
 from zapgate.registry import Registry
+from zapgate.services.media import MediaFile, MediaStore
 from zapgate.services.workers import WorkerPool
 from zapgate.tasks import TaskGroup, Wakeup
 
@@ -24,6 +25,16 @@ logger = logging.getLogger(__name__)
 # A message claimed by a sender that then died is retried after this long.
 STALE_CLAIM = timedelta(seconds=60)
 JANITOR_EVERY = 3600.0
+
+
+class MediaMissing(GatewayError):
+    errcode = "media_missing"
+    status = 500
+    default_hint = "The stored file of this message was deleted; send it again."
+
+
+def _ref(message: Message) -> str | None:
+    return message.media.ref if message.media is not None else None
 
 
 def _retry_later(exc: Exception) -> bool:
@@ -41,6 +52,7 @@ class OutboundQueue:
         self._running: set[int] = set()
         self._wake = Wakeup()
         self._last_janitor = 0.0
+        self.media = MediaStore(settings.data_dir)
 
     def start(self) -> None:
         self._tasks.create(self._loop(), name="outbound:scanner")
@@ -53,15 +65,35 @@ class OutboundQueue:
 
     # -- accepting a send ------------------------------------------------------------------
     async def submit(
-        self, session: Session, *, to: str, text: str, idempotency_key: str | None
+        self,
+        session: Session,
+        *,
+        to: str,
+        text: str | None,
+        idempotency_key: str | None,
+        media: MediaFile | None = None,
     ) -> tuple[Message, bool]:
+        """Write the send (and its media bytes, first), then send it now or queue it.
+        `text` is a media message's caption."""
         now = datetime.now(UTC)
+        message_id = new_message_id()
+        meta: MediaMeta | None = None
+        if media is not None:
+            ref = self.media.ref_for(session.client_id, message_id)
+            await self.media.save(ref, media.data)
+            meta = MediaMeta(
+                type=media.kind,
+                mime=media.mime,
+                size=len(media.data),
+                filename=media.filename,
+                ref=ref,
+            )
         rate = parse_rate(session.send_rate or self.settings.send_rate)
         at = self.scheduler.reserve(session.id, rate, now)
         immediate = session.state is SessionState.CONNECTED and at <= now
         message, created = await self.registry.add_message(
             session.id,
-            id=new_message_id(),
+            id=message_id,
             direction="out",
             chat=to,
             text=text,
@@ -69,8 +101,11 @@ class OutboundQueue:
             idempotency_key=idempotency_key,
             scheduled_at=at,
             deadline_at=now + timedelta(seconds=self.settings.queue_deadline),
+            media=meta,
         )
         if not created:
+            if meta is not None and meta.ref is not None and meta.ref != _ref(message):
+                await self.media.delete(meta.ref)  # an Idempotency-Key race was lost
             return message, False
         if not immediate:
             self.wake()
@@ -80,13 +115,7 @@ class OutboundQueue:
     async def _send(self, session: Session, message: Message) -> Message:
         """Send a claimed (`pending`) message; returns it with its new status."""
         try:
-            await self.pool.call(
-                session.route,
-                session.label,
-                lambda w: w.send_text(
-                    session.client_id, message.id, message.chat, message.text or ""
-                ),
-            )
+            await self._deliver(session, message)
         except Exception as exc:
             reason = getattr(exc, "errcode", type(exc).__name__)
             if _retry_later(exc):
@@ -102,6 +131,38 @@ class OutboundQueue:
             return failed or message
         sent = await self.registry.update_message_status(session.id, message.id, MessageStatus.SENT)
         return sent or message
+
+    async def _deliver(self, session: Session, message: Message) -> None:
+        media = message.media
+        if media is None:
+            await self.pool.call(
+                session.route,
+                session.label,
+                lambda w: w.send_text(
+                    session.client_id, message.id, message.chat, message.text or ""
+                ),
+            )
+            return
+        if media.ref is None:
+            raise MediaMissing(f"message {message.id} has no stored media")
+        try:
+            data = await self.media.read(media.ref)
+        except FileNotFoundError:
+            raise MediaMissing(f"the media of message {message.id} is gone") from None
+        await self.pool.call(
+            session.route,
+            session.label,
+            lambda w: w.send_media(
+                session.client_id,
+                message.id,
+                message.chat,
+                kind=media.type,
+                data=data,
+                mime=media.mime,
+                filename=media.filename,
+                caption=message.text,
+            ),
+        )
 
     # -- the background sender -------------------------------------------------------------
     async def _loop(self) -> None:
@@ -157,5 +218,8 @@ class OutboundQueue:
         m, e = await self.registry.purge(
             messages_before=messages_before, events_before=events_before
         )
-        if m or e:
-            logger.info("retention: purged %d message(s) and %d event(s)", m, e)
+        f = await self.media.purge(self.settings.message_retention_days)
+        if m or e or f:
+            logger.info(
+                "retention: purged %d message(s), %d event(s) and %d media file(s)", m, e, f
+            )

@@ -22,6 +22,7 @@ from zapgate.errors import (
 )
 from zapgate.events.ratelimit import parse_rate
 from zapgate.registry import Registry
+from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.workers import WorkerPool
 from zapgate.topology.migration import RouteMigrator
@@ -30,6 +31,11 @@ from zapgate.worker.schemas import SessionStatus
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class MediaNotFound(NotFound):
+    errcode = "media_not_found"
+    default_hint = "GET /v1/sessions/{name}/messages lists the messages that have media."
 
 
 class SessionService:
@@ -48,6 +54,7 @@ class SessionService:
         self.pool = pool
         self.migrator = migrator
         self.outbound = outbound
+        self.intake = MediaIntake(settings)
         # Called with every session a request touches, so the web tier follows the
         # journal of each worker in use.
         self._on_route = on_route or (lambda _s: None)
@@ -139,6 +146,7 @@ class SessionService:
                 session.session_dir,
             )
         await self.registry.delete_session(session.id)
+        await self.outbound.media.delete_session(session.client_id)
         logger.info("user %s deleted session %s", user.id, name)
 
     async def live_status(self, session: Session) -> SessionStatus:
@@ -196,15 +204,73 @@ class SessionService:
                 f"text: longer than {self.settings.max_text_chars} characters",
                 hint="Split the text into several messages.",
             )
-        if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200:
-                raise ValidationFailed("Idempotency-Key: must be 1-200 characters")
-            prior = await self.registry.get_message_by_idempotency_key(session.id, idempotency_key)
-            if prior is not None:
-                return prior, False
+        prior = await self._prior(session, idempotency_key)
+        if prior is not None:
+            return prior, False
         return await self.outbound.submit(
             session, to=to, text=text, idempotency_key=idempotency_key
         )
+
+    async def _prior(self, session: Session, idempotency_key: str | None) -> Message | None:
+        if idempotency_key is None:
+            return None
+        if not 1 <= len(idempotency_key) <= 200:
+            raise ValidationFailed("Idempotency-Key: must be 1-200 characters")
+        return await self.registry.get_message_by_idempotency_key(session.id, idempotency_key)
+
+    async def send_media(
+        self,
+        user: User,
+        name: str,
+        *,
+        to: str,
+        caption: str | None,
+        idempotency_key: str | None,
+        load: Callable[[MediaIntake], Awaitable[MediaFile]],
+    ) -> tuple[Message, bool]:
+        """Send media. `load` turns the request's URL, base64 or upload into checked bytes;
+        it runs after the session, number and Idempotency-Key are checked, and before
+        anything is stored or sent (size limits, SSRF guard)."""
+        session = await self.get(user, name)
+        to = normalize_phone(to)
+        prior = await self._prior(session, idempotency_key)
+        if prior is not None:
+            return prior, False
+        media = await load(self.intake)
+        logger.info(
+            "session %s: %s of %d bytes to send", session.label, media.kind, len(media.data)
+        )
+        return await self.outbound.submit(
+            session,
+            to=to,
+            text=caption or None,
+            idempotency_key=idempotency_key,
+            media=media,
+        )
+
+    async def media(self, user: User, name: str, message_id: str) -> tuple[Message, bytes]:
+        """A message's media bytes: outbound ones from the web tier's store, inbound ones
+        from the worker that saved them."""
+        session = await self.get(user, name)
+        message = await self.registry.get_message(session.id, message_id)
+        if message is None or message.media is None:
+            raise MediaNotFound(f"Session {name!r} has no media message {message_id[:80]!r}.")
+        ref = message.media.ref
+        if ref is None:
+            raise MediaNotFound(
+                f"The media of message {message_id[:80]!r} could not be downloaded from WhatsApp.",
+                hint="Only its type, size and caption are known.",
+            )
+        try:
+            if message.direction == "out":
+                data = await self.outbound.media.read(ref)
+            else:
+                data = await self._call(session, lambda w: w.media(session.client_id, message.id))
+        except FileNotFoundError:
+            raise MediaNotFound(
+                f"The media of message {message_id[:80]!r} is no longer stored."
+            ) from None
+        return message, data
 
     async def set_send_rate(self, user: User, name: str, rate: str | None) -> Session:
         session = await self.get(user, name)

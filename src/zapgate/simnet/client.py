@@ -4,6 +4,7 @@ endpoints only ever see a SimLink."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +31,14 @@ class SimLink(Protocol):
 
     async def pair_code(self, device_id: str, phone: str) -> str: ...
 
-    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str: ...
+    async def send(
+        self,
+        device_id: str,
+        message_id: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+    ) -> str: ...
 
     async def logout(self, device_id: str) -> None: ...
 
@@ -50,7 +58,9 @@ class SimLink(Protocol):
 
     async def enter_pair_code(self, phone: str, code: str) -> str: ...
 
-    async def phone_send(self, phone: str, to: str, text: str) -> str: ...
+    async def phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str: ...
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
 
@@ -72,8 +82,15 @@ class LocalSimLink:
     async def pair_code(self, device_id: str, phone: str) -> str:
         return await self.network.pair_code(device_id, phone)
 
-    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str:
-        return await self.network.send(device_id, message_id, to, text)
+    async def send(
+        self,
+        device_id: str,
+        message_id: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+    ) -> str:
+        return await self.network.send(device_id, message_id, to, text, media)
 
     async def logout(self, device_id: str) -> None:
         await self.network.logout(device_id)
@@ -95,14 +112,23 @@ class LocalSimLink:
     async def enter_pair_code(self, phone: str, code: str) -> str:
         return await self.network.enter_pair_code(phone, code)
 
-    async def phone_send(self, phone: str, to: str, text: str) -> str:
-        return await self.network.phone_send(phone, to, text)
+    async def phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str:
+        return await self.network.phone_send(phone, to, text, media)
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         return await self.network.phone_inbox(phone)
 
     async def aclose(self) -> None:
         await self.network.aclose()
+
+
+def _wire(media: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A media mapping ({kind, mime, filename, data: bytes}) as JSON: data in base64."""
+    if media is None:
+        return None
+    return {**media, "data": base64.b64encode(bytes(media["data"])).decode()}
 
 
 def _seg(value: str) -> str:
@@ -180,11 +206,18 @@ class HttpSimLink:
         )
         return str(body["code"])
 
-    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str:
+    async def send(
+        self,
+        device_id: str,
+        message_id: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+    ) -> str:
         body = await self._call(
             "POST",
             f"/devices/{_seg(device_id)}/messages",
-            json={"message_id": message_id, "to": to, "text": text},
+            json={"message_id": message_id, "to": to, "text": text, "media": _wire(media)},
         )
         return str(body["id"])
 
@@ -217,9 +250,13 @@ class HttpSimLink:
         body = await self._call("POST", f"/phones/{_seg(phone)}/pair-code", json={"code": code})
         return str(body["device_id"])
 
-    async def phone_send(self, phone: str, to: str, text: str) -> str:
+    async def phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str:
         body = await self._call(
-            "POST", f"/phones/{_seg(phone)}/messages", json={"to": to, "text": text}
+            "POST",
+            f"/phones/{_seg(phone)}/messages",
+            json={"to": to, "text": text, "media": _wire(media)},
         )
         return str(body["id"])
 

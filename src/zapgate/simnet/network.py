@@ -18,6 +18,8 @@ the process keeps the links; events, QRs and codes are ephemeral, as on the real
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import hmac
 import logging
 from collections import defaultdict, deque
@@ -68,6 +70,25 @@ class _Device:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(what an inbox keeps, what a receiving device's event carries) of a media message.
+    `media` is {kind, mime, filename?, data: bytes}; events carry the bytes as base64 so
+    they travel as JSON."""
+    if media is None:
+        return None, None
+    data = media["data"]
+    if not isinstance(data, bytes | bytearray):
+        raise ValidationFailed("media.data: must be bytes")
+    meta = {
+        "kind": str(media["kind"]),
+        "mime": str(media.get("mime") or "application/octet-stream"),
+        "filename": media.get("filename"),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return meta, {**meta, "data": base64.b64encode(data).decode()}
 
 
 def _check_device_id(device_id: str) -> str:
@@ -211,10 +232,19 @@ class SimNetwork:
         dev.pair_code, self._codes[code] = code, (device_id, phone)
         return code
 
-    async def send(self, device_id: str, message_id: str, to: str, text: str) -> str:
-        """The device sends `text` to `to`. Acks follow: sent now, delivered and read later
-        (simulated phones read everything)."""
+    async def send(
+        self,
+        device_id: str,
+        message_id: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The device sends `text` (a media message's caption when `media` is given) to
+        `to`. Acks follow: sent now, delivered and read later (simulated phones read
+        everything)."""
         to = normalize_phone(to)
+        meta, carried = _media(media)
         dev = self._online(device_id)
         link = self._links.get(device_id)
         if link is None:
@@ -226,7 +256,15 @@ class SimNetwork:
             # after a crash does not make the message appear twice.
             await self._push(dev, "ack", id=message_id, status="sent")
             return message_id
-        inbox.append({"id": message_id, "from": link.phone, "text": text, "timestamp": now})
+        entry: dict[str, Any] = {
+            "id": message_id,
+            "from": link.phone,
+            "text": text,
+            "timestamp": now,
+        }
+        if meta is not None:
+            entry["media"] = meta
+        inbox.append(entry)
         for other_id in self._devices_of(to):
             if other_id != device_id:
                 await self._push(
@@ -237,6 +275,7 @@ class SimNetwork:
                     sender=link.phone,
                     text=text,
                     timestamp=now,
+                    media=carried,
                 )
         await self._push(dev, "ack", id=message_id, status="sent")
         self._tasks.create(self._later_acks(dev, message_id), name=f"simnet:acks:{message_id}")
@@ -324,10 +363,13 @@ class SimNetwork:
             )
         return await self._link(device_id, phone)
 
-    async def phone_send(self, phone: str, to: str, text: str) -> str:
-        """`phone` writes `text` to the linked number `to`; every device linked to `to`
-        receives it. Returns the message id."""
+    async def phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str:
+        """`phone` writes `text` (or sends `media` with `text` as its caption) to the linked
+        number `to`; every device linked to `to` receives it. Returns the message id."""
         phone, to = normalize_phone(phone), normalize_phone(to)
+        _, carried = _media(media)
         targets = self._devices_of(to)
         if not targets:
             raise NumberNotLinked(f"no device is linked to {to}")
@@ -342,11 +384,13 @@ class SimNetwork:
                 sender=phone,
                 text=text,
                 timestamp=now,
+                media=carried,
             )
         return message_id
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
-        """What `phone` received, oldest first: [{id, from, text, timestamp}]."""
+        """What `phone` received, oldest first: [{id, from, text, timestamp, media?}] (media:
+        {kind, mime, filename, size, sha256})."""
         return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
 
     # -- introspection / lifecycle -----------------------------------------------------------

@@ -5,6 +5,8 @@ share one network (HttpSimLink is the client). Errors keep the gateway's
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from zapgate.errors import GatewayError
+from zapgate.errors import GatewayError, ValidationFailed
 from zapgate.simnet.network import SimNetwork
 
 logger = logging.getLogger(__name__)
@@ -40,10 +42,25 @@ class PairCodeBody(BaseModel):
     phone: str = Field(max_length=40)
 
 
+class MediaBody(BaseModel):
+    kind: str = Field(max_length=16)
+    mime: str | None = Field(default=None, max_length=200)
+    filename: str | None = Field(default=None, max_length=255)
+    data: str  # base64
+
+    def decoded(self) -> dict[str, Any]:
+        try:
+            data = base64.b64decode(self.data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationFailed("media.data: not valid base64") from exc
+        return {"kind": self.kind, "mime": self.mime, "filename": self.filename, "data": data}
+
+
 class SendBody(BaseModel):
     message_id: str = Field(min_length=1, max_length=128)
     to: str = Field(max_length=40)
-    text: str
+    text: str | None = None
+    media: MediaBody | None = None
 
 
 class ScanBody(BaseModel):
@@ -56,7 +73,8 @@ class EnterCodeBody(BaseModel):
 
 class PhoneSendBody(BaseModel):
     to: str = Field(max_length=40)
-    text: str
+    text: str | None = None
+    media: MediaBody | None = None
 
 
 def _error(exc: GatewayError) -> JSONResponse:
@@ -113,7 +131,8 @@ def create_app(network: SimNetwork) -> FastAPI:
 
     @app.post("/devices/{device_id}/messages")
     async def send(device_id: str, body: SendBody) -> dict[str, str]:
-        return {"id": await network.send(device_id, body.message_id, body.to, body.text)}
+        media = body.media.decoded() if body.media is not None else None
+        return {"id": await network.send(device_id, body.message_id, body.to, body.text, media)}
 
     @app.post("/devices/{device_id}/logout")
     async def logout(device_id: str) -> dict[str, bool]:
@@ -151,7 +170,8 @@ def create_app(network: SimNetwork) -> FastAPI:
 
     @app.post("/phones/{phone}/messages", status_code=201)
     async def phone_send(phone: str, body: PhoneSendBody) -> dict[str, str]:
-        return {"id": await network.phone_send(phone, body.to, body.text)}
+        media = body.media.decoded() if body.media is not None else None
+        return {"id": await network.phone_send(phone, body.to, body.text, media)}
 
     @app.get("/phones/{phone}/inbox")
     async def phone_inbox(phone: str) -> dict[str, Any]:

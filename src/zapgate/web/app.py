@@ -34,7 +34,15 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app, localize=True)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # Media travels in these bodies (base64 JSON or an upload).
+        overrides=[
+            (r"/v1/sessions/[^/]+/messages(/media)?", settings.media_body_bytes),
+            (r"/v1/sim/phones/[^/]+/messages", settings.media_body_bytes),
+        ],
+    )
     app.include_router(system.router)
     app.include_router(sessions.router)
     app.include_router(stream.router)

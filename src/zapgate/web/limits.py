@@ -3,6 +3,9 @@ client announced the size (Content-Length) or streams it (chunked)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapgate.errors import PayloadTooLarge
@@ -10,18 +13,35 @@ from zapgate.web.errors import json_error_body
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`max_bytes` for every path, except those matching one of `overrides`
+    ((path regex, limit): the media routes take larger bodies)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        overrides: Sequence[tuple[str, int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = [(re.compile(p), n) for p, n in overrides]
 
-    def _error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"The request body is larger than {self.max_bytes} bytes.",
-            hint="Send a smaller body; ZAPGATE_MAX_BODY_BYTES sets the limit.",
-        )
+    def _limit(self, scope: Scope) -> int:
+        path = str(scope.get("path", ""))
+        for pattern, limit in self.overrides:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = json_error_body(self._error())
+    def _error(self, limit: int) -> PayloadTooLarge:
+        if limit != self.max_bytes:
+            hint = "Send a smaller file; ZAPGATE_MAX_MEDIA_BYTES / _DOCUMENT_BYTES set the limit."
+        else:
+            hint = "Send a smaller body; ZAPGATE_MAX_BODY_BYTES sets the limit."
+        return PayloadTooLarge(f"The request body is larger than {limit} bytes.", hint=hint)
+
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = json_error_body(self._error(limit))
         await send(
             {
                 "type": "http.response.start",
@@ -39,14 +59,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await self._reject(send)
+                    await self._reject(send, limit)
                     return
         if not _has_body(scope):
             await self.app(scope, receive, send)
@@ -62,8 +83,8 @@ class BodyLimitMiddleware:
                 return
             body = message.get("body", b"")
             seen += len(body)
-            if seen > self.max_bytes:
-                await self._reject(send)
+            if seen > limit:
+                await self._reject(send, limit)
                 return
             chunks.append(body)
             if not message.get("more_body", False):

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from zapgate.domain.models import Delivery, Message, Session, Webhook
+from zapgate.domain.media import media_url
+from zapgate.domain.models import Delivery, MediaMeta, Message, Session, Webhook
 from zapgate.domain.state import SessionState
 
 
@@ -73,10 +74,43 @@ class PairCodeOut(BaseModel):
     code: str
 
 
-class SendText(BaseModel):
+class MediaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(max_length=16, description="image, document, audio or video")
+    url: str | None = Field(
+        default=None, max_length=2000, description="http(s) URL zapgate downloads the file from"
+    )
+    base64: str | None = Field(default=None, description="The file, base64 (or a data: URL)")
+    mime: str | None = Field(default=None, max_length=200, description="Default: detected")
+    filename: str | None = Field(default=None, max_length=255)
+    caption: str | None = None
+
+
+class SendMessage(BaseModel):
+    """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`."""
+
     model_config = ConfigDict(extra="forbid")
     to: str = Field(max_length=32)
-    text: str
+    text: str | None = None
+    media: MediaIn | None = None
+
+
+class MediaPublic(BaseModel):
+    type: str
+    mime: str
+    size: int
+    filename: str | None
+    url: str | None = Field(description="Where the owner can download it (API path)")
+
+    @classmethod
+    def of(cls, m: MediaMeta, session_name: str, message_id: str) -> MediaPublic:
+        return cls(
+            type=m.type,
+            mime=m.mime,
+            size=m.size,
+            filename=m.filename,
+            url=media_url(session_name, message_id) if m.ref else None,
+        )
 
 
 class MessagePublic(BaseModel):
@@ -90,9 +124,10 @@ class MessagePublic(BaseModel):
     scheduled_at: datetime | None = Field(
         default=None, description="When a queued message is expected to go (rate limit)"
     )
+    media: MediaPublic | None = None
 
     @classmethod
-    def of(cls, m: Message) -> MessagePublic:
+    def of(cls, m: Message, session_name: str | None = None) -> MessagePublic:
         direction: Literal["in", "out"] = "in" if m.direction == "in" else "out"
         return cls(
             id=m.id,
@@ -103,6 +138,9 @@ class MessagePublic(BaseModel):
             status_reason=m.status_reason,
             created_at=m.created_at,
             scheduled_at=m.scheduled_at,
+            media=MediaPublic.of(m.media, session_name, m.id)
+            if m.media is not None and session_name is not None
+            else None,
         )
 
 
@@ -117,10 +155,19 @@ class SimScan(BaseModel):
     phone: str = Field(max_length=32)
 
 
+class SimMedia(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(max_length=16)
+    base64: str
+    mime: str | None = Field(default=None, max_length=200)
+    filename: str | None = Field(default=None, max_length=255)
+
+
 class SimPhoneMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(max_length=32)
-    text: str = Field(max_length=65_536)
+    text: str | None = Field(default=None, max_length=65_536)
+    media: SimMedia | None = Field(default=None, description="Sent with `text` as caption")
 
 
 class Health(BaseModel):

@@ -3,14 +3,16 @@ each one calls the `Worker` method of the same name."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Form, Header, Query, Response, UploadFile
 
-from zapgate.errors import Unauthorized
+from zapgate.errors import Unauthorized, ValidationFailed
 from zapgate.web.errors import install_error_handlers
 from zapgate.web.limits import BodyLimitMiddleware
 from zapgate.worker.core import Worker
@@ -22,13 +24,30 @@ from zapgate.worker.schemas import (
     SendOut,
     SessionSpec,
     SessionStatus,
+    SimMediaIn,
     SimPhoneSendIn,
     SimScanIn,
     WorkerHealth,
 )
 
 
-def create_worker_app(worker: Worker, *, token: str | None, max_body_bytes: int) -> FastAPI:
+def _sim_media(media: SimMediaIn | None) -> dict[str, Any] | None:
+    if media is None:
+        return None
+    try:
+        data = base64.b64decode(media.data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed("media.data: not valid base64") from exc
+    return {"kind": media.kind, "mime": media.mime, "filename": media.filename, "data": data}
+
+
+def create_worker_app(
+    worker: Worker,
+    *,
+    token: str | None,
+    max_body_bytes: int,
+    media_body_bytes: int | None = None,
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await worker.initialize()
@@ -50,7 +69,15 @@ def create_worker_app(worker: Worker, *, token: str | None, max_body_bytes: int)
         title="zapgate worker (internal)", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    big = media_body_bytes or max_body_bytes
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=max_body_bytes,
+        overrides=[
+            (r"/internal/sessions/[^/]+/media", big),
+            (r"/internal/sim/phones/[^/]+/messages", big),
+        ],
+    )
     r = APIRouter(prefix="/internal", dependencies=[Depends(check_token)])
 
     @app.get("/healthz")
@@ -90,6 +117,35 @@ def create_worker_app(worker: Worker, *, token: str | None, max_body_bytes: int)
     async def send(client_id: str, body: SendIn) -> SendOut:
         return SendOut(id=await worker.send_text(client_id, body.message_id, body.to, body.text))
 
+    @r.post("/sessions/{client_id}/media")
+    async def send_media(
+        client_id: str,
+        message_id: Annotated[str, Form(max_length=64)],
+        to: Annotated[str, Form(max_length=32)],
+        kind: Annotated[str, Form(max_length=16)],
+        mime: Annotated[str, Form(max_length=200)],
+        file: UploadFile,
+        filename: Annotated[str | None, Form(max_length=255)] = None,
+        caption: Annotated[str | None, Form()] = None,
+    ) -> SendOut:
+        data = await file.read()
+        wa_id = await worker.send_media(
+            client_id,
+            message_id,
+            to,
+            kind=kind,
+            data=data,
+            mime=mime,
+            filename=filename,
+            caption=caption,
+        )
+        return SendOut(id=wa_id)
+
+    @r.get("/sessions/{client_id}/media/{message_id}")
+    async def media(client_id: str, message_id: str) -> Response:
+        data = await worker.media(client_id, message_id)
+        return Response(data, media_type="application/octet-stream")
+
     @r.get("/events")
     async def events(
         after: Annotated[int, Query(ge=0)] = 0,
@@ -104,7 +160,8 @@ def create_worker_app(worker: Worker, *, token: str | None, max_body_bytes: int)
 
     @r.post("/sim/phones/{phone}/messages")
     async def sim_phone_send(phone: str, body: SimPhoneSendIn) -> dict[str, str]:
-        return {"id": await worker.sim_phone_send(phone, body.to, body.text)}
+        media = _sim_media(body.media)
+        return {"id": await worker.sim_phone_send(phone, body.to, body.text, media)}
 
     app.include_router(r)
     return app

@@ -3,7 +3,10 @@ in-process `Worker` (embedded topology, no HTTP hop) and by `HttpWorkerClient`."
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -37,11 +40,28 @@ class WorkerAPI(Protocol):
 
     async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str: ...
 
+    async def send_media(
+        self,
+        client_id: str,
+        message_id: str,
+        to: str,
+        *,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> str: ...
+
+    async def media(self, client_id: str, message_id: str) -> bytes: ...
+
     async def events(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage: ...
 
     async def sim_scan(self, qr: str, phone: str) -> str: ...
 
-    async def sim_phone_send(self, phone: str, to: str, text: str) -> str: ...
+    async def sim_phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str: ...
 
 
 TOKEN_HEADER = "X-Zapgate-Worker-Token"
@@ -77,9 +97,14 @@ class HttpWorkerClient:
         json: Any = None,
         params: Any = None,
         read_timeout: float | None = None,
+        data: Any = None,
+        files: Any = None,
+        raw: bool = False,
     ) -> Any:
         try:
             kwargs: dict[str, Any] = {"json": json, "params": params}
+            if files is not None:
+                kwargs.update(data=data, files=files)
             if read_timeout is not None:
                 kwargs["timeout"] = read_timeout
             resp = await self._http.request(method, path, **kwargs)
@@ -99,6 +124,8 @@ class HttpWorkerClient:
             ) from exc
         if resp.status_code == 204:
             return None
+        if raw and resp.is_success:
+            return resp.content
         try:
             body = resp.json()
         except ValueError:
@@ -153,6 +180,35 @@ class HttpWorkerClient:
         data = await self._call("POST", f"/internal/sessions/{client_id}/messages", json=body)
         return SendOut.model_validate(data).id
 
+    async def send_media(
+        self,
+        client_id: str,
+        message_id: str,
+        to: str,
+        *,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> str:
+        fields = {"message_id": message_id, "to": to, "kind": kind, "mime": mime}
+        if filename is not None:
+            fields["filename"] = filename
+        if caption is not None:
+            fields["caption"] = caption
+        body = await self._call(
+            "POST",
+            f"/internal/sessions/{client_id}/media",
+            data=fields,
+            files={"file": (filename or "media", data, mime)},
+        )
+        return SendOut.model_validate(body).id
+
+    async def media(self, client_id: str, message_id: str) -> bytes:
+        path = f"/internal/sessions/{client_id}/media/{quote(message_id, safe='')}"
+        return bytes(await self._call("GET", path, raw=True))
+
     async def events(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage:
         data = await self._call(
             "GET",
@@ -166,8 +222,15 @@ class HttpWorkerClient:
         data = await self._call("POST", "/internal/sim/scan", json={"qr": qr, "phone": phone})
         return str(data["device_id"])
 
-    async def sim_phone_send(self, phone: str, to: str, text: str) -> str:
+    async def sim_phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str:
+        wire = None
+        if media is not None:
+            wire = {**media, "data": base64.b64encode(bytes(media["data"])).decode()}
         data = await self._call(
-            "POST", f"/internal/sim/phones/{phone}/messages", json={"to": to, "text": text}
+            "POST",
+            f"/internal/sim/phones/{phone}/messages",
+            json={"to": to, "text": text, "media": wire},
         )
         return str(data["id"])

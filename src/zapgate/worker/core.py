@@ -7,6 +7,7 @@ import asyncio
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
 from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_session_dir
+from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
 from zapgate.engines import Engine, EngineOptions, build_engine, validate_engine_name
 from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
@@ -30,7 +32,19 @@ class SimOps(Protocol):
 
     async def scan(self, qr: str, phone: str) -> str: ...
 
-    async def phone_send(self, phone: str, to: str, text: str) -> str: ...
+    async def phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str: ...
+
+
+MEDIA_DIR = "media"
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 @dataclass(slots=True)
@@ -156,9 +170,38 @@ class Worker:
                 "text": event.text,
                 "timestamp": event.timestamp.isoformat(),
             }
+            if event.media is not None:
+                data["media"] = await self._keep_media(rt, event)
             await self.journal.append(client_id, "message", data)
         elif isinstance(event, MessageAck):
             await self.journal.append(client_id, "ack", {"id": event.id, "status": event.status})
+
+    async def _keep_media(self, rt: _Runtime | None, event: MessageReceived) -> dict[str, Any]:
+        """Save an inbound message's media under its session dir (before the journal
+        names it); returns the metadata the journal carries."""
+        media = event.media
+        assert media is not None
+        ref: str | None = None
+        if media.data is not None and rt is not None:
+            ref = f"{MEDIA_DIR}/{file_name(event.id)}"
+            try:
+                await asyncio.to_thread(_write_file, rt.engine.session_dir / ref, media.data)
+            except OSError:
+                logger.warning(
+                    "session %s: could not save media of %s",
+                    rt.spec.client_id,
+                    event.id,
+                    exc_info=True,
+                )
+                ref = None
+        return {
+            "type": media.kind,
+            "mime": media.mime,
+            "size": media.size,
+            "filename": media.filename,
+            "sha256": media.sha256,
+            "ref": ref,
+        }
 
     def _status(self, rt: _Runtime) -> SessionStatus:
         e = rt.engine
@@ -244,6 +287,53 @@ class Worker:
         return await rt.engine.pair_code(phone)
 
     async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str:
+        return await self._send(
+            client_id,
+            message_id,
+            lambda e: e.send_text(message_id=message_id, to=normalize_phone(to), text=text),
+        )
+
+    async def send_media(
+        self,
+        client_id: str,
+        message_id: str,
+        to: str,
+        *,
+        kind: str,
+        data: bytes,
+        mime: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> str:
+        return await self._send(
+            client_id,
+            message_id,
+            lambda e: e.send_media(
+                message_id=message_id,
+                to=normalize_phone(to),
+                kind=kind,
+                data=data,
+                mime=mime,
+                filename=filename,
+                caption=caption,
+            ),
+        )
+
+    async def media(self, client_id: str, message_id: str) -> bytes:
+        """The saved media of an inbound message."""
+        rt = self._known(client_id)
+        path = rt.engine.session_dir / MEDIA_DIR / file_name(message_id)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise NotFound(
+                f"session {client_id} has no media for message {message_id[:80]!r}",
+                hint="Only inbound media messages have media on the worker.",
+            ) from None
+
+    async def _send(
+        self, client_id: str, message_id: str, send: Callable[[Engine], Awaitable[str]]
+    ) -> str:
         rt = self._known(client_id)
         if rt.engine.state is not SessionState.CONNECTED:
             raise WrongState(
@@ -259,9 +349,7 @@ class Worker:
                     message_id,
                 )
                 return prior
-            wa_id = await rt.engine.send_text(
-                message_id=message_id, to=normalize_phone(to), text=text
-            )
+            wa_id = await send(rt.engine)
             await self.journal.mark_sent(client_id, message_id, wa_id)
             return wa_id
 
@@ -278,5 +366,9 @@ class Worker:
     async def sim_scan(self, qr: str, phone: str) -> str:
         return await self._sim().scan(qr, normalize_phone(phone))
 
-    async def sim_phone_send(self, phone: str, to: str, text: str) -> str:
-        return await self._sim().phone_send(normalize_phone(phone), normalize_phone(to), text)
+    async def sim_phone_send(
+        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+    ) -> str:
+        return await self._sim().phone_send(
+            normalize_phone(phone), normalize_phone(to), text, media
+        )

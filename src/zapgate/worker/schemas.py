@@ -69,6 +69,14 @@ class SimScanIn(BaseModel):
     phone: str = Field(max_length=32)
 
 
+class SimMediaIn(BaseModel):
+    kind: str = Field(max_length=16)
+    mime: str | None = Field(default=None, max_length=200)
+    filename: str | None = Field(default=None, max_length=255)
+    data: str  # base64
+
+
 class SimPhoneSendIn(BaseModel):
     to: str = Field(max_length=32)
-    text: str
+    text: str | None = None
+    media: SimMediaIn | None = None

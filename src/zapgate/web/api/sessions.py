@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import io
 from typing import Annotated
+from urllib.parse import quote
 
 import segno
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Form, Header, Query, Request, Response, UploadFile
 
-from zapgate.domain.models import MessageStatus
+from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import ValidationFailed
+from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas import (
     MessageList,
@@ -18,7 +20,7 @@ from zapgate.web.schemas import (
     PairCodeIn,
     PairCodeOut,
     QrPublic,
-    SendText,
+    SendMessage,
     SessionCreate,
     SessionList,
     SessionPublic,
@@ -112,20 +114,109 @@ async def pair_code(name: str, body: PairCodeIn, ctx: Ctx, user: CurrentUser) ->
 )
 async def send_message(
     name: str,
-    body: SendText,
+    body: SendMessage,
     ctx: Ctx,
     user: CurrentUser,
     response: Response,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MessagePublic:
-    message, created = await ctx.sessions.send_text(
-        user, name, to=body.to, text=body.text, idempotency_key=idempotency_key
-    )
+    """Send `{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`
+    (image, document, audio or video). For a file upload see `POST .../messages/media`."""
+    media = body.media
+    if media is None:
+        if body.text is None:
+            raise ValidationFailed("text: required (or send media)")
+        message, created = await ctx.sessions.send_text(
+            user, name, to=body.to, text=body.text, idempotency_key=idempotency_key
+        )
+    else:
+        if body.text is not None:
+            raise ValidationFailed(
+                "text: not allowed with media", hint="Put the text in media.caption."
+            )
+        if (media.url is None) == (media.base64 is None):
+            raise ValidationFailed("media: give exactly one of url and base64")
+        opts = {"mime": media.mime, "filename": media.filename, "caption": media.caption}
+
+        async def load(intake: MediaIntake) -> MediaFile:
+            if media.url is not None:
+                return await intake.from_url(media.type, media.url, **opts)
+            assert media.base64 is not None
+            return intake.from_base64(media.type, media.base64, **opts)
+
+        message, created = await ctx.sessions.send_media(
+            user,
+            name,
+            to=body.to,
+            caption=media.caption,
+            idempotency_key=idempotency_key,
+            load=load,
+        )
+    return _sent(message, created, name, response)
+
+
+def _sent(message: Message, created: bool, name: str, response: Response) -> MessagePublic:
     if not created:
         response.status_code = 200
     elif message.status in (MessageStatus.QUEUED, MessageStatus.PENDING):
         response.status_code = 202
-    return MessagePublic.of(message)
+    return MessagePublic.of(message, name)
+
+
+@router.post(
+    "/{name}/messages/media",
+    status_code=201,
+    responses={
+        200: {"model": MessagePublic, "description": "Replay of an Idempotency-Key"},
+        202: {"model": MessagePublic, "description": "Queued: sent when it can go"},
+    },
+)
+async def send_media_upload(
+    name: str,
+    ctx: Ctx,
+    user: CurrentUser,
+    response: Response,
+    to: Annotated[str, Form(max_length=32)],
+    type: Annotated[str, Form(max_length=16, description="image, document, audio or video")],
+    file: UploadFile,
+    caption: Annotated[str | None, Form()] = None,
+    mime: Annotated[str | None, Form(max_length=200)] = None,
+    filename: Annotated[str | None, Form(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> MessagePublic:
+    """Send an uploaded file (multipart/form-data) as image, document, audio or video."""
+
+    async def load(intake: MediaIntake) -> MediaFile:
+        return await intake.from_reader(
+            type,
+            file.read,
+            mime=mime or file.content_type,
+            filename=filename or file.filename,
+            caption=caption,
+        )
+
+    message, created = await ctx.sessions.send_media(
+        user, name, to=to, caption=caption, idempotency_key=idempotency_key, load=load
+    )
+    return _sent(message, created, name, response)
+
+
+@router.get(
+    "/{name}/messages/{message_id}/media",
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+)
+async def message_media(name: str, message_id: str, ctx: Ctx, user: CurrentUser) -> Response:
+    message, data = await ctx.sessions.media(user, name, message_id)
+    assert message.media is not None
+    fname = message.media.filename or message.id
+    headers = {
+        # Never rendered as a page of ours: a download, not sniffed, no scripts.
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(fname, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        "Cache-Control": "private, max-age=3600",
+    }
+    return Response(data, media_type=message.media.mime, headers=headers)
 
 
 @router.get("/{name}/messages")
@@ -149,5 +240,6 @@ async def list_messages(
         user, name, direction=direction, limit=limit, before=cursor
     )
     return MessageList(
-        items=[MessagePublic.of(m) for m in items], next=str(nxt) if nxt is not None else None
+        items=[MessagePublic.of(m, name) for m in items],
+        next=str(nxt) if nxt is not None else None,
     )

@@ -3,10 +3,15 @@ scans a QR, or writes to a linked number."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from typing import Any
+
 from fastapi import APIRouter
 
 from zapgate.domain.ids import normalize_phone
-from zapgate.errors import NotFound
+from zapgate.domain.media import sniff
+from zapgate.errors import NotFound, ValidationFailed
 from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas import SimPhoneMessage, SimScan
 
@@ -44,8 +49,22 @@ async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser
             f"No sim session is linked to {to}.",
             hint="Link one first: start a sim session and scan its QR.",
         )
+    media: dict[str, Any] | None = None
+    if body.media is not None:
+        try:
+            data = base64.b64decode(body.media.base64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationFailed("media.base64: not valid base64") from exc
+        media = {
+            "kind": body.media.type,
+            "mime": body.media.mime or sniff(data) or "application/octet-stream",
+            "filename": body.media.filename,
+            "data": data,
+        }
+    elif body.text is None:
+        raise ValidationFailed("text: required (or send media)")
     target = targets[0]
     msg_id = await ctx.pool.call(
-        target.route, target.label, lambda w: w.sim_phone_send(sender, to, body.text)
+        target.route, target.label, lambda w: w.sim_phone_send(sender, to, body.text, media)
     )
     return {"id": msg_id}

@@ -1,0 +1,259 @@
+"""Media for outbound messages: turning a URL, base64 text or an upload into checked bytes
+(size limits first, SSRF guard on URLs), and keeping those bytes in the web tier's data
+dir so a queued media send survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+
+from zapgate.config import Settings
+from zapgate.domain.media import clean_filename, file_name, guess_mime, normalize_mime, sniff
+from zapgate.domain.models import MEDIA_KINDS
+from zapgate.errors import PayloadTooLarge, ValidationFailed
+from zapgate.events.ssrf import check_url
+
+logger = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 3
+CHUNK = 64 * 1024
+MEDIA_DIR = "media"
+Reader = Callable[[int], Awaitable[bytes]]
+
+
+class MediaFetchFailed(ValidationFailed):
+    errcode = "media_fetch_failed"
+    default_hint = "Check that the URL serves the file (HTTP 200) and answers in time."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaFile:
+    """Checked media, ready to store and send."""
+
+    kind: str
+    data: bytes
+    mime: str
+    filename: str | None = None
+
+
+def _too_large(kind: str, limit: int) -> PayloadTooLarge:
+    setting = "ZAPGATE_MAX_DOCUMENT_BYTES" if kind == "document" else "ZAPGATE_MAX_MEDIA_BYTES"
+    return PayloadTooLarge(
+        f"The {kind} is larger than {limit} bytes.",
+        hint=f"Send a smaller file; {setting} sets the limit.",
+    )
+
+
+class MediaIntake:
+    """Validates media from any source against the settings' limits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check_kind(self, kind: str, caption: str | None) -> int:
+        if kind not in MEDIA_KINDS:
+            raise ValidationFailed(
+                f"media.type: {kind[:20]!r} is not one of {', '.join(MEDIA_KINDS)}"
+            )
+        if caption is not None and len(caption) > self.settings.max_text_chars:
+            raise ValidationFailed(
+                f"caption: longer than {self.settings.max_text_chars} characters"
+            )
+        if kind == "audio" and caption:
+            raise ValidationFailed(
+                "caption: WhatsApp audio messages have no caption",
+                hint="Send the text as a separate message.",
+            )
+        return self.settings.media_limit(kind)
+
+    def finish(
+        self,
+        kind: str,
+        data: bytes,
+        *,
+        mime: str | None,
+        filename: str | None,
+        served_mime: str | None = None,
+    ) -> MediaFile:
+        if not data:
+            raise ValidationFailed("media: the file is empty")
+        filename = clean_filename(filename)
+        resolved = (
+            normalize_mime(mime)
+            or sniff(data)
+            or _generic_or_none(served_mime)
+            or guess_mime(filename)
+            or "application/octet-stream"
+        )
+        if kind != "document" and resolved.split("/", 1)[0] != kind:
+            raise ValidationFailed(
+                f"media: a {resolved} file cannot be sent as {kind}",
+                hint='Send it with type "document", or give the right mime.',
+            )
+        return MediaFile(kind=kind, data=data, mime=resolved, filename=filename)
+
+    def from_base64(
+        self, kind: str, text: str, *, mime: str | None, filename: str | None, caption: str | None
+    ) -> MediaFile:
+        limit = self.check_kind(kind, caption)
+        text = text.strip()
+        if text.startswith("data:") and "," in text:
+            header, text = text.split(",", 1)  # a data: URL; its type is a hint
+            mime = mime or header[5:].split(";", 1)[0] or None
+        # Refuse before decoding: base64 is 4 characters per 3 bytes.
+        if (len(text) // 4) * 3 > limit + 3:
+            raise _too_large(kind, limit)
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationFailed("media.base64: not valid base64") from exc
+        if len(data) > limit:
+            raise _too_large(kind, limit)
+        return self.finish(kind, data, mime=mime, filename=filename)
+
+    async def from_reader(
+        self,
+        kind: str,
+        read: Reader,
+        *,
+        mime: str | None,
+        filename: str | None,
+        caption: str | None,
+    ) -> MediaFile:
+        limit = self.check_kind(kind, caption)
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := await read(CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(kind, limit)
+            chunks.append(chunk)
+        return self.finish(kind, b"".join(chunks), mime=mime, filename=filename)
+
+    async def from_url(
+        self, kind: str, url: str, *, mime: str | None, filename: str | None, caption: str | None
+    ) -> MediaFile:
+        limit = self.check_kind(kind, caption)
+        timeout = self.settings.media_fetch_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                data, served, name = await self._download(kind, url, limit)
+        except TimeoutError:
+            raise MediaFetchFailed(f"media.url: no complete answer within {timeout:.0f}s") from None
+        return self.finish(kind, data, mime=mime, filename=filename or name, served_mime=served)
+
+    async def _download(
+        self, kind: str, url: str, limit: int
+    ) -> tuple[bytes, str | None, str | None]:
+        allow = self.settings.allow_private_urls
+        timeout = self.settings.media_fetch_timeout
+        # Redirects are followed by hand so that every hop passes the SSRF guard.
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                await check_url(url, allow_private=allow)
+                try:
+                    async with client.stream("GET", url) as resp:
+                        if resp.is_redirect and "location" in resp.headers:
+                            url = urljoin(url, resp.headers["location"])
+                            continue
+                        host = urlsplit(url).hostname
+                        if resp.status_code != 200:
+                            raise MediaFetchFailed(
+                                f"media.url: {host} answered HTTP {resp.status_code}"
+                            )
+                        length = resp.headers.get("content-length", "")
+                        if length.isdigit() and int(length) > limit:
+                            raise _too_large(kind, limit)
+                        chunks: list[bytes] = []
+                        total = 0
+                        async for chunk in resp.aiter_bytes(CHUNK):
+                            total += len(chunk)
+                            if total > limit:
+                                raise _too_large(kind, limit)
+                            chunks.append(chunk)
+                        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or None
+                        return b"".join(chunks), resp.headers.get("content-type"), name
+                except httpx.HTTPError as exc:
+                    detail = str(exc) or type(exc).__name__
+                    raise MediaFetchFailed(f"media.url: download failed: {detail}"[:300]) from exc
+        raise MediaFetchFailed(f"media.url: more than {MAX_REDIRECTS} redirects")
+
+
+def _generic_or_none(mime: str | None) -> str | None:
+    try:
+        value = normalize_mime(mime)
+    except ValidationFailed:
+        return None
+    return None if value in (None, "application/octet-stream") else value
+
+
+class MediaStore:
+    """Outbound media bytes under `<data_dir>/media/<client_id>/<message file name>`;
+    refs are relative to the data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.root = self.data_dir / MEDIA_DIR
+
+    @staticmethod
+    def ref_for(client_id: str, message_id: str) -> str:
+        return f"{MEDIA_DIR}/{client_id}/{file_name(message_id)}"
+
+    def _path(self, ref: str) -> Path:
+        path = (self.data_dir / ref).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValidationFailed(f"media ref {ref[:80]!r} is outside the media dir")
+        return path
+
+    async def save(self, ref: str, data: bytes) -> None:
+        path = self._path(ref)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+
+        await asyncio.to_thread(write)
+
+    async def read(self, ref: str) -> bytes:
+        return await asyncio.to_thread(self._path(ref).read_bytes)
+
+    async def delete(self, ref: str) -> None:
+        await asyncio.to_thread(self._path(ref).unlink, True)
+
+    async def delete_session(self, client_id: str) -> None:
+        path = self._path(f"{MEDIA_DIR}/{client_id}")
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+    async def purge(self, older_than_days: float) -> int:
+        """Retention: drop files as old as the messages the registry purges."""
+        cutoff = time.time() - older_than_days * 86_400
+
+        def run() -> int:
+            dropped = 0
+            if not self.root.is_dir():
+                return 0
+            for path in self.root.glob("*/*"):
+                try:
+                    if path.is_file() and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        dropped += 1
+                except OSError:
+                    logger.debug("retention: could not drop %s", path, exc_info=True)
+            return dropped
+
+        return await asyncio.to_thread(run)

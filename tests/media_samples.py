@@ -1,0 +1,18 @@
+"""Small, valid media files for tests (a real PNG: neonize's send_image thumbnails it)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+
+def png_bytes(size: int = 8, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+OGG = b"OggS" + bytes(60)
+MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(40)
