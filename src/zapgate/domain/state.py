@@ -32,12 +32,17 @@ _RUNNING = frozenset(
 
 S = SessionState
 _ALLOWED: dict[SessionState, frozenset[SessionState]] = {
-    S.STOPPED: frozenset({S.STARTING, S.FAILED}),
+    # A stopped but linked session can be logged out (its credentials are dropped).
+    S.STOPPED: frozenset({S.STARTING, S.FAILED, S.LOGGED_OUT}),
     S.STARTING: frozenset(
         {S.SCAN_QR, S.PAIRING, S.CONNECTED, S.DISCONNECTED, S.STOPPED, S.FAILED, S.LOGGED_OUT}
     ),
-    S.SCAN_QR: frozenset({S.PAIRING, S.CONNECTED, S.STOPPED, S.FAILED, S.DISCONNECTED}),
-    S.PAIRING: frozenset({S.SCAN_QR, S.CONNECTED, S.STOPPED, S.FAILED, S.DISCONNECTED}),
+    S.SCAN_QR: frozenset(
+        {S.PAIRING, S.CONNECTED, S.STOPPED, S.FAILED, S.DISCONNECTED, S.LOGGED_OUT}
+    ),
+    S.PAIRING: frozenset(
+        {S.SCAN_QR, S.CONNECTED, S.STOPPED, S.FAILED, S.DISCONNECTED, S.LOGGED_OUT}
+    ),
     S.CONNECTED: frozenset({S.DISCONNECTED, S.LOGGED_OUT, S.STOPPED, S.FAILED}),
     S.DISCONNECTED: frozenset(
         {S.STARTING, S.CONNECTED, S.LOGGED_OUT, S.STOPPED, S.FAILED, S.SCAN_QR}

@@ -22,7 +22,7 @@ from typing import ClassVar, TypeVar, final
 
 from zapgate.domain.events import EngineEvent, StateChanged
 from zapgate.domain.models import MEDIA_KINDS
-from zapgate.domain.state import SessionState
+from zapgate.domain.state import SessionState, can_transition
 from zapgate.errors import EngineError, GatewayError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -148,6 +148,10 @@ class Engine(ABC):
             self._phone = phone
         if state == self._state and reason == self._reason:
             return
+        if not can_transition(self._state, state):
+            # Reported anyway (the engine knows best), but a move the state machine does
+            # not expect is a bug worth seeing in the log.
+            self.log.warning("unexpected state change %s -> %s", self._state, state)
         self.log.info("state %s -> %s (%s)", self._state, state, reason or "-")
         self._state, self._reason = state, reason
         await self._emit(StateChanged(state=state, reason=reason, phone=self._phone))
