@@ -7,7 +7,7 @@ registry + outbox in one transaction -> signed POST). Latency is measured from t
 POST to the receiver getting the webhook; throughput over the whole run. Writes
 bench/results/webhooks.json.
 
-    .venv/bin/python bench/webhooks.py [--messages 500] [--concurrency 8]
+    .venv/bin/python bench/webhooks.py [--messages 500] [--concurrency 8] [--interval 0.05]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent
 PHONE, FRIEND = "+5511999990003", "+5511988887777"
 
 
-async def run(n: int, conc: int) -> dict[str, float]:
+async def run(n: int, conc: int, interval: float) -> dict[str, float]:
     received: dict[str, float] = {}
     done = asyncio.Event()
 
@@ -100,6 +100,8 @@ async def run(n: int, conc: int) -> dict[str, float]:
             sem = asyncio.Semaphore(conc)
 
             async def write(i: int) -> None:
+                if interval:
+                    await asyncio.sleep(i * interval)  # paced: latency without a backlog
                 async with sem:
                     text = f"bench {i}"
                     sent[text] = time.perf_counter()
@@ -134,8 +136,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument(
+        "--interval",
+        type=float,
+        default=0.0,
+        help="seconds between phone messages (0: as fast as the API takes them)",
+    )
     args = ap.parse_args()
-    result = asyncio.run(run(args.messages, args.concurrency))
+    result = asyncio.run(run(args.messages, args.concurrency, args.interval))
     print("zapgate serve (embedded, SQLite, sim): inbound message -> signed webhook")
     for k, v in result.items():
         print(f"  {k:16s} {v}")
