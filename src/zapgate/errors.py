@@ -135,6 +135,14 @@ class EngineError(GatewayError):
     default_hint = "Retry later; if it persists, restart the session."
 
 
+class NotSupported(GatewayError):
+    """The session's engine does not have this WhatsApp capability."""
+
+    errcode = "not_supported"
+    status = 501
+    default_hint = "Use a session whose engine supports it (see GET /v1/sessions/{name})."
+
+
 class ConfigError(GatewayError):
     """A start-up configuration problem; never reaches an HTTP caller."""
 

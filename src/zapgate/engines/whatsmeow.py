@@ -60,6 +60,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import AudioMessage, Message, Vid
 from neonize.utils.enum import MediaType
 from neonize.utils.jid import build_jid
 
+from zapgate.aio import BackgroundTasks
 from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
@@ -67,7 +68,6 @@ from zapgate.domain.state import SessionState
 from zapgate.engines.base import Emit, Engine, EngineOptions
 from zapgate.errors import EngineError, WrongState
 from zapgate.simnet.store import atomic_write_json, read_json
-from zapgate.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ class WhatsmeowEngine(Engine):
         self.start_wait = self.config.start_wait
         # None disables the reachability check (the fake network of the tests).
         self.probe_target: tuple[str, int] | None = self._default_probe_target()
-        self._tasks = TaskGroup()
+        self._tasks = BackgroundTasks()
         self._runner: asyncio.Task[None] | None = None
         self._waiter: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[_Signal] | None = None

@@ -10,12 +10,12 @@ import random
 from collections.abc import Callable
 from datetime import datetime
 
+from zapgate.aio import BackgroundTasks
 from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
 from zapgate.registry import Registry
 from zapgate.services.workers import WorkerPool
-from zapgate.tasks import TaskGroup
 from zapgate.worker.schemas import JournalEntry
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class JournalPuller:
         self._on_applied = on_applied or (lambda _connected: None)
         self.pool = pool
         self.wait = wait
-        self._tasks = TaskGroup()
+        self._tasks = BackgroundTasks()
         self._following: set[str] = set()
         self._session_ids: dict[str, int] = {}
 

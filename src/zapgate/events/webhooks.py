@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from zapgate import __version__
+from zapgate.aio import BackgroundTasks, Wakeup
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, Webhook
 from zapgate.errors import GatewayError
 from zapgate.events.ssrf import check_url
 from zapgate.registry import Registry
-from zapgate.tasks import TaskGroup, Wakeup
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class WebhookDispatcher:
     def __init__(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self._tasks = TaskGroup()
+        self._tasks = BackgroundTasks()
         self._running: set[int] = set()
         self._wake = Wakeup()
         self._http = httpx.AsyncClient(

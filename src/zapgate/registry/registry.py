@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from zapgate.aio import KeyedLock
 from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir_for
 from zapgate.domain.media import media_url
 from zapgate.domain.models import (
@@ -200,11 +200,8 @@ class Registry:
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self.dialect: str = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        # Serializes get-or-create per (user, name) inside this process; entries vanish
-        # once no coroutine holds the lock.
-        self._create_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        # Serializes get-or-create per (user, name) inside this process.
+        self._creating = KeyedLock()
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Registry:
@@ -490,11 +487,7 @@ class Registry:
                 f"client_id {client_id[:80]!r} is not valid.",
                 hint="A client id is 1-64 letters, digits, '-' or '_'.",
             )
-        key = (user_id, name)
-        lock = self._create_locks.get(key)
-        if lock is None:
-            lock = self._create_locks[key] = asyncio.Lock()
-        async with lock:
+        async with self._creating((user_id, name)):
             existing = await self.get_session(user_id, name)
             if existing is not None:
                 return existing, False

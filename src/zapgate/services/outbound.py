@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from zapgate.aio import BackgroundTasks, Wakeup
 from zapgate.config import Settings
 from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
@@ -19,7 +20,6 @@ from zapgate.events.ratelimit import SendScheduler, parse_rate
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaStore
 from zapgate.services.workers import WorkerPool
-from zapgate.tasks import TaskGroup, Wakeup
 
 logger = logging.getLogger(__name__)
 # A message claimed by a sender that then died is retried after this long.
@@ -48,7 +48,7 @@ class OutboundQueue:
         self.registry = registry
         self.pool = pool
         self.scheduler = SendScheduler()
-        self._tasks = TaskGroup()
+        self._tasks = BackgroundTasks()
         self._running: set[int] = set()
         self._wake = Wakeup()
         self._last_janitor = 0.0

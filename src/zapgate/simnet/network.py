@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from zapgate.aio import BackgroundTasks
 from zapgate.domain.ids import is_valid_client_id, new_message_id, normalize_phone
 from zapgate.errors import ConfigError, ValidationFailed
 from zapgate.simnet.errors import (
@@ -40,7 +41,6 @@ from zapgate.simnet.errors import (
 )
 from zapgate.simnet.ids import new_pair_code, new_qr, new_token, normalize_pair_code
 from zapgate.simnet.store import atomic_write_json, read_json
-from zapgate.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class SimNetwork:
         self._qrs: dict[str, str] = {}  # qr -> device id
         self._codes: dict[str, tuple[str, str]] = {}  # pair code -> (device id, phone)
         self._inboxes: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._tasks = TaskGroup()
+        self._tasks = BackgroundTasks()
 
     # -- persistence -------------------------------------------------------------------------
     def _load(self) -> dict[str, LinkedDevice]:

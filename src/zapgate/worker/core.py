@@ -13,13 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from zapgate.aio import BackgroundTasks, KeyedLock
 from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
 from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_session_dir
 from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
 from zapgate.engines import Engine, EngineOptions, build_engine, validate_engine_name
 from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
-from zapgate.tasks import TaskGroup
 from zapgate.worker.journal import Journal
 from zapgate.worker.manifest import Manifest, ManifestEntry
 from zapgate.worker.schemas import JournalPage, SessionStatus, WorkerHealth
@@ -71,8 +71,9 @@ class Worker:
         self.journal = Journal(self.data_dir / "worker-journal.db")
         self.manifest = Manifest(self.data_dir / "worker-sessions.json")
         self._runtimes: dict[str, _Runtime] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks = TaskGroup()
+        # Per client id (start/stop/logout/delete) and per `send:{client_id}`.
+        self._lock = KeyedLock()
+        self._tasks = BackgroundTasks()
         self.restored = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -113,9 +114,6 @@ class Worker:
         self.restored.set()
 
     # -- helpers -----------------------------------------------------------------------------
-    def _lock(self, client_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(client_id, asyncio.Lock())
-
     def _runtime_for(self, spec: ManifestEntry) -> _Runtime:
         rt = self._runtimes.get(spec.client_id)
         if rt is not None:
@@ -270,7 +268,6 @@ class Worker:
             self._runtimes.pop(client_id, None)
             self.manifest.remove(client_id)
             await asyncio.to_thread(shutil.rmtree, rt.engine.session_dir, True)
-        self._locks.pop(client_id, None)
         logger.info("worker %s: deleted session %s", self.worker_id, client_id)
 
     async def status(self, client_id: str) -> SessionStatus:

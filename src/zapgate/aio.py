@@ -1,19 +1,24 @@
-"""Background tasks that are never lost: every task is named, referenced until done, and
-its failure is logged (the mautrix `background_task.create` idea)."""
+"""Asyncio helpers shared by every layer: background tasks that are never lost, a wake-up
+for polling loops, and one keyed lock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Coroutine, Hashable
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-class TaskGroup:
-    """Owns a set of named background tasks; `close()` cancels and awaits them all."""
+class BackgroundTasks:
+    """Owns a set of named background tasks; `close()` cancels and awaits them all.
+
+    Every task is named, referenced until done, and its failure is logged (the mautrix
+    `background_task.create` idea). Unlike `asyncio.TaskGroup`, one task failing never
+    cancels the others: each is a separate background job."""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -55,3 +60,23 @@ class Wakeup:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), seconds)
         self._event.clear()
+
+
+class KeyedLock:
+    """One asyncio.Lock per key. An entry vanishes once nobody holds or awaits its lock (a
+    weak map: a waiter keeps the lock alive), so a key is never handed two locks and the
+    map never grows with keys no longer used (mautrix's `async_getter_lock` idea)."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def __call__(self, key: Hashable) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def __len__(self) -> int:
+        return len(self._locks)
