@@ -13,7 +13,8 @@ from zapgate.errors import GatewayError
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard.render import STATIC_DIR, Dashboard, Page, load_page
 from zapgate.web.dashboard.security import CsrfFailed, LoginLimiter, resolve_secret_key
-from zapgate.web.dashboard.views import SignInRequired, router
+from zapgate.web.dashboard.views import router
+from zapgate.web.dashboard.views.deps import SignInRequired
 
 logger = logging.getLogger(__name__)
 
