@@ -14,13 +14,11 @@ from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import ValidationFailed
 from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.web.deps import Ctx, CurrentUser
-from zapgate.web.schemas import (
-    MessageList,
-    MessagePublic,
+from zapgate.web.schemas.messages import MessageList, MessagePublic, SendMessage
+from zapgate.web.schemas.sessions import (
     PairCodeIn,
     PairCodeOut,
     QrPublic,
-    SendMessage,
     SessionCreate,
     SessionList,
     SessionPublic,

@@ -13,7 +13,7 @@ from zapgate.domain.ids import normalize_phone
 from zapgate.domain.media import sniff
 from zapgate.errors import NotFound, ValidationFailed
 from zapgate.web.deps import Ctx, CurrentUser
-from zapgate.web.schemas import SimPhoneMessage, SimScan
+from zapgate.web.schemas.sim import SimPhoneMessage, SimScan
 
 router = APIRouter(prefix="/v1/sim", tags=["simulated network"])
 

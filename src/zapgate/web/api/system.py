@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 
 from zapgate.services.admin import worker_statuses
 from zapgate.web.deps import AdminUser, Ctx
-from zapgate.web.schemas import (
+from zapgate.web.schemas.sessions import SessionPublic
+from zapgate.web.schemas.system import (
     AdminSession,
     AdminSessionList,
     Health,
     Ready,
-    SessionPublic,
     WorkerInfo,
     WorkerList,
 )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from zapgate.web.deps import Ctx, CurrentUser
-from zapgate.web.schemas import (
+from zapgate.web.schemas.webhooks import (
     DeliveryList,
     DeliveryPublic,
     PingOut,

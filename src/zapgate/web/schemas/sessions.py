@@ -1,0 +1,72 @@
+"""/v1/sessions: a session, the list, its QR code and its pairing code."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zapgate.domain.models import Session
+from zapgate.domain.state import SessionState
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    engine: str | None = Field(default=None, max_length=40)
+    start: bool = True
+    send_rate: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Anti-ban send rate for this number: BURST/INTERVALs (e.g. 5/3s) or off",
+    )
+
+
+class SessionPublic(BaseModel):
+    name: str
+    client_id: str
+    engine: str
+    state: SessionState
+    state_reason: str | None
+    phone: str | None
+    worker_id: str
+    worker_url: str | None
+    port: int | None
+    send_rate: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: Session) -> SessionPublic:
+        return cls(
+            name=s.name,
+            client_id=s.client_id,
+            engine=s.engine,
+            state=s.state,
+            state_reason=s.state_reason,
+            phone=s.phone,
+            worker_id=s.worker_id,
+            worker_url=s.worker_url,
+            port=s.port,
+            send_rate=s.send_rate,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]
+
+
+class QrPublic(BaseModel):
+    qr: str
+    png_base64: str
+    expires_at: datetime | None
+
+
+class PairCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(max_length=32)
+
+
+class PairCodeOut(BaseModel):
+    code: str

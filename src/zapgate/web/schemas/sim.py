@@ -1,0 +1,26 @@
+"""/v1/sim (sim engine only): a simulated phone scans a QR code or writes a message."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    qr: str = Field(max_length=1024)
+    phone: str = Field(max_length=32)
+
+
+class SimMedia(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(max_length=16)
+    base64: str
+    mime: str | None = Field(default=None, max_length=200)
+    filename: str | None = Field(default=None, max_length=255)
+
+
+class SimPhoneMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(max_length=32)
+    text: str | None = Field(default=None, max_length=65_536)
+    media: SimMedia | None = Field(default=None, description="Sent with `text` as caption")
