@@ -23,8 +23,8 @@ from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines.base import Emit, Engine, EngineOptions
 from zapgate.errors import EngineError, GatewayError, WrongState
+from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.client import SimLink
-from zapgate.simnet.store import atomic_write_json, read_json
 
 CREDS_FILE = "sim-creds.json"
 _ACKS = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)}

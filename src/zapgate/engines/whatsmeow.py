@@ -67,7 +67,7 @@ from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines.base import Emit, Engine, EngineOptions
 from zapgate.errors import EngineError, WrongState
-from zapgate.simnet.store import atomic_write_json, read_json
+from zapgate.jsonfile import atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
