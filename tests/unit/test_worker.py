@@ -10,15 +10,15 @@ import pytest
 
 from zapgate.config import Settings
 from zapgate.domain.state import SessionState
+from zapgate.engines import EngineBackends
 from zapgate.errors import NotFound, ValidationFailed, WrongState
-from zapgate.web.context import engine_options
 from zapgate.worker.core import Worker
 from zapgate.worker.journal import Journal
 
 
 def make_worker(data: Path) -> Worker:
     settings = Settings(qr_first_ttl=30, qr_ttl=10)
-    return Worker(data_dir=data, worker_id="w1", options=engine_options(settings, data))
+    return Worker(data_dir=data, worker_id="w1", backends=EngineBackends.build(settings, data))
 
 
 @pytest.fixture
