@@ -70,12 +70,15 @@ async def run(n: int, settle: float) -> dict[str, object]:
     os.environ["ZAPGATE_WHATSMEOW_MAX_FAILURES"] = "0"
 
     import zapgate.engines.whatsmeow  # noqa: F401  (load the Go core before measuring)
-    from zapgate.engines import EngineOptions
+    from zapgate.config import Settings
+    from zapgate.engines import EngineBackends
+    from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
     from zapgate.worker.app import create_worker_app
     from zapgate.worker.core import Worker
 
     tmp = Path(tempfile.mkdtemp(prefix="zapgate-bench-wa-"))
-    worker = Worker(data_dir=tmp, worker_id="bench", options=EngineOptions())
+    runtime = WhatsmeowRuntime(WhatsmeowConfig.from_settings(Settings()))
+    worker = Worker(data_dir=tmp, worker_id="bench", backends=EngineBackends(whatsmeow=runtime))
     await worker.initialize()
     port = free_port()
     server = uvicorn.Server(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,7 +117,7 @@ def worker(
     data_dir: DataDir = None,
 ) -> None:
     """Run a WhatsApp worker: many sessions in one process, internal API on --port."""
-    from zapgate.web.context import default_worker_id, engine_options
+    from zapgate.engines import EngineBackends
     from zapgate.worker.app import create_worker_app
     from zapgate.worker.core import Worker
 
@@ -129,8 +130,8 @@ def worker(
     data = settings.data_dir.resolve()
     w = Worker(
         data_dir=data,
-        worker_id=settings.worker_id or default_worker_id(port),
-        options=engine_options(settings, data),
+        worker_id=settings.worker_id or f"{socket.gethostname()}:{port}",
+        backends=EngineBackends.build(settings, data),
     )
     logging.getLogger("zapgate.worker").info(
         "worker %s listening on http://%s:%s (data dir %s)", w.worker_id, settings.host, port, data

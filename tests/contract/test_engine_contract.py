@@ -32,7 +32,8 @@ from zapgate.domain.events import (
 from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
-from zapgate.engines import build_engine
+from zapgate.engines import EngineBackends, build_engine
+from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
 from zapgate.engines.base import Engine, EngineOptions
 from zapgate.simnet.client import HttpSimLink, LocalSimLink, SimLink
 from zapgate.simnet.network import SimNetwork
@@ -165,14 +166,13 @@ class SimHarness(EngineHarness):
     def build(
         self, client_id: str, session_dir: Path, emit: Recorder, options: EngineOptions
     ) -> Engine:
-        options = EngineOptions(
-            qr_first_ttl=options.qr_first_ttl,
-            qr_ttl=options.qr_ttl,
-            qr_max_rotations=options.qr_max_rotations,
-            sim_link=self.link,
-        )
         engine = build_engine(
-            "sim", client_id=client_id, session_dir=session_dir, emit=emit, options=options
+            "sim",
+            client_id=client_id,
+            session_dir=session_dir,
+            emit=emit,
+            options=options,
+            backends=EngineBackends(sim=self.link),
         )
         engine.reconnect_base = 0.01  # type: ignore[attr-defined]
         return engine
@@ -237,18 +237,23 @@ class WhatsmeowHarness(EngineHarness):
         from tests.contract.whatsmeow_fake import FakeWhatsApp
 
         self.network = FakeWhatsApp()
+        self.backends = EngineBackends(
+            whatsmeow=WhatsmeowRuntime(WhatsmeowConfig(reconnect_base=0.01))
+        )
 
     def build(
         self, client_id: str, session_dir: Path, emit: Recorder, options: EngineOptions
     ) -> Engine:
         import functools
 
-        from zapgate.engines.whatsmeow import WhatsmeowConfig
-
         engine = build_engine(
-            "whatsmeow", client_id=client_id, session_dir=session_dir, emit=emit, options=options
+            "whatsmeow",
+            client_id=client_id,
+            session_dir=session_dir,
+            emit=emit,
+            options=options,
+            backends=self.backends,
         )
-        engine.config = WhatsmeowConfig(reconnect_base=0.01)  # type: ignore[attr-defined]
         engine.probe_target = None  # type: ignore[attr-defined]
         engine.client_factory = functools.partial(  # type: ignore[attr-defined]
             self.network.factory, qr_first_ttl=options.qr_first_ttl, qr_ttl=options.qr_ttl
@@ -280,6 +285,10 @@ class WhatsmeowHarness(EngineHarness):
             mime=mime,
             caption=caption,
         )
+
+    async def close(self) -> None:
+        await super().close()
+        await self.backends.aclose()
 
 
 HARNESSES: dict[str, type[EngineHarness]] = {

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.contract.test_engine_contract import Recorder
+from zapgate.config import Settings
 from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState as S
-from zapgate.engines import build_engine
+from zapgate.engines import EngineBackends, build_engine
+from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
 from zapgate.engines.base import EngineOptions
 
 SESSION_DIR = Path("data/live-whatsmeow").resolve()
@@ -42,6 +44,9 @@ async def test_link_a_real_phone_and_send() -> None:
         session_dir=SESSION_DIR,
         emit=rec,
         options=EngineOptions(qr_max_rotations=6),
+        backends=EngineBackends(
+            whatsmeow=WhatsmeowRuntime(WhatsmeowConfig.from_settings(Settings()))
+        ),
     )
     await engine.start()
     shown = 0

@@ -388,7 +388,8 @@ def make_engine(link: SimLink, session_dir: Path, client_id: str = "u1-a") -> tu
         client_id=client_id,
         session_dir=session_dir,
         emit=rec,
-        options=EngineOptions(qr_first_ttl=30, qr_ttl=30, qr_max_rotations=3, sim_link=link),
+        options=EngineOptions(qr_first_ttl=30, qr_ttl=30, qr_max_rotations=3),
+        link=link,
     )
     engine.reconnect_base = 0.01
     engine.reconnect_cap = 0.05

@@ -24,11 +24,14 @@ from tests.contract.whatsmeow_fake import (
     receipt_event,
     source,
 )
+from zapgate.config import Settings
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState as S
-from zapgate.engines import build_engine, known_engines
+from zapgate.engines import EngineBackends, build_engine, known_engines
+from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
 from zapgate.engines.base import EngineOptions
-from zapgate.engines.whatsmeow import WhatsmeowConfig, WhatsmeowEngine, dial_reason
+from zapgate.engines.whatsmeow import WhatsmeowEngine
+from zapgate.engines.whatsmeow.convert import dial_reason
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,12 +46,9 @@ def make(
         session_dir=tmp_path / client_id,
         emit=rec,
         options=EngineOptions(**opts),
+        backends=EngineBackends(whatsmeow=WhatsmeowRuntime(config)),
     )
     assert isinstance(engine, WhatsmeowEngine)
-    engine.config = config
-    engine.reconnect_base = config.reconnect_base
-    engine.max_failures = config.max_failures
-    engine.probe_target = engine._default_probe_target()
     return engine, rec
 
 
@@ -74,9 +74,9 @@ def test_dial_reason_names_the_host() -> None:
 def test_config_uses_a_postgres_registry_for_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZAPGATE_DATABASE_URL", "postgresql+asyncpg://u:p@db:5432/zap")
     monkeypatch.delenv("ZAPGATE_WHATSMEOW_STORE", raising=False)
-    assert WhatsmeowConfig.from_settings().store == "postgres://u:p@db:5432/zap"
+    assert WhatsmeowConfig.from_settings(Settings()).store == "postgres://u:p@db:5432/zap"
     monkeypatch.setenv("ZAPGATE_WHATSMEOW_STORE", "sqlite")
-    assert WhatsmeowConfig.from_settings().store is None
+    assert WhatsmeowConfig.from_settings(Settings()).store is None
 
 
 async def test_offline_start_fails_fast_through_real_neonize(tmp_path: Path) -> None:
@@ -278,7 +278,7 @@ async def test_a_shared_store_resumes_its_own_device(tmp_path: Path) -> None:
 
 async def test_doctor_checks_whatsapp_without_leaving_loopback(tmp_path: Path) -> None:
     from zapgate import doctor
-    from zapgate.config import Settings, Topology
+    from zapgate.config import Topology
 
     port = free_port()
     lines: list[str] = []

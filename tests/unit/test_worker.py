@@ -6,19 +6,23 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.media_samples import png_bytes
 from zapgate.config import Settings
 from zapgate.domain.state import SessionState
-from zapgate.errors import NotFound, ValidationFailed, WrongState
-from zapgate.web.context import engine_options
+from zapgate.engines import EngineBackends
+from zapgate.engines.sim import SimEngine
+from zapgate.errors import NotFound, NotSupported, ValidationFailed, WrongState, from_dict
+from zapgate.worker.app import create_worker_app
 from zapgate.worker.core import Worker
 from zapgate.worker.journal import Journal
 
 
 def make_worker(data: Path) -> Worker:
     settings = Settings(qr_first_ttl=30, qr_ttl=10)
-    return Worker(data_dir=data, worker_id="w1", options=engine_options(settings, data))
+    return Worker(data_dir=data, worker_id="w1", backends=EngineBackends.build(settings, data))
 
 
 @pytest.fixture
@@ -81,6 +85,52 @@ async def test_send_needs_connected(worker: Worker) -> None:
     await worker.start_session("u1-a", "sessions/u1-a", "sim")
     with pytest.raises(WrongState):
         await worker.send_text("u1-a", "3EB0X", "+5511999990001", "hi")
+
+
+async def test_a_missing_capability_is_501_not_supported(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sim engine with its capabilities removed: pairing codes and media are refused
+    with 501 `not_supported` through the worker's API, an error the web tier rebuilds."""
+    monkeypatch.setattr(SimEngine, "capabilities", frozenset())
+    app = create_worker_app(worker, token=None, max_body_bytes=1 << 20)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://worker"
+    ) as http:
+        await worker.start_session("u1-a", "sessions/u1-a", "sim")
+
+        async def has_qr() -> bool:
+            return bool((await worker.status("u1-a")).qr)
+
+        await until(has_qr)
+        r = await http.post("/internal/sessions/u1-a/pair-code", json={"phone": "+5511999990001"})
+        assert r.status_code == 501
+        body = r.json()
+        assert body["errcode"] == "not_supported"
+        assert body["error"] == "The sim engine does not support pair_code."
+        assert body["hint"]
+        assert isinstance(from_dict(body, r.status_code), NotSupported)
+
+        await worker.sim_scan((await worker.status("u1-a")).qr or "", "+5511999990001")
+
+        async def connected() -> bool:
+            return (await worker.status("u1-a")).state is SessionState.CONNECTED
+
+        await until(connected)
+        form = {"message_id": "3EB0M1", "to": "+5511999990002", "kind": "image"}
+        r = await http.post(
+            "/internal/sessions/u1-a/media",
+            data={**form, "mime": "image/png"},
+            files={"file": ("a.png", png_bytes(), "image/png")},
+        )
+        assert r.status_code == 501
+        assert r.json()["errcode"] == "not_supported"
+        assert r.json()["error"] == "The sim engine does not support send_media."
+        sent = await http.post(
+            "/internal/sessions/u1-a/messages",
+            json={"message_id": "3EB0T1", "to": "+5511999990002", "text": "hi"},
+        )
+        assert sent.status_code == 200  # sending text is no capability: every engine does it
 
 
 async def test_journal_cursor_and_long_poll(tmp_path: Path) -> None:

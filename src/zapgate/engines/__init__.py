@@ -1,27 +1,25 @@
-"""WhatsApp engines. `base` is the contract; each adapter is the only module importing
-its SDK. `build_engine` picks the adapter by name, importing it lazily so a worker that
-never hosts a real session never loads the real SDK."""
+"""WhatsApp engines. `base` is the contract, `backends` what the engines of one worker
+share; each adapter is the only module importing its SDK. `build_engine` picks the adapter
+by name, importing it lazily so a worker that never hosts a real session never loads the
+real SDK."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+from zapgate.engines.backends import EngineBackends
 from zapgate.engines.base import Emit, Engine, EngineOptions
 from zapgate.errors import ValidationFailed
 
-_ADAPTERS: dict[str, str] = {
-    "sim": "zapgate.engines.sim:SimEngine",
-    "whatsmeow": "zapgate.engines.whatsmeow:WhatsmeowEngine",
-}
+_ENGINES = ("sim", "whatsmeow")
 
 
 def known_engines() -> list[str]:
-    return sorted(_ADAPTERS)
+    return sorted(_ENGINES)
 
 
 def validate_engine_name(name: str) -> str:
-    if name not in _ADAPTERS:
+    if name not in _ENGINES:
         raise ValidationFailed(
             f"unknown engine {name[:40]!r}",
             hint=f"Use one of: {', '.join(known_engines())}.",
@@ -30,17 +28,36 @@ def validate_engine_name(name: str) -> str:
 
 
 def build_engine(
-    name: str, *, client_id: str, session_dir: Path, emit: Emit, options: EngineOptions
+    name: str,
+    *,
+    client_id: str,
+    session_dir: Path,
+    emit: Emit,
+    options: EngineOptions,
+    backends: EngineBackends,
 ) -> Engine:
-    module_name, _, cls_name = _ADAPTERS[validate_engine_name(name)].partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    engine: Engine = cls(client_id=client_id, session_dir=session_dir, emit=emit, options=options)
-    return engine
+    """An engine `name` for one session, given its share of the worker's `backends`."""
+    if validate_engine_name(name) == "whatsmeow":
+        from zapgate.engines.whatsmeow import WhatsmeowEngine
+
+        return WhatsmeowEngine(
+            client_id=client_id,
+            session_dir=session_dir,
+            emit=emit,
+            options=options,
+            runtime=backends.whatsmeow,
+        )
+    from zapgate.engines.sim import SimEngine
+
+    return SimEngine(
+        client_id=client_id, session_dir=session_dir, emit=emit, options=options, link=backends.sim
+    )
 
 
 __all__ = [
     "Emit",
     "Engine",
+    "EngineBackends",
     "EngineOptions",
     "build_engine",
     "known_engines",

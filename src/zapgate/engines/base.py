@@ -4,6 +4,12 @@ A backend implements only the `_do_*` methods; the public methods are final and 
 error mapping (anything unexpected becomes an `EngineError` naming the session), the
 state bookkeeping and the de-duplication of state reports.
 
+The lifecycle and sending text are what every engine does (abstract `_do_*`). An
+optional WhatsApp feature is a capability: an engine opts in by naming it in
+`capabilities` and overriding its `_do_*` (not abstract); the public method of a feature
+the engine lacks raises `NotSupported` (501). Today's capabilities: `send_media` and
+`pair_code`.
+
 Lifecycle: `start()` brings the session up (restoring saved credentials from
 `session_dir`, or asking for a QR); `stop()` releases every thread, socket and file but
 keeps the credentials; `logout()` unlinks the device and deletes the credentials.
@@ -23,7 +29,7 @@ from typing import ClassVar, TypeVar, final
 from zapgate.domain.events import EngineEvent, StateChanged
 from zapgate.domain.models import MEDIA_KINDS
 from zapgate.domain.state import SessionState, can_transition
-from zapgate.errors import EngineError, GatewayError, ValidationFailed
+from zapgate.errors import EngineError, GatewayError, NotSupported, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +44,12 @@ class EngineOptions:
     qr_first_ttl: float = 60.0
     qr_ttl: float = 20.0
     qr_max_rotations: int = 5
-    # The simulated network the sim engine talks to (a zapgate.simnet link object); typed
-    # loosely so this contract does not depend on any engine's transport.
-    sim_link: object | None = None
 
 
 class Engine(ABC):
     name: ClassVar[str]
+    # The optional features this engine has (see the module docstring).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, *, client_id: str, session_dir: Path, emit: Emit, options: EngineOptions
@@ -94,6 +99,7 @@ class Engine(ABC):
 
     @final
     async def pair_code(self, phone: str) -> str:
+        self._require("pair_code")
         return await self._guard("pair code", self._do_pair_code(phone))
 
     @final
@@ -117,6 +123,7 @@ class Engine(ABC):
     ) -> str:
         """Send `data` as an image, document, audio or video (`kind`) to the E.164 number
         `to`; returns the WhatsApp message id. Sizes and kinds were checked by the caller."""
+        self._require("send_media")
         if kind not in MEDIA_KINDS:
             raise ValidationFailed(
                 f"media type {kind[:20]!r} is not one of {', '.join(MEDIA_KINDS)}"
@@ -159,6 +166,10 @@ class Engine(ABC):
     async def emit(self, event: EngineEvent) -> None:
         await self._emit(event)
 
+    def _require(self, feature: str) -> None:
+        if feature not in self.capabilities:
+            raise NotSupported(f"The {self.name} engine does not support {feature}.")
+
     async def _guard(self, what: str, aw: Awaitable[T]) -> T:
         try:
             return await aw
@@ -179,12 +190,15 @@ class Engine(ABC):
     async def _do_logout(self) -> None: ...
 
     @abstractmethod
-    async def _do_pair_code(self, phone: str) -> str: ...
-
-    @abstractmethod
     async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str: ...
 
     @abstractmethod
+    def _do_has_credentials(self) -> bool: ...
+
+    # -- capabilities: not abstract, an engine opts in through `capabilities` ----------------
+    async def _do_pair_code(self, phone: str) -> str:
+        raise NotImplementedError
+
     async def _do_send_media(
         self,
         *,
@@ -195,10 +209,5 @@ class Engine(ABC):
         mime: str,
         filename: str | None,
         caption: str | None,
-    ) -> str: ...
-
-    @abstractmethod
-    def _do_has_credentials(self) -> bool: ...
-
-
-EngineFactory = Callable[..., Engine]
+    ) -> str:
+        raise NotImplementedError

@@ -23,8 +23,8 @@ from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines.base import Emit, Engine, EngineOptions
 from zapgate.errors import EngineError, GatewayError, WrongState
+from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.client import SimLink
-from zapgate.simnet.store import atomic_write_json, read_json
 
 CREDS_FILE = "sim-creds.json"
 _ACKS = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)}
@@ -72,6 +72,7 @@ def _media(raw: object) -> MediaContent | None:
 
 class SimEngine(Engine):
     name: ClassVar[str] = "sim"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"send_media", "pair_code"})
 
     # Instance-overridable so tests can reconnect fast; production keeps the defaults.
     reconnect_base: float = 0.5
@@ -79,9 +80,16 @@ class SimEngine(Engine):
     poll_timeout: float = 20.0
 
     def __init__(
-        self, *, client_id: str, session_dir: Path, emit: Emit, options: EngineOptions
+        self,
+        *,
+        client_id: str,
+        session_dir: Path,
+        emit: Emit,
+        options: EngineOptions,
+        link: SimLink | None = None,
     ) -> None:
         super().__init__(client_id=client_id, session_dir=session_dir, emit=emit, options=options)
+        self.link = link
         self._reader: asyncio.Task[None] | None = None
         # The task waiting for a link: QR rotation, or the pairing-code deadline.
         self._waiter: asyncio.Task[None] | None = None
@@ -98,11 +106,10 @@ class SimEngine(Engine):
         return self.session_dir / CREDS_FILE
 
     def _link(self) -> SimLink:
-        link = self.options.sim_link
-        if not isinstance(link, SimLink):
+        link = self.link
+        if link is None:
             raise EngineError(
-                f"session {self.client_id}: the sim engine has no simulated network "
-                f"(options.sim_link is {type(link).__name__})",
+                f"session {self.client_id}: the sim engine has no simulated network",
                 hint="Run with ZAPGATE_ENGINE=sim through zapgate serve/worker, which build one.",
             )
         return link
@@ -322,8 +329,7 @@ class SimEngine(Engine):
 
     async def _release(self) -> None:
         """Tell the network we left, so the QR on show stops working."""
-        link = self.options.sim_link
-        if link is None:
+        if self.link is None:
             return
         try:
             async with asyncio.timeout(_RELEASE_TIMEOUT):
@@ -336,7 +342,7 @@ class SimEngine(Engine):
         try:
             await self._cancel_tasks()
             self._reader = None
-            if self.options.sim_link is not None:
+            if self.link is not None:
                 try:
                     await self._link().logout(self.device_id)
                 except GatewayError as exc:

@@ -32,6 +32,7 @@ from typing import Any
 from zapgate.aio import BackgroundTasks
 from zapgate.domain.ids import is_valid_client_id, new_message_id, normalize_phone
 from zapgate.errors import ConfigError, ValidationFailed
+from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.errors import (
     DeviceNotLinked,
     DeviceOffline,
@@ -40,7 +41,6 @@ from zapgate.simnet.errors import (
     QrNotFound,
 )
 from zapgate.simnet.ids import new_pair_code, new_qr, new_token, normalize_pair_code
-from zapgate.simnet.store import atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 

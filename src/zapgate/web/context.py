@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 from zapgate.config import Settings, Topology
-from zapgate.engines import EngineOptions
+from zapgate.engines import EngineBackends
 from zapgate.events.puller import JournalPuller
 from zapgate.events.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
@@ -21,21 +19,6 @@ from zapgate.topology.placement import EMBEDDED_WORKER_ID, Placement, build_plac
 from zapgate.worker.core import Worker
 
 logger = logging.getLogger(__name__)
-
-
-def engine_options(settings: Settings, data_dir: Path) -> EngineOptions:
-    from zapgate.simnet.client import make_sim_link
-
-    return EngineOptions(
-        qr_first_ttl=settings.qr_first_ttl,
-        qr_ttl=settings.qr_ttl,
-        qr_max_rotations=settings.qr_max_rotations,
-        sim_link=make_sim_link(settings.simnet_url, data_dir / "simnet.json"),
-    )
-
-
-def default_worker_id(port: int) -> str:
-    return f"{socket.gethostname()}:{port}"
 
 
 @dataclass
@@ -64,7 +47,7 @@ class AppContext:
             local = Worker(
                 data_dir=data_dir,
                 worker_id=EMBEDDED_WORKER_ID,
-                options=engine_options(settings, data_dir),
+                backends=EngineBackends.build(settings, data_dir),
             )
             await local.initialize()
         pool = WorkerPool(settings, placement, local=local)

@@ -11,30 +11,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from zapgate.aio import BackgroundTasks, KeyedLock
 from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
 from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_session_dir
 from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
-from zapgate.engines import Engine, EngineOptions, build_engine, validate_engine_name
+from zapgate.engines import Engine, EngineBackends, build_engine, validate_engine_name
 from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
+from zapgate.simnet.client import SimLink
 from zapgate.worker.journal import Journal
 from zapgate.worker.manifest import Manifest, ManifestEntry
 from zapgate.worker.schemas import JournalPage, SessionStatus, WorkerHealth
 
 logger = logging.getLogger(__name__)
-
-
-class SimOps(Protocol):
-    """The phone side of the simulated network, used by the /v1/sim endpoints."""
-
-    async def scan(self, qr: str, phone: str) -> str: ...
-
-    async def phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
-    ) -> str: ...
 
 
 MEDIA_DIR = "media"
@@ -56,17 +47,19 @@ class _Runtime:
 
 
 class Worker:
+    """Hosts the sessions; owns the engine `backends` it is given (closed on shutdown)."""
+
     def __init__(
         self,
         *,
         data_dir: Path,
         worker_id: str,
-        options: EngineOptions,
+        backends: EngineBackends,
         restore_stagger: float = 0.05,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.worker_id = worker_id
-        self.options = options
+        self.backends = backends
         self.restore_stagger = restore_stagger
         self.journal = Journal(self.data_dir / "worker-journal.db")
         self.manifest = Manifest(self.data_dir / "worker-sessions.json")
@@ -92,9 +85,7 @@ class Worker:
                 logger.warning("stopping %s failed", rt.spec.client_id, exc_info=True)
         self._runtimes.clear()
         await self.journal.close()
-        aclose = getattr(self.options.sim_link, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self.backends.aclose()
 
     async def _restore(self) -> None:
         """Bring back every linked session without a QR, one at a time (staggered)."""
@@ -129,7 +120,8 @@ class Worker:
             client_id=client_id,
             session_dir=session_dir,
             emit=emit,
-            options=self.options,
+            options=self.backends.options,
+            backends=self.backends,
         )
         rt = _Runtime(spec=spec, engine=engine)
         self._runtimes[client_id] = rt
@@ -354,11 +346,11 @@ class Worker:
         return await self.journal.read(after, limit=min(max(limit, 1), 1000), wait=min(wait, 30.0))
 
     # -- simulated network (development) -----------------------------------------------------
-    def _sim(self) -> SimOps:
-        link = self.options.sim_link
+    def _sim(self) -> SimLink:
+        link = self.backends.sim
         if link is None:
             raise NotFound("this worker has no simulated network", hint="Use the sim engine.")
-        return link  # type: ignore[return-value]
+        return link
 
     async def sim_scan(self, qr: str, phone: str) -> str:
         return await self._sim().scan(qr, normalize_phone(phone))

@@ -1,5 +1,6 @@
 """Small JSON files written atomically and readable only by their owner: the simulated
-network's linked devices and a sim session's credentials both hold secrets (tokens)."""
+network's linked devices, a sim session's credentials and a whatsmeow session's device
+all hold secrets or identities."""
 
 from __future__ import annotations
 

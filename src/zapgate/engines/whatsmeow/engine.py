@@ -1,19 +1,7 @@
 """The whatsmeow engine: one real WhatsApp multi-device session through neonize (the Python
-binding of Go's whatsmeow). This is the only module that imports neonize.
+binding of Go's whatsmeow). This package is the only place that imports neonize; how a
+session's threads meet Go and the loop is bridge.py's story.
 
-How it runs (see /work/shared/ENGINES.md for the facts behind each choice):
-
-* neonize's `connect()` blocks for the life of the session, so every session owns ONE
-  dedicated thread (`zapgate-wa:{client_id}`) that calls it; never the loop's default
-  executor, which a few dozen sessions would exhaust.
-* Go calls our handlers on its own threads. A handler only hands the (already parsed)
-  protobuf to the loop with `loop.call_soon_threadsafe`; one task per session
-  (`session:{client_id}:runner`) turns them into engine events, so every state change
-  happens on the event loop, in order.
-* The Go side keeps its clients in maps without locks; a concurrent write (a session
-  starting or stopping) next to any other access crashes the whole process. `_GO`, a
-  process-wide readers/writer lock, makes starts and stops exclusive (and so one at a
-  time) while the short calls (send, pair, logout) share it.
 * Before every connection attempt the engine checks, from the loop, that the host it must
   dial (WhatsApp's, or the configured proxy) accepts TCP connections. Without a network the
   session goes to DISCONNECTED naming the host and retries with capped exponential backoff
@@ -22,27 +10,23 @@ How it runs (see /work/shared/ENGINES.md for the facts behind each choice):
   one PostgreSQL connection) per attempt.
 * whatsmeow does not tell Python when a QR expires: our own timer stops the session with
   reason `qr_timeout` after `options.qr_max_rotations` codes, like the sim engine.
+
+See /work/shared/ENGINES.md for the facts behind each choice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
-import re
 import sqlite3
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from neonize._binder import ProxySettings
-from neonize.client import NewClient
 from neonize.events import (
     ClientOutdatedEv,
     ConnectedEv,
@@ -55,9 +39,7 @@ from neonize.events import (
     StreamReplacedEv,
     TemporaryBanEv,
 )
-from neonize.proto.Neonize_pb2 import JID, PairStatus, Receipt
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import AudioMessage, Message, VideoMessage
-from neonize.utils.enum import MediaType
+from neonize.proto.Neonize_pb2 import JID, PairStatus
 from neonize.utils.jid import build_jid
 
 from zapgate.aio import BackgroundTasks
@@ -65,267 +47,29 @@ from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrU
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
+from zapgate.engines.backends import WhatsmeowRuntime
 from zapgate.engines.base import Emit, Engine, EngineOptions
+from zapgate.engines.whatsmeow import convert, media
+from zapgate.engines.whatsmeow.bridge import (
+    GO_MAPS,
+    ClientFactory,
+    SessionBridge,
+    Signal,
+    new_client,
+)
 from zapgate.errors import EngineError, WrongState
-from zapgate.simnet.store import atomic_write_json, read_json
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
+from zapgate.jsonfile import atomic_write_json, read_json
 
 STORE_FILE = "whatsmeow.db"
 DEVICE_FILE = "whatsmeow-device.json"
-WHATSAPP_HOST = "web.whatsapp.com"
-WHATSAPP_PORT = 443
-
-_RECEIPTS: dict[int, MessageStatus] = {
-    Receipt.DELIVERED: MessageStatus.DELIVERED,
-    Receipt.READ: MessageStatus.READ,
-    # A played voice note or video was necessarily read.
-    Receipt.PLAYED: MessageStatus.READ,
-}
-_LOGOUT_REASONS: Any = LoggedOutEv.DESCRIPTOR.fields_by_name["Reason"].enum_type
-_MEDIA_FIELDS = (
-    "imageMessage",
-    "videoMessage",
-    "documentMessage",
-    "audioMessage",
-    "stickerMessage",
-)
-_MEDIA_KIND = {
-    "imageMessage": "image",
-    "videoMessage": "video",
-    "documentMessage": "document",
-    "audioMessage": "audio",
-    "stickerMessage": "sticker",
-}
-
-
-# -- process-wide Go safety --------------------------------------------------------------------
-class _GoMaps:
-    """Readers/writer lock over neonize's unlocked Go maps. Writers (a session's start, a
-    stop) are exclusive and preferred; a writer's hold may be released from any thread
-    (the first Go callback of a starting session releases it)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._waiting_writers = 0
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._waiting_writers:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    def hold(self) -> _Hold:
-        with self._cond:
-            self._waiting_writers += 1
-            try:
-                while self._writer or self._readers:
-                    self._cond.wait()
-            finally:
-                self._waiting_writers -= 1
-            self._writer = True
-        return _Hold(self)
-
-    def _release(self) -> None:
-        with self._cond:
-            self._writer = False
-            self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        hold = self.hold()
-        try:
-            yield
-        finally:
-            hold.release()
-
-
-class _Hold:
-    """One exclusive hold; `release()` is idempotent and thread-safe."""
-
-    def __init__(self, owner: _GoMaps) -> None:
-        self._owner = owner
-        self._lock = threading.Lock()
-        self._held = True
-
-    def release(self) -> None:
-        with self._lock:
-            if not self._held:
-                return
-            self._held = False
-        self._owner._release()
-
-
-_GO = _GoMaps()
-# Short blocking calls into Go (send, pair code, logout, stop, joins). A pool of its own so
-# they never queue behind, or starve, the loop's default executor.
-_CALLS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="zapgate-wa-call")
-
-
-# -- small helpers -----------------------------------------------------------------------------
-def _address(jid: Any) -> str:
-    """A JID as zapgate shows it: E.164 for a phone number, `user@server` otherwise."""
-    user, server = str(jid.User), str(jid.Server)
-    if server in ("s.whatsapp.net", "c.us") and user.isdigit():
-        return "+" + user
-    return f"{user}@{server}" if server else user
-
-
-def _sender(source: Any) -> str:
-    # With LID addressing the sender is a privacy id; the phone number, when WhatsApp
-    # shares it, is in SenderAlt.
-    if source.Sender.Server == "lid" and source.SenderAlt.User:
-        return _address(source.SenderAlt)
-    return _address(source.Sender)
-
-
-def _text(message: Any) -> str | None:
-    if message.conversation:
-        return str(message.conversation)
-    if message.extendedTextMessage.text:
-        return str(message.extendedTextMessage.text)
-    for name in _MEDIA_FIELDS:
-        if message.HasField(name):
-            caption = getattr(getattr(message, name), "caption", "")
-            return str(caption) if caption else None
-    return None
-
-
-def _unwrap(message: Any) -> Any:
-    """The message inside the wrappers WhatsApp puts around a document with a caption and
-    around view-once media."""
-    for wrapper in (
-        "documentWithCaptionMessage",
-        "viewOnceMessage",
-        "viewOnceMessageV2",
-        "viewOnceMessageV2Extension",
-    ):
-        if message.HasField(wrapper):
-            return getattr(message, wrapper).message
-    return message
-
-
-def _media_field(message: Any) -> str | None:
-    return next((name for name in _MEDIA_FIELDS if message.HasField(name)), None)
-
-
-def _audio_video(client: Any, kind: str, data: bytes, mime: str, caption: str | None) -> Any:
-    """An audio or video message built from an upload. neonize's own builders
-    (build_audio_message/build_video_message) run ffmpeg for the duration and thumbnail;
-    this one needs no ffmpeg (WhatsApp shows the media without them)."""
-    upload = client.upload(data, MediaType.MediaAudio if kind == "audio" else MediaType.MediaVideo)
-    common: dict[str, Any] = {
-        "URL": upload.url,
-        "directPath": upload.DirectPath,
-        "fileEncSHA256": upload.FileEncSHA256,
-        "fileLength": upload.FileLength,
-        "fileSHA256": upload.FileSHA256,
-        "mediaKey": upload.MediaKey,
-        "mimetype": mime,
-    }
-    if kind == "audio":
-        return Message(audioMessage=AudioMessage(PTT=False, **common))
-    return Message(videoMessage=VideoMessage(caption=caption or None, **common))
-
-
-def _timestamp(raw: int) -> datetime:
-    if raw <= 0:
-        return datetime.now(UTC)
-    seconds = raw / 1000 if raw > 10**11 else raw  # neonize has sent both s and ms
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-# Where Go's dial errors name the host, most precise first: the proxy's target, the URL,
-# a failed lookup or dial.
-_HOST_RES = (
-    re.compile(r"->([\w.-]+:\d+)"),
-    re.compile(r"https?://([\w.-]+)"),
-    re.compile(r"lookup ([\w.-]+)"),
-    re.compile(r"dial tcp ([\w.-]+:\d+)"),
-)
-
-
-def dial_reason(error: str, default_host: str = f"{WHATSAPP_HOST}:{WHATSAPP_PORT}") -> str:
-    """A short DISCONNECTED reason that names the host that could not be reached."""
-    host = default_host
-    for pattern in _HOST_RES:
-        if match := pattern.search(error):
-            host = match.group(1)
-            break
-    detail = error.rsplit(": ", 1)[-1] if ": " in error else error
-    return f"cannot reach {host}: {detail}"[:300]
-
-
-@dataclass(frozen=True, slots=True)
-class _Signal:
-    """Something a Go thread handed to the loop. `kind` is qr/event/ended."""
-
-    kind: str
-    attempt: int
-    payload: Any = None
-    event: type | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WhatsmeowConfig:
-    """Engine knobs, read from Settings (ZAPGATE_WHATSMEOW_*) when the engine is built."""
-
-    store: str | None = None
-    proxy: str | None = None
-    reconnect_base: float = 1.0
-    reconnect_cap: float = 60.0
-    max_failures: int = 12
-    start_wait: float = 10.0
-
-    @classmethod
-    def from_settings(cls) -> WhatsmeowConfig:
-        from zapgate.config import Settings
-
-        s = Settings()
-        store = s.whatsmeow_store
-        if store is None and s.database_url and s.database_url.startswith("postgres"):
-            store = s.database_url
-        if store is not None and store.lower() == "sqlite":
-            store = None
-        if store is not None:
-            # The Go side speaks lib/pq URLs, not SQLAlchemy's dialect+driver form.
-            store = re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgres://", store)
-        return cls(
-            store=store,
-            proxy=s.whatsmeow_proxy or None,
-            reconnect_base=s.whatsmeow_reconnect_base,
-            reconnect_cap=s.whatsmeow_reconnect_cap,
-            max_failures=s.whatsmeow_max_failures,
-        )
-
-
-ClientFactory = Callable[..., Any]
-
-
-def _new_client(*, store: str, uuid: str, jid: Any, new_device: bool) -> Any:
-    client = NewClient(store, jid=jid, uuid=uuid, new_device=new_device)
-    # NewClient names the Go session after jid.User when given a jid; keep one Go key per
-    # session (two sessions of one phone must not share it).
-    client.uuid = uuid.encode()
-    return client
 
 
 class WhatsmeowEngine(Engine):
     name: ClassVar[str] = "whatsmeow"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"send_media", "pair_code"})
 
     # Tests swap these for a fake network (tests/contract/whatsmeow_fake.py).
-    client_factory: ClientFactory = staticmethod(_new_client)
+    client_factory: ClientFactory = staticmethod(new_client)
     probe_timeout: float = 5.0
     join_timeout: float = 5.0
     # How long a starting session may keep the Go maps exclusive if no callback comes.
@@ -341,10 +85,11 @@ class WhatsmeowEngine(Engine):
         session_dir: Path,
         emit: Emit,
         options: EngineOptions,
-        config: WhatsmeowConfig | None = None,
+        runtime: WhatsmeowRuntime,
     ) -> None:
         super().__init__(client_id=client_id, session_dir=session_dir, emit=emit, options=options)
-        self.config = config or WhatsmeowConfig.from_settings()
+        self.config = runtime.config
+        self._bridge = SessionBridge(client_id, runtime, self.log)
         self.reconnect_base = self.config.reconnect_base
         self.reconnect_cap = self.config.reconnect_cap
         self.max_failures = self.config.max_failures
@@ -354,7 +99,7 @@ class WhatsmeowEngine(Engine):
         self._tasks = BackgroundTasks()
         self._runner: asyncio.Task[None] | None = None
         self._waiter: asyncio.Task[None] | None = None
-        self._inbox: asyncio.Queue[_Signal] | None = None
+        self._inbox: asyncio.Queue[Signal] | None = None
         self._client: Any = None
         self._thread: threading.Thread | None = None
         self._attempt = 0
@@ -382,7 +127,7 @@ class WhatsmeowEngine(Engine):
             if parts.hostname:
                 default = 1080 if parts.scheme.startswith("socks") else 8080
                 return parts.hostname, parts.port or default
-        return WHATSAPP_HOST, WHATSAPP_PORT
+        return convert.WHATSAPP_HOST, convert.WHATSAPP_PORT
 
     def _stored_device(self) -> dict[str, Any] | None:
         try:
@@ -428,21 +173,8 @@ class WhatsmeowEngine(Engine):
         task: asyncio.Task[None] = self._tasks.create(coro, name=f"session:{self.client_id}:{what}")
         return task
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(_CALLS, fn)
-
-    def _post(
-        self, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[_Signal], s: _Signal
-    ) -> None:
-        """From any thread: hand `s` to the session's runner on the loop."""
-        # RuntimeError: the loop is closed, the worker is gone and nobody is listening.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(inbox.put_nowait, s)
-
     def _launch(self) -> None:
-        """Build a client, register handlers (before connect: Go learns the subscribed
-        events at connect time) and run `connect()` on the session's own thread."""
-        loop = asyncio.get_running_loop()
+        """Build a client and run its connect() on the session's own thread."""
         inbox = self._inbox
         assert inbox is not None
         self._attempt += 1
@@ -454,88 +186,22 @@ class WhatsmeowEngine(Engine):
             jid=self._resume_jid(),
             new_device=self.config.store is not None and device is None,
         )
-        hold_box: list[_Hold] = []
-
-        def release_hold() -> None:
-            if hold_box:
-                hold_box[0].release()
-
-        def on_qr(_: Any, code: bytes) -> None:
-            release_hold()
-            self._post(loop, inbox, _Signal("qr", attempt, code.decode(errors="replace")))
-
-        def forward(ev_type: type) -> Callable[[Any, Any], None]:
-            def handler(_: Any, message: Any) -> None:
-                release_hold()
-                self._post(loop, inbox, _Signal("event", attempt, message, ev_type))
-
-            return handler
-
-        client.event.qr(on_qr)
-        for ev_type in (
-            ConnectedEv,
-            PairStatusEv,
-            MessageEv,
-            ReceiptEv,
-            LoggedOutEv,
-            DisconnectedEv,
-            ConnectFailureEv,
-            StreamReplacedEv,
-            TemporaryBanEv,
-            ClientOutdatedEv,
-        ):
-            client.event(ev_type)(forward(ev_type))
-        proxy = ProxySettings(proxy_address=self.config.proxy) if self.config.proxy else None
-
-        def run() -> None:
-            error: str | None = None
-            hold = _GO.hold()
-            hold_box.append(hold)
-            try:
-                if self._closing or attempt != self._attempt:
-                    return  # stop() won the race for the Go maps: do not start at all
-                client.connect(proxy)
-            except BaseException as exc:  # reported to the loop, whatever it is
-                error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-            finally:
-                hold.release()
-                # connect() returned: free the Go side's entry for this session (it keeps a
-                # whatsmeow client and the store open otherwise).
-                # Only while this attempt is current: the Go key is the client id, shared by
-                # every attempt, and a newer attempt's session must not be stopped by ours
-                # (stop() already stopped this one when it moved the attempt on).
-                with _GO.exclusive(), contextlib.suppress(Exception):
-                    if attempt == self._attempt:
-                        client.stop()
-                finalizer = getattr(client, "_stop_finalizer", None)
-                if finalizer is not None:
-                    finalizer.detach()  # it would call Go's Stop again, unlocked, at GC
-                self._post(loop, inbox, _Signal("ended", attempt, error))
-
-        self._client = client
-        self._thread = threading.Thread(
-            target=run, name=f"zapgate-wa:{self.client_id}", daemon=True
+        self._thread = self._bridge.connect(
+            client,
+            inbox=inbox,
+            attempt=attempt,
+            may_start=lambda: not self._closing and attempt == self._attempt,
+            is_current=lambda: attempt == self._attempt,
+            hold_cap=self.start_hold_cap,
         )
-        self._thread.start()
-        loop.call_later(self.start_hold_cap, release_hold)
+        self._client = client
 
     async def _stop_client(self) -> None:
         """Cancel the current connection and wait (bounded) for its thread to end."""
         client, thread = self._client, self._thread
         self._attempt += 1  # a thread still waiting for the Go maps must not connect
         self._client, self._thread = None, None
-        if client is not None:
-
-            def stop() -> None:
-                with _GO.exclusive():
-                    client.stop()
-
-            with contextlib.suppress(Exception):
-                await self._call(stop)
-        if thread is not None and thread.is_alive():
-            await self._call(lambda: thread.join(self.join_timeout))
-            if thread.is_alive():
-                self.log.warning("the whatsmeow thread did not end within %.0fs", self.join_timeout)
+        await self._bridge.disconnect(client, thread, self.join_timeout)
 
     # -- state helpers -------------------------------------------------------------------------
     def _cancel_waiter(self) -> None:
@@ -570,15 +236,6 @@ class WhatsmeowEngine(Engine):
     async def _emit_qr(self, code: str, ttl: float) -> None:
         await self.emit(QrUpdated(qr=code, expires_at=datetime.now(UTC) + timedelta(seconds=ttl)))
 
-    def _phone_of(self, jid: Any) -> str | None:
-        user = str(getattr(jid, "User", "") or "")
-        if not user.isdigit():
-            return None
-        try:
-            return normalize_phone("+" + user)
-        except Exception:
-            return None
-
     # -- the runner: one connection at a time, backoff between them ----------------------------
     async def _run(self) -> None:
         inbox = self._inbox
@@ -606,7 +263,7 @@ class WhatsmeowEngine(Engine):
                 return
             await asyncio.sleep(self._backoff(failures))
 
-    async def _drain(self, inbox: asyncio.Queue[_Signal]) -> str | None:
+    async def _drain(self, inbox: asyncio.Queue[Signal]) -> str | None:
         """Handle signals of the current attempt until its connect() returns; returns its
         error, or None when it ended without one."""
         while True:
@@ -618,7 +275,9 @@ class WhatsmeowEngine(Engine):
                 if not error:
                     return None
                 return (
-                    dial_reason(error) if "dial" in error else f"connection failed: {error}"[:300]
+                    convert.dial_reason(error)
+                    if "dial" in error
+                    else f"connection failed: {error}"[:300]
                 )
             try:
                 if signal.kind == "qr":
@@ -681,13 +340,12 @@ class WhatsmeowEngine(Engine):
         elif ev_type is MessageEv:
             await self._on_message(ev)
         elif ev_type is ReceiptEv:
-            status = _RECEIPTS.get(int(ev.Type))
+            status = convert.RECEIPTS.get(int(ev.Type))
             if status is not None:
                 for message_id in ev.MessageIDs:
                     await self.emit(MessageAck(id=str(message_id), status=status, raw=ev))
         elif ev_type is LoggedOutEv:
-            name = _LOGOUT_REASONS.values_by_number.get(int(ev.Reason))
-            await self._on_logged_out((name.name if name else "logged_out").lower())
+            await self._on_logged_out(convert.logout_reason(ev))
         elif ev_type is DisconnectedEv:
             # whatsmeow reconnects an established connection by itself; say so meanwhile.
             await self.set_state(SessionState.DISCONNECTED, "connection lost; reconnecting")
@@ -705,12 +363,12 @@ class WhatsmeowEngine(Engine):
     async def _on_connected(self) -> None:
         self._cancel_waiter()
         me = getattr(self._client, "me", None)
-        phone = self._phone_of(me.JID) if me is not None and me.HasField("JID") else None
+        phone = convert.phone_of(me.JID) if me is not None and me.HasField("JID") else None
         if me is not None and me.HasField("JID") and me.JID.User:
             self._save_device(me.JID)
         if phone is None:
             stored = self._stored_device()
-            phone = self._phone_of(JID(User=str(stored["user"]))) if stored else None
+            phone = convert.phone_of(JID(User=str(stored["user"]))) if stored else None
         self._qr_shown = 0
         await self.set_state(SessionState.CONNECTED, None, phone=phone)
         self._settled.set()
@@ -728,7 +386,7 @@ class WhatsmeowEngine(Engine):
         if ev.Status == PairStatus.SUCCESS:
             self._cancel_waiter()
             self._save_device(ev.ID)
-            self._phone = self._phone_of(ev.ID)
+            self._phone = convert.phone_of(ev.ID)
             self.log.info("paired; waiting for the connection")
         else:
             self.log.warning("pairing failed: %s", ev.Error)
@@ -737,14 +395,14 @@ class WhatsmeowEngine(Engine):
         source = ev.Info.MessageSource
         if source.IsFromMe:
             return  # our own messages, echoed from the phone or another linked device
-        message = _unwrap(ev.Message)
+        message = convert.unwrap(ev.Message)
         await self.emit(
             MessageReceived(
                 id=str(ev.Info.ID),
-                chat=_address(source.Chat),
-                sender=_sender(source),
-                text=_text(message),
-                timestamp=_timestamp(int(ev.Info.Timestamp)),
+                chat=convert.address(source.Chat),
+                sender=convert.sender(source),
+                text=convert.text(message),
+                timestamp=convert.timestamp(int(ev.Info.Timestamp)),
                 media=await self._inbound_media(str(ev.Info.ID), message),
                 raw=ev,
             )
@@ -753,31 +411,22 @@ class WhatsmeowEngine(Engine):
     async def _inbound_media(self, message_id: str, message: Any) -> MediaContent | None:
         """The media of an inbound message, downloaded (and decrypted) by whatsmeow; the
         metadata alone when the download fails or the file is too large."""
-        name = _media_field(message)
+        name = media.field(message)
         if name is None:
             return None
-        sub = getattr(message, name)
-        size = int(sub.fileLength)
         data: bytes | None = None
         client = self._client
-        if client is not None and size <= self.max_download_bytes:
+        if client is not None and int(getattr(message, name).fileLength) <= self.max_download_bytes:
 
             def download() -> bytes:
-                with _GO.shared():
-                    return bytes(client.download_any(message))
+                with GO_MAPS.shared():
+                    return media.download(client, message)
 
             try:
-                data = await self._call(download)
+                data = await self._bridge.call(download)
             except Exception as exc:
                 self.log.warning("could not download the media of %s: %s", message_id, exc)
-        return MediaContent(
-            kind=_MEDIA_KIND[name],
-            mime=str(sub.mimetype) or "application/octet-stream",
-            size=len(data) if data is not None else size,
-            filename=(str(sub.fileName) or None) if name == "documentMessage" else None,
-            sha256=bytes(sub.fileSHA256).hex() or None,
-            data=data,
-        )
+        return media.content(name, message, data)
 
     async def _on_logged_out(self, reason: str) -> None:
         self._cancel_waiter()
@@ -830,11 +479,11 @@ class WhatsmeowEngine(Engine):
         if client is not None and self._state is SessionState.CONNECTED:
 
             def logout() -> None:
-                with _GO.shared():
+                with GO_MAPS.shared():
                     client.logout()
 
             try:
-                await self._call(logout)
+                await self._bridge.call(logout)
             except Exception as exc:
                 # Forget the device here anyway: the user asked to unlink it, and the phone
                 # shows (and can remove) a device that no longer connects.
@@ -852,10 +501,10 @@ class WhatsmeowEngine(Engine):
         digits = normalize_phone(phone).lstrip("+")
 
         def pair() -> str:
-            with _GO.shared():
+            with GO_MAPS.shared():
                 return str(client.PairPhone(digits, show_push_notification=True))
 
-        code = (await self._call(pair)).replace("-", "").strip().upper()
+        code = (await self._bridge.call(pair)).replace("-", "").strip().upper()
         self._cancel_waiter()
         await self.set_state(SessionState.PAIRING)
         self._waiter = self._spawn(self._pairing_deadline(), "pairing")
@@ -871,11 +520,11 @@ class WhatsmeowEngine(Engine):
         jid = build_jid(normalize_phone(to).lstrip("+"))
 
         def send() -> Any:
-            with _GO.shared():
+            with GO_MAPS.shared():
                 return client.send_message(jid, text)
 
         try:
-            response = await self._call(send)
+            response = await self._bridge.call(send)
         except Exception as exc:
             raise EngineError(
                 f"session {self.client_id}: WhatsApp did not take the message: {exc}"[:300],
@@ -905,17 +554,19 @@ class WhatsmeowEngine(Engine):
         jid = build_jid(normalize_phone(to).lstrip("+"))
 
         def send() -> Any:
-            with _GO.shared():
-                if kind == "image":
-                    return client.send_image(jid, data, caption=caption or None)
-                if kind == "document":
-                    return client.send_document(
-                        jid, data, caption=caption or None, filename=filename, mimetype=mime
-                    )
-                return client.send_message(jid, _audio_video(client, kind, data, mime, caption))
+            with GO_MAPS.shared():
+                return media.send(
+                    client,
+                    jid,
+                    kind=kind,
+                    data=data,
+                    mime=mime,
+                    filename=filename,
+                    caption=caption,
+                )
 
         try:
-            response = await self._call(send)
+            response = await self._bridge.call(send)
         except Exception as exc:
             raise EngineError(
                 f"session {self.client_id}: WhatsApp did not take the {kind}: {exc}"[:300],
