@@ -15,7 +15,7 @@ from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
 from zapgate.registry import Registry
-from zapgate.services.workers import WorkerPool
+from zapgate.topology.pool import WorkerPool
 from zapgate.worker.schemas import JournalEntry
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from zapgate.aio import BackgroundTasks, Wakeup
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, Webhook
 from zapgate.errors import GatewayError
-from zapgate.events.ssrf import check_url
+from zapgate.net.ssrf import check_url
 from zapgate.registry import Registry
 
 logger = logging.getLogger(__name__)

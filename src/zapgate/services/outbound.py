@@ -14,12 +14,12 @@ from zapgate.aio import BackgroundTasks, Wakeup
 from zapgate.config import Settings
 from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
+from zapgate.domain.ratelimit import SendScheduler, parse_rate
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError, WrongState
-from zapgate.events.ratelimit import SendScheduler, parse_rate
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaStore
-from zapgate.services.workers import WorkerPool
+from zapgate.topology.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
 # A message claimed by a sender that then died is retried after this long.

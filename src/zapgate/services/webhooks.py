@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, User, Webhook
 from zapgate.errors import NotFound, ValidationFailed
-from zapgate.events.ssrf import check_url
 from zapgate.events.webhooks import WebhookDispatcher
+from zapgate.net.ssrf import check_url
 from zapgate.registry import Registry
 from zapgate.registry.outbox import EVENT_TYPES
 

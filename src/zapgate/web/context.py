@@ -15,9 +15,9 @@ from zapgate.registry import Registry
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
 from zapgate.services.webhooks import WebhookService
-from zapgate.services.workers import WorkerPool
 from zapgate.topology.migration import RouteMigrator
 from zapgate.topology.placement import EMBEDDED_WORKER_ID, Placement, build_placement
+from zapgate.topology.pool import WorkerPool
 from zapgate.worker.core import Worker
 
 logger = logging.getLogger(__name__)
