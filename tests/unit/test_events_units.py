@@ -10,8 +10,8 @@ import pytest
 
 from zapgate.domain.ratelimit import Rate, SendScheduler, parse_rate
 from zapgate.errors import ValidationFailed
-from zapgate.events.webhooks import sign
 from zapgate.net.ssrf import UrlNotAllowed, check_url
+from zapgate.pipeline.webhooks import sign
 
 
 @pytest.mark.parametrize(
