@@ -15,13 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from zapgate.aio import BackgroundTasks
-from zapgate.domain.events import (
-    EngineEvent,
-    MessageAck,
-    MessageReceived,
-    QrUpdated,
-    StateChanged,
-)
+from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
 from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
