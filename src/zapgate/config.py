@@ -199,7 +199,7 @@ class Settings(BaseSettings):
                     "(e.g. http://127.0.0.1:5001)."
                 )
         try:
-            from zapgate.events.ratelimit import parse_rate
+            from zapgate.domain.ratelimit import parse_rate
 
             parse_rate(self.send_rate)
         except GatewayError as err:

@@ -9,8 +9,8 @@ from zapgate.config import Settings, Topology
 from zapgate.domain.models import Route
 from zapgate.errors import GatewayError
 from zapgate.registry import Registry
-from zapgate.services.workers import WorkerPool
 from zapgate.topology.placement import build_placement
+from zapgate.topology.pool import WorkerPool
 
 Echo = Callable[[str], object]
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from zapgate.domain.ratelimit import Rate, SendScheduler, parse_rate
 from zapgate.errors import ValidationFailed
-from zapgate.events.ratelimit import Rate, SendScheduler, parse_rate
-from zapgate.events.ssrf import UrlNotAllowed, check_url
-from zapgate.events.webhooks import sign
+from zapgate.net.ssrf import UrlNotAllowed, check_url
+from zapgate.pipeline.webhooks import sign
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ def make_worker(data: Path) -> Worker:
 async def worker(tmp_path: Path) -> AsyncIterator[Worker]:
     w = make_worker(tmp_path)
     await w.initialize()
+    w.start()
     yield w
     await w.shutdown()
 
@@ -159,6 +160,7 @@ async def test_journal_cursor_and_long_poll(tmp_path: Path) -> None:
 async def test_restore_on_boot_without_a_new_qr(tmp_path: Path) -> None:
     w = make_worker(tmp_path)
     await w.initialize()
+    w.start()
     await w.start_session("u1-a", "sessions/u1-a", "sim")
     await w.start_session("u2-b", "sessions/u2-b", "sim")
 
@@ -176,6 +178,7 @@ async def test_restore_on_boot_without_a_new_qr(tmp_path: Path) -> None:
 
     w2 = make_worker(tmp_path)
     await w2.initialize()
+    w2.start()
     try:
         await asyncio.wait_for(w2.restored.wait(), 5)
         s = await w2.status("u1-a")

@@ -29,13 +29,15 @@ class QrUpdated:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MediaContent:
     """The media of an inbound message. `data` is None when the engine could not fetch
-    the bytes (the metadata is still reported)."""
+    the bytes (the metadata is still reported). `ref` is where the worker saved them,
+    relative to the session dir (None until saved, or when they could not be)."""
 
     kind: str  # image, document, audio, video, sticker
     mime: str
     size: int
     filename: str | None = None
     sha256: str | None = None
+    ref: str | None = None
     data: bytes | None = field(default=None, compare=False, repr=False)
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from zapgate.domain.models import Route
 from zapgate.registry import Registry
-from zapgate.services.workers import WorkerPool
 from zapgate.topology.placement import Placement
+from zapgate.topology.pool import WorkerPool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ from zapgate.config import Settings
 from zapgate.domain.media import clean_filename, file_name, guess_mime, normalize_mime, sniff
 from zapgate.domain.models import MEDIA_KINDS
 from zapgate.errors import PayloadTooLarge, ValidationFailed
-from zapgate.events.ssrf import check_url
+from zapgate.net.ssrf import check_url
 
 logger = logging.getLogger(__name__)
 

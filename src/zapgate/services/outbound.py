@@ -1,30 +1,26 @@
-"""The outbound queue: every send is written first (so none is ever silently dropped),
+"""Accepting a send: every send is written first (so none is ever silently dropped),
 sent at once when the session is CONNECTED and the number's rate allows, else queued
-(202) and sent by a per-session sender task when it can go, or failed with a reason
-after the deadline. Message ids are fixed when the send is accepted and the worker
-de-duplicates on them, so a retry after a crash never sends twice."""
+(202) for the outbound sender (`pipeline/outbound.py`) to send when it can go, or fail
+with a reason after the deadline. Message ids are fixed when the send is accepted and the
+worker de-duplicates on them, so a retry after a crash never sends twice."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from zapgate.aio import BackgroundTasks, Wakeup
 from zapgate.config import Settings
 from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
+from zapgate.domain.ratelimit import SendScheduler, parse_rate
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError, WrongState
-from zapgate.events.ratelimit import SendScheduler, parse_rate
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaStore
-from zapgate.services.workers import WorkerPool
+from zapgate.topology.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
-# A message claimed by a sender that then died is retried after this long.
-STALE_CLAIM = timedelta(seconds=60)
-JANITOR_EVERY = 3600.0
 
 
 class MediaMissing(GatewayError):
@@ -43,27 +39,22 @@ def _retry_later(exc: Exception) -> bool:
 
 
 class OutboundQueue:
-    def __init__(self, settings: Settings, registry: Registry, pool: WorkerPool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        pool: WorkerPool,
+        *,
+        on_queued: Callable[[], None],
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.pool = pool
         self.scheduler = SendScheduler()
-        self._tasks = BackgroundTasks()
-        self._running: set[int] = set()
-        self._wake = Wakeup()
-        self._last_janitor = 0.0
+        # Told when a send is queued, so the outbound sender looks at once.
+        self._on_queued = on_queued
         self.media = MediaStore(settings.data_dir)
 
-    def start(self) -> None:
-        self._tasks.create(self._loop(), name="outbound:scanner")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def close(self) -> None:
-        await self._tasks.close()
-
-    # -- accepting a send ------------------------------------------------------------------
     async def submit(
         self,
         session: Session,
@@ -108,11 +99,11 @@ class OutboundQueue:
                 await self.media.delete(meta.ref)  # an Idempotency-Key race was lost
             return message, False
         if not immediate:
-            self.wake()
+            self._on_queued()
             return message, True
-        return await self._send(session, message), True
+        return await self.send(session, message), True
 
-    async def _send(self, session: Session, message: Message) -> Message:
+    async def send(self, session: Session, message: Message) -> Message:
         """Send a claimed (`pending`) message; returns it with its new status."""
         try:
             await self._deliver(session, message)
@@ -163,63 +154,3 @@ class OutboundQueue:
                 caption=message.text,
             ),
         )
-
-    # -- the background sender -------------------------------------------------------------
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self._tick()
-            except Exception:
-                logger.exception("outbound queue scan failed")
-            await self._wake.wait(self.settings.poll_interval)
-
-    async def _tick(self) -> None:
-        now = datetime.now(UTC)
-        for message in await self.registry.expired_outbound(now):
-            logger.warning("message %s: not sent before its deadline", message.id)
-            await self.registry.update_message_status(
-                message.session_id, message.id, MessageStatus.FAILED, "deadline_exceeded"
-            )
-        due = await self.registry.due_outbound(now, stale_before=now - STALE_CLAIM)
-        by_session: dict[int, Session] = {}
-        for _, session in due:
-            by_session.setdefault(session.id, session)
-        for sid, session in by_session.items():
-            if sid not in self._running:
-                self._running.add(sid)
-                self._tasks.create(
-                    self._drain(session), name=f"session:{session.client_id}:outbound"
-                )
-        loop_now = asyncio.get_running_loop().time()
-        if loop_now - self._last_janitor > JANITOR_EVERY:
-            self._last_janitor = loop_now
-            await self._janitor(now)
-
-    async def _drain(self, session: Session) -> None:
-        """Send this session's due messages in order; stop when one must wait."""
-        try:
-            now = datetime.now(UTC)
-            stale = now - STALE_CLAIM
-            due = await self.registry.due_outbound(now, stale_before=stale, session_id=session.id)
-            for message, s in due:
-                if not await self.registry.claim_message(message.pk, stale_before=stale):
-                    continue
-                result = await self._send(s, message)
-                if result.status is MessageStatus.QUEUED:
-                    return
-        finally:
-            self._running.discard(session.id)
-
-    async def _janitor(self, now: datetime) -> None:
-        messages_before = now - timedelta(days=self.settings.message_retention_days)
-        events_before = (
-            now - timedelta(seconds=self.settings.webhook_retry_period) - timedelta(days=1)
-        )
-        m, e = await self.registry.purge(
-            messages_before=messages_before, events_before=events_before
-        )
-        f = await self.media.purge(self.settings.message_retention_days)
-        if m or e or f:
-            logger.info(
-                "retention: purged %d message(s), %d event(s) and %d media file(s)", m, e, f
-            )

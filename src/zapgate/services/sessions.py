@@ -11,6 +11,7 @@ from typing import TypeVar
 from zapgate.config import Settings
 from zapgate.domain.ids import normalize_phone, validate_session_name
 from zapgate.domain.models import Message, Session, User
+from zapgate.domain.ratelimit import parse_rate
 from zapgate.domain.state import SessionState
 from zapgate.engines import validate_engine_name
 from zapgate.errors import (
@@ -20,12 +21,11 @@ from zapgate.errors import (
     WorkerUnreachable,
     WrongState,
 )
-from zapgate.events.ratelimit import parse_rate
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.services.outbound import OutboundQueue
-from zapgate.services.workers import WorkerPool
 from zapgate.topology.migration import RouteMigrator
+from zapgate.topology.pool import WorkerPool
 from zapgate.worker.client import WorkerAPI
 from zapgate.worker.schemas import SessionStatus
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, User, Webhook
 from zapgate.errors import NotFound, ValidationFailed
-from zapgate.events.ssrf import check_url
-from zapgate.events.webhooks import WebhookDispatcher
+from zapgate.net.ssrf import check_url
+from zapgate.pipeline.base import Loop
 from zapgate.registry import Registry
 from zapgate.registry.outbox import EVENT_TYPES
 
@@ -23,9 +23,7 @@ class WebhookNotFound(NotFound):
 
 
 class WebhookService:
-    def __init__(
-        self, settings: Settings, registry: Registry, dispatcher: WebhookDispatcher
-    ) -> None:
+    def __init__(self, settings: Settings, registry: Registry, dispatcher: Loop) -> None:
         self.settings = settings
         self.registry = registry
         self.dispatcher = dispatcher

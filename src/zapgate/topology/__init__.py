@@ -1,1 +1,2 @@
-"""Where sessions live: placement per topology, migration of stale routes, health cache."""
+"""Where sessions live: placement per topology, migration of stale routes, the worker pool
+and its health cache."""

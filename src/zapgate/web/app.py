@@ -22,6 +22,7 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
         ctx = await AppContext.build(settings, topology)
         app.state.ctx = ctx
         try:
+            await ctx.start()
             start_dashboard(app, ctx)
             yield
         finally:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zapgate.config import Settings, Topology
 from zapgate.engines import EngineBackends
-from zapgate.events.puller import JournalPuller
-from zapgate.events.webhooks import WebhookDispatcher
+from zapgate.pipeline.base import Loop
+from zapgate.pipeline.janitor import Janitor
+from zapgate.pipeline.outbound import OutboundSender
+from zapgate.pipeline.puller import JournalPuller
+from zapgate.pipeline.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
 from zapgate.services.webhooks import WebhookService
-from zapgate.services.workers import WorkerPool
 from zapgate.topology.migration import RouteMigrator
 from zapgate.topology.placement import EMBEDDED_WORKER_ID, Placement, build_placement
+from zapgate.topology.pool import WorkerPool
 from zapgate.worker.core import Worker
 
 logger = logging.getLogger(__name__)
@@ -23,79 +27,110 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class AppContext:
+    """Built by `build` (which opens everything and runs nothing), started by `start`,
+    closed by `close` (newest first)."""
+
     settings: Settings
     topology: Topology
     registry: Registry
     placement: Placement
     pool: WorkerPool
+    migrator: RouteMigrator
     puller: JournalPuller
     sessions: SessionService
     outbound: OutboundQueue
+    sender: OutboundSender
     dispatcher: WebhookDispatcher
+    janitor: Janitor
     webhooks: WebhookService
     local_worker: Worker | None
+    exit_stack: contextlib.AsyncExitStack = field(repr=False)
 
     @classmethod
     async def build(cls, settings: Settings, topology: Topology) -> AppContext:
+        """Open every component; if one fails, close those already open (newest first)
+        and re-raise."""
         settings.validate_for_start(topology)
         data_dir = settings.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        registry = await Registry.open(settings.resolved_database_url)
-        placement = build_placement(settings, topology)
-        local: Worker | None = None
-        if topology is Topology.EMBEDDED:
-            local = Worker(
-                data_dir=data_dir,
-                worker_id=EMBEDDED_WORKER_ID,
-                backends=EngineBackends.build(settings, data_dir),
+        stack = contextlib.AsyncExitStack()
+        try:
+            registry = await Registry.open(settings.resolved_database_url)
+            stack.push_async_callback(registry.close)
+            placement = build_placement(settings, topology)
+            local: Worker | None = None
+            if topology is Topology.EMBEDDED:
+                local = Worker(
+                    data_dir=data_dir,
+                    worker_id=EMBEDDED_WORKER_ID,
+                    backends=EngineBackends.build(settings, data_dir),
+                )
+                stack.push_async_callback(local.shutdown)
+                await local.initialize()
+            pool = WorkerPool(settings, placement, local=local)
+            stack.push_async_callback(pool.aclose)
+            dispatcher = WebhookDispatcher(settings, registry)
+            stack.push_async_callback(dispatcher.close)
+            # The sender is built next; a queued send wakes it.
+            outbound = OutboundQueue(settings, registry, pool, on_queued=lambda: sender.wake())
+            sender = OutboundSender(settings, registry, outbound)
+            stack.push_async_callback(sender.close)
+            janitor = Janitor(settings, registry, outbound.media)
+            stack.push_async_callback(janitor.close)
+
+            def on_applied(connected: bool) -> None:
+                dispatcher.wake()
+                if connected:
+                    sender.wake()
+
+            puller = JournalPuller(registry, pool, on_applied=on_applied)
+            stack.push_async_callback(puller.close)
+            migrator = RouteMigrator(registry, placement)
+            sessions = SessionService(
+                settings,
+                registry,
+                pool,
+                migrator,
+                outbound,
+                on_route=lambda s: puller.follow(s.route),
             )
-            await local.initialize()
-        pool = WorkerPool(settings, placement, local=local)
-        outbound = OutboundQueue(settings, registry, pool)
-        dispatcher = WebhookDispatcher(settings, registry)
-
-        def on_applied(connected: bool) -> None:
-            dispatcher.wake()
-            if connected:
-                outbound.wake()
-
-        puller = JournalPuller(registry, pool, on_applied=on_applied)
-        migrator = RouteMigrator(registry, placement)
-        sessions = SessionService(
-            settings,
-            registry,
-            pool,
-            migrator,
-            outbound,
-            on_route=lambda s: puller.follow(s.route),
-        )
-        logger.info("topology %s", placement.describe())
-        await migrator.migrate_all()
-        for session in await registry.list_sessions():
-            puller.follow(session.route)
-        if local is not None:
-            puller.follow(placement.place(0))
-        outbound.start()
-        dispatcher.start()
+        except BaseException:
+            await stack.aclose()
+            raise
         return cls(
             settings=settings,
             topology=topology,
             registry=registry,
             placement=placement,
             pool=pool,
+            migrator=migrator,
             puller=puller,
             sessions=sessions,
             outbound=outbound,
+            sender=sender,
             dispatcher=dispatcher,
+            janitor=janitor,
             webhooks=WebhookService(settings, registry, dispatcher),
             local_worker=local,
+            exit_stack=stack,
         )
 
-    async def close(self) -> None:
-        await self.outbound.close()
-        await self.dispatcher.close()
-        await self.puller.close()
-        await self.pool.aclose()
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        return (self.sender, self.dispatcher, self.janitor, self.puller)
+
+    async def start(self) -> None:
+        """Migrate stale routes, follow every worker's journal, start the background loops
+        and the embedded worker's restore."""
+        logger.info("topology %s", self.placement.describe())
+        await self.migrator.migrate_all()
+        for session in await self.registry.list_sessions():
+            self.puller.follow(session.route)
         if self.local_worker is not None:
-            await self.local_worker.shutdown()
-        await self.registry.close()
+            self.puller.follow(self.placement.place(0))
+            self.local_worker.start()
+        for loop in self.loops:
+            loop.start()
+
+    async def close(self) -> None:
+        await self.exit_stack.aclose()

@@ -52,6 +52,7 @@ def create_worker_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await worker.initialize()
         try:
+            worker.start()
             yield
         finally:
             await worker.shutdown()

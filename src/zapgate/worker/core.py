@@ -8,19 +8,26 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from zapgate.aio import BackgroundTasks, KeyedLock
-from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
+from zapgate.domain.events import (
+    EngineEvent,
+    MediaContent,
+    MessageReceived,
+    QrUpdated,
+    StateChanged,
+)
 from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_session_dir
 from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
 from zapgate.engines import Engine, EngineBackends, build_engine, validate_engine_name
 from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
 from zapgate.simnet.client import SimLink
+from zapgate.worker import codec
 from zapgate.worker.journal import Journal
 from zapgate.worker.manifest import Manifest, ManifestEntry
 from zapgate.worker.schemas import JournalPage, SessionStatus, WorkerHealth
@@ -74,7 +81,6 @@ class Worker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await self.journal.open()
         self.manifest.load()
-        self._tasks.create(self._restore(), name=f"worker:{self.worker_id}:restore")
 
     async def shutdown(self) -> None:
         await self._tasks.close()
@@ -103,6 +109,10 @@ class Worker:
         if restored:
             logger.info("worker %s restored %d linked session(s)", self.worker_id, restored)
         self.restored.set()
+
+    def start(self) -> None:
+        """Begin restoring the linked sessions (`initialize` only opens the files)."""
+        self._tasks.create(self._restore(), name=f"worker:{self.worker_id}:restore")
 
     # -- helpers -----------------------------------------------------------------------------
     def _runtime_for(self, spec: ManifestEntry) -> _Runtime:
@@ -141,36 +151,21 @@ class Worker:
 
     async def _on_event(self, client_id: str, event: EngineEvent) -> None:
         rt = self._runtimes.get(client_id)
-        data: dict[str, Any]
         if isinstance(event, StateChanged):
             if rt is not None and event.state is not SessionState.SCAN_QR:
                 rt.qr, rt.qr_expires_at = None, None
-            data = {"state": event.state.value, "reason": event.reason, "phone": event.phone}
-            await self.journal.append(client_id, "state", data)
         elif isinstance(event, QrUpdated):
             if rt is not None:
                 rt.qr, rt.qr_expires_at = event.qr, event.expires_at
-            data = {"qr": event.qr, "expires_at": event.expires_at.isoformat()}
-            await self.journal.append(client_id, "qr", data)
-        elif isinstance(event, MessageReceived):
-            data = {
-                "id": event.id,
-                "chat": event.chat,
-                "sender": event.sender,
-                "text": event.text,
-                "timestamp": event.timestamp.isoformat(),
-            }
-            if event.media is not None:
-                data["media"] = await self._keep_media(rt, event)
-            await self.journal.append(client_id, "message", data)
-        elif isinstance(event, MessageAck):
-            await self.journal.append(client_id, "ack", {"id": event.id, "status": event.status})
+        elif isinstance(event, MessageReceived) and event.media is not None:
+            event = replace(event, media=await self._keep_media(rt, event, event.media))
+        await self.journal.append(client_id, *codec.encode(event))
 
-    async def _keep_media(self, rt: _Runtime | None, event: MessageReceived) -> dict[str, Any]:
+    async def _keep_media(
+        self, rt: _Runtime | None, event: MessageReceived, media: MediaContent
+    ) -> MediaContent:
         """Save an inbound message's media under its session dir (before the journal
-        names it); returns the metadata the journal carries."""
-        media = event.media
-        assert media is not None
+        names it); returns the media with `ref` set when saved, without its bytes."""
         ref: str | None = None
         if media.data is not None and rt is not None:
             ref = f"{MEDIA_DIR}/{file_name(event.id)}"
@@ -184,14 +179,7 @@ class Worker:
                     exc_info=True,
                 )
                 ref = None
-        return {
-            "type": media.kind,
-            "mime": media.mime,
-            "size": media.size,
-            "filename": media.filename,
-            "sha256": media.sha256,
-            "ref": ref,
-        }
+        return replace(media, ref=ref, data=None)
 
     def _status(self, rt: _Runtime) -> SessionStatus:
         e = rt.engine

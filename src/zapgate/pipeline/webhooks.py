@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from zapgate import __version__
-from zapgate.aio import BackgroundTasks, Wakeup
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, Webhook
 from zapgate.errors import GatewayError
-from zapgate.events.ssrf import check_url
+from zapgate.net.ssrf import check_url
+from zapgate.pipeline.base import PollingLoop
 from zapgate.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -37,39 +37,30 @@ def encode(event: Event) -> bytes:
     return json.dumps(event.payload(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(PollingLoop):
+    name = "webhooks"
+    failure = "webhook scan failed"
+
     def __init__(self, settings: Settings, registry: Registry) -> None:
+        super().__init__(settings.poll_interval)
         self.settings = settings
         self.registry = registry
-        self._tasks = BackgroundTasks()
         self._running: set[int] = set()
-        self._wake = Wakeup()
         self._http = httpx.AsyncClient(
             timeout=settings.webhook_timeout,
             follow_redirects=False,
             headers={"User-Agent": f"zapgate/{__version__}"},
         )
 
-    def start(self) -> None:
-        self._tasks.create(self._scan_loop(), name="webhooks:scanner")
-
-    def wake(self) -> None:
-        self._wake.set()
-
     async def close(self) -> None:
-        await self._tasks.close()
+        await super().close()
         await self._http.aclose()
 
-    async def _scan_loop(self) -> None:
-        while True:
-            try:
-                for hook in await self.registry.webhooks_with_due_deliveries(datetime.now(UTC)):
-                    if hook.id not in self._running:
-                        self._running.add(hook.id)
-                        self._tasks.create(self._drain(hook), name=f"webhooks:{hook.id}:sender")
-            except Exception:
-                logger.exception("webhook scan failed")
-            await self._wake.wait(self.settings.poll_interval)
+    async def tick(self) -> None:
+        for hook in await self.registry.webhooks_with_due_deliveries(datetime.now(UTC)):
+            if hook.id not in self._running:
+                self._running.add(hook.id)
+                self.tasks.create(self._drain(hook), name=f"webhooks:{hook.id}:sender")
 
     async def _drain(self, hook: Webhook) -> None:
         """Send this webhook's due deliveries in event order; stop at the first failure

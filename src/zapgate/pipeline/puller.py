@@ -1,0 +1,164 @@
+"""Follows each worker's event journal with a cursor kept in the registry and applies the
+events to it: session states, inbound messages, delivery acks. At-least-once: the cursor
+is saved after the events are applied, and applying an event twice changes nothing.
+
+Entries are decoded by the worker's codec (`zapgate.worker.codec`); what an event does to
+the registry is one applier per event type (`_appliers`). In the cluster topology a
+worker's journal will be followed by the web process holding its lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from zapgate.aio import BackgroundTasks
+from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
+from zapgate.domain.models import MediaMeta, MessageStatus, Route
+from zapgate.domain.state import SessionState
+from zapgate.errors import GatewayError
+from zapgate.registry import Registry
+from zapgate.topology.pool import WorkerPool
+from zapgate.worker import codec
+
+logger = logging.getLogger(__name__)
+
+Applier = Callable[[int, str, Any], Awaitable[None]]
+
+
+class JournalPuller:
+    """A loop per followed worker (`follow`), each long-polling that worker's journal.
+    Routes followed before `start()` are pulled from once it is called."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        pool: WorkerPool,
+        *,
+        wait: float = 20.0,
+        on_applied: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        # Told after each batch (True when a session became CONNECTED), so the webhook
+        # dispatcher and the outbound queue act at once instead of at their next tick.
+        self._on_applied = on_applied or (lambda _connected: None)
+        self.pool = pool
+        self.wait = wait
+        self._tasks = BackgroundTasks()
+        self._started = False
+        self._following: dict[str, Route] = {}
+        self._session_ids: dict[str, int] = {}
+        self._appliers: dict[type[Any], Applier] = {
+            StateChanged: self._apply_state,
+            MessageReceived: self._apply_message,
+            QrUpdated: self._apply_qr,
+            MessageAck: self._apply_ack,
+        }
+
+    def follow(self, route: Route) -> None:
+        key = route.worker_id
+        if key in self._following:
+            return
+        self._following[key] = route
+        if self._started:
+            self._pull(route)
+
+    def start(self) -> None:
+        self._started = True
+        for route in self._following.values():
+            self._pull(route)
+
+    def wake(self) -> None:
+        """Nothing to do: each journal is long-polled, so news arrives without a nudge."""
+
+    async def close(self) -> None:
+        await self._tasks.close()
+        self._following.clear()
+        self._started = False
+
+    def _pull(self, route: Route) -> None:
+        self._tasks.create(self._run(route), name=f"journal:{route.worker_id}:puller")
+
+    async def _run(self, route: Route) -> None:
+        key = route.worker_id
+        cursor = await self.registry.get_cursor(key)
+        delay = 0.5
+        while True:
+            try:
+                page = await self.pool.client(route).events(cursor, limit=200, wait=self.wait)
+            except GatewayError as exc:
+                logger.debug("journal %s: %s; retrying in %.1fs", key, exc.error, delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 15.0)
+                continue
+            delay = 0.5
+            connected = False
+            for entry in page.items:
+                event: EngineEvent | None = None
+                try:
+                    event = codec.decode(entry.type, entry.data)
+                    if event is not None:  # None: a kind this version does not know
+                        await self.apply(entry.client_id, event)
+                except Exception:
+                    logger.exception("journal %s: applying event %s failed", key, entry.seq)
+                connected |= (
+                    isinstance(event, StateChanged) and event.state is SessionState.CONNECTED
+                )
+            if page.items:
+                self._on_applied(connected)
+            if page.next != cursor:
+                cursor = page.next
+                await self.registry.set_cursor(key, cursor)
+
+    async def _session_id(self, client_id: str) -> int | None:
+        sid = self._session_ids.get(client_id)
+        if sid is None:
+            session = await self.registry.get_session_by_client_id(client_id)
+            if session is None:
+                return None
+            sid = self._session_ids[client_id] = session.id
+        return sid
+
+    async def apply(self, client_id: str, event: EngineEvent) -> None:
+        sid = await self._session_id(client_id)
+        if sid is None:
+            return  # a session deleted since, or hosted for another web tier
+        await self._appliers[type(event)](sid, client_id, event)
+
+    async def _apply_state(self, sid: int, client_id: str, event: StateChanged) -> None:
+        state = event.state
+        if await self.registry.update_state(sid, state, event.reason, event.phone) is None:
+            self._session_ids.pop(client_id, None)
+        if state is SessionState.LOGGED_OUT:
+            await self.registry.clear_phone(sid)
+
+    async def _apply_message(self, sid: int, client_id: str, event: MessageReceived) -> None:
+        media = None
+        if event.media is not None:
+            media = MediaMeta(
+                type=event.media.kind,
+                mime=event.media.mime,
+                size=event.media.size,
+                filename=event.media.filename,
+                ref=event.media.ref,
+            )
+        await self.registry.add_message(
+            sid,
+            id=event.id,
+            direction="in",
+            chat=event.chat,
+            text=event.text,
+            status=MessageStatus.RECEIVED,
+            created_at=event.timestamp,
+            media=media,
+        )
+
+    async def _apply_qr(self, sid: int, client_id: str, event: QrUpdated) -> None:
+        await self.registry.record_event(
+            sid, "session.qr", {"qr": event.qr, "expires_at": event.expires_at.isoformat()}
+        )
+
+    async def _apply_ack(self, sid: int, client_id: str, event: MessageAck) -> None:
+        await self.registry.update_message_status(sid, event.id, event.status)

@@ -1,0 +1,134 @@
+"""One table between engine events and journal entries, used by the worker (which writes
+the journal) and by the web tier's puller (which reads it).
+
+A new event type is one `EntryKind` here: its entry name, how its event becomes the
+entry's JSON data and how that data becomes the event again. The names and fields are a
+wire format: a journal written by an older worker must still be read, so an existing kind
+or field is never renamed; a kind this version does not know decodes to None."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from zapgate.domain.events import (
+    EngineEvent,
+    MediaContent,
+    MessageAck,
+    MessageReceived,
+    QrUpdated,
+    StateChanged,
+)
+from zapgate.domain.models import MessageStatus
+from zapgate.domain.state import SessionState
+
+E = TypeVar("E", StateChanged, QrUpdated, MessageReceived, MessageAck)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryKind(Generic[E]):
+    """A journal entry kind: its name on the wire and its event type, both ways."""
+
+    name: str
+    event: type[E]
+    encode: Callable[[E], dict[str, Any]]
+    decode: Callable[[Mapping[str, Any]], E]
+
+
+def _encode_state(event: StateChanged) -> dict[str, Any]:
+    return {"state": event.state.value, "reason": event.reason, "phone": event.phone}
+
+
+def _decode_state(data: Mapping[str, Any]) -> StateChanged:
+    return StateChanged(
+        state=SessionState(data["state"]),
+        reason=data.get("reason"),
+        phone=data.get("phone"),
+        raw=data,
+    )
+
+
+def _encode_qr(event: QrUpdated) -> dict[str, Any]:
+    return {"qr": event.qr, "expires_at": event.expires_at.isoformat()}
+
+
+def _decode_qr(data: Mapping[str, Any]) -> QrUpdated:
+    return QrUpdated(
+        qr=str(data["qr"]), expires_at=datetime.fromisoformat(data["expires_at"]), raw=data
+    )
+
+
+def _encode_message(event: MessageReceived) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": event.id,
+        "chat": event.chat,
+        "sender": event.sender,
+        "text": event.text,
+        "timestamp": event.timestamp.isoformat(),
+    }
+    media = event.media
+    if media is not None:
+        data["media"] = {
+            "type": media.kind,
+            "mime": media.mime,
+            "size": media.size,
+            "filename": media.filename,
+            "sha256": media.sha256,
+            "ref": media.ref,
+        }
+    return data
+
+
+def _decode_message(data: Mapping[str, Any]) -> MessageReceived:
+    raw_media = data.get("media")
+    media = None
+    if isinstance(raw_media, dict):
+        media = MediaContent(
+            kind=str(raw_media["type"]),
+            mime=str(raw_media.get("mime") or "application/octet-stream"),
+            size=int(raw_media.get("size") or 0),
+            filename=raw_media.get("filename"),
+            sha256=raw_media.get("sha256"),
+            ref=raw_media.get("ref"),
+        )
+    return MessageReceived(
+        id=str(data["id"]),
+        chat=str(data["chat"]),
+        sender=str(data.get("sender") or ""),
+        text=data.get("text"),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        media=media,
+        raw=data,
+    )
+
+
+def _encode_ack(event: MessageAck) -> dict[str, Any]:
+    return {"id": event.id, "status": event.status.value}
+
+
+def _decode_ack(data: Mapping[str, Any]) -> MessageAck:
+    return MessageAck(id=str(data["id"]), status=MessageStatus(data["status"]), raw=data)
+
+
+KINDS: tuple[EntryKind[Any], ...] = (
+    EntryKind("state", StateChanged, _encode_state, _decode_state),
+    EntryKind("qr", QrUpdated, _encode_qr, _decode_qr),
+    EntryKind("message", MessageReceived, _encode_message, _decode_message),
+    EntryKind("ack", MessageAck, _encode_ack, _decode_ack),
+)
+_BY_EVENT: dict[type[Any], EntryKind[Any]] = {kind.event: kind for kind in KINDS}
+_BY_NAME: dict[str, EntryKind[Any]] = {kind.name: kind for kind in KINDS}
+
+
+def encode(event: EngineEvent) -> tuple[str, dict[str, Any]]:
+    """The journal entry (its kind and data) of an engine event."""
+    kind = _BY_EVENT[type(event)]
+    return kind.name, kind.encode(event)
+
+
+def decode(name: str, data: Mapping[str, Any]) -> EngineEvent | None:
+    """The engine event of a journal entry; None for a kind this version does not know."""
+    kind = _BY_NAME.get(name)
+    return None if kind is None else kind.decode(data)

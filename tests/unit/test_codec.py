@@ -1,0 +1,105 @@
+"""The worker event codec: one table from engine events to journal entries and back, on a
+wire format that journals written by earlier workers still follow."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from zapgate.domain.events import (
+    EngineEvent,
+    MediaContent,
+    MessageAck,
+    MessageReceived,
+    QrUpdated,
+    StateChanged,
+)
+from zapgate.domain.models import MessageStatus
+from zapgate.domain.state import SessionState
+from zapgate.worker import codec
+
+AT = datetime(2026, 11, 29, 6, 5, 40, 123456, tzinfo=UTC)
+
+# (event, the entry's kind, its data exactly as the journal stores it)
+CASES: list[tuple[EngineEvent, str, str]] = [
+    (
+        StateChanged(state=SessionState.CONNECTED, reason=None, phone="+5511999990001"),
+        "state",
+        '{"state": "CONNECTED", "reason": null, "phone": "+5511999990001"}',
+    ),
+    (
+        QrUpdated(qr="2@abc", expires_at=AT),
+        "qr",
+        '{"qr": "2@abc", "expires_at": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        MessageReceived(
+            id="WA1", chat="+5511999990002", sender="+5511999990002", text="oi", timestamp=AT
+        ),
+        "message",
+        '{"id": "WA1", "chat": "+5511999990002", "sender": "+5511999990002", "text": "oi", '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        MessageReceived(
+            id="WA2",
+            chat="+5511999990002",
+            sender="+5511999990002",
+            text=None,
+            timestamp=AT,
+            media=MediaContent(
+                kind="image",
+                mime="image/png",
+                size=3,
+                filename="a.png",
+                sha256="ff",
+                ref="media/WA2",
+            ),
+        ),
+        "message",
+        '{"id": "WA2", "chat": "+5511999990002", "sender": "+5511999990002", "text": null, '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00", "media": {"type": "image", '
+        '"mime": "image/png", "size": 3, "filename": "a.png", "sha256": "ff", '
+        '"ref": "media/WA2"}}',
+    ),
+    (MessageAck(id="M1", status=MessageStatus.READ), "ack", '{"id": "M1", "status": "read"}'),
+]
+
+
+@pytest.mark.parametrize(("event", "kind", "stored"), CASES)
+def test_each_event_has_one_entry_both_ways(event: EngineEvent, kind: str, stored: str) -> None:
+    name, data = codec.encode(event)
+    assert name == kind
+    # The journal stores `json.dumps(data, default=str)`: byte for byte what it was.
+    assert json.dumps(data, default=str) == stored
+    assert codec.decode(kind, json.loads(stored)) == event
+
+
+def test_every_engine_event_has_a_kind() -> None:
+    assert {k.event for k in codec.KINDS} == set(EngineEvent.__args__)  # type: ignore[attr-defined]
+    assert len({k.name for k in codec.KINDS}) == len(codec.KINDS)
+
+
+def test_a_kind_from_a_newer_worker_is_skipped() -> None:
+    assert codec.decode("reaction", {"id": "WA1"}) is None
+
+
+def test_entries_of_earlier_workers_fill_defaults() -> None:
+    data: dict[str, Any] = {
+        "id": "WA3",
+        "chat": "+5511999990002",
+        "sender": "+5511999990002",
+        "text": None,
+        "timestamp": AT.isoformat(),
+        "media": {"type": "document", "mime": None, "size": None},
+    }
+    event = codec.decode("message", data)
+    assert isinstance(event, MessageReceived) and event.media is not None
+    assert (event.media.mime, event.media.size, event.media.ref) == (
+        "application/octet-stream",
+        0,
+        None,
+    )
