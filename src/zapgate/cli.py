@@ -8,11 +8,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from zapgate.config import Settings, Topology
+from zapgate.config import Settings, Topology, load_settings
 from zapgate.errors import GatewayError
 
 app = typer.Typer(
@@ -32,9 +32,10 @@ Engine = Annotated[str | None, typer.Option(help="Default engine [ZAPGATE_ENGINE
 
 
 def _settings(**overrides: Any) -> Settings:
-    base = Settings()
-    update = {k: v for k, v in overrides.items() if v is not None}
-    settings = base.model_copy(update=update) if update else base
+    try:
+        settings = load_settings(**overrides)
+    except GatewayError as err:
+        _fail(err)
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -43,7 +44,7 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _fail(err: GatewayError, code: int = 2) -> None:
+def _fail(err: GatewayError, code: int = 2) -> NoReturn:
     typer.secho(f"error: {err.error}", fg="red", err=True)
     if err.hint:
         typer.echo(f"hint: {err.hint}", err=True)

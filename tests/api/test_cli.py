@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli
 
-TOKEN = "worker-token-" + "z" * 24
+TOKEN = "worker-token-Qm4v8Rz1Lx7Nc2Kp9Tw5Hb3J"
 
 
 def test_users_and_keys(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_import_legacy_then_migrate_on_start(tmp_path: Path) -> None:
     prod = {
         **env,
         "IS_PRODUCTION": "1",
-        "ZAPGATE_SECRET_KEY": "s" * 32,
+        "ZAPGATE_SECRET_KEY": "prod-secret-Hx4Tn7Qa2Wz9Lm5Vc8Rb3K",
         "ZAPGATE_WORKER_TOKEN": TOKEN,
         "ZAPGATE_TOPOLOGY": "shared",
         "ZAPGATE_WORKER_URL": f"http://127.0.0.1:{base}",
@@ -131,3 +131,21 @@ def test_import_legacy_bad_files(tmp_path: Path) -> None:
     bad.write_text("[1, 2]")
     out = run_cli(["import-legacy", str(bad)], env)
     assert out.returncode != 0 and "object keyed by user id" in out.stderr
+
+
+def test_bad_configuration_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
+    for var, value in (
+        ("ZAPGATE_TOPOLOGY", "sideways"),
+        ("ZAPGATE_MAX_BODY_BYTES", "abc"),
+        ("ZAPGATE_QUEUE_DEADLINE", "-5"),
+    ):
+        out = run_cli(["doctor"], base_env(tmp_path / "data", **{var: value}))
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(f"error: Bad configuration: {var}"), out.stderr
+        assert "hint:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_uppercase_topology_is_understood(tmp_path: Path) -> None:
+    out = run_cli(["doctor"], base_env(tmp_path / "data", ZAPGATE_TOPOLOGY="PER-USER"))
+    assert "Traceback" not in out.stderr
+    assert "per-user" in out.stdout
