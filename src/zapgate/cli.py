@@ -15,20 +15,38 @@ import typer
 from zapgate.config import Settings, Topology, load_settings
 from zapgate.errors import GatewayError
 
+# Plain help (rich_markup_mode=None): Typer's rich panels print `<bool>` beside every flag.
 app = typer.Typer(
+    rich_markup_mode=None,
     help="zapgate: a self-hosted, multi-tenant WhatsApp gateway.",
     no_args_is_help=True,
     add_completion=False,
 )
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True, rich_markup_mode=None)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
-Host = Annotated[str | None, typer.Option(help="Address to listen on [ZAPGATE_HOST].")]
-DataDir = Annotated[Path | None, typer.Option(help="Data directory [ZAPGATE_DATA_DIR].")]
-DbUrl = Annotated[str | None, typer.Option(help="Database URL [ZAPGATE_DATABASE_URL].")]
-Engine = Annotated[str | None, typer.Option(help="Default engine [ZAPGATE_ENGINE].")]
+Host = Annotated[
+    str | None, typer.Option(help="Address to listen on [ZAPGATE_HOST; default 127.0.0.1].")
+]
+DataDir = Annotated[
+    Path | None, typer.Option(help="Data directory [ZAPGATE_DATA_DIR; default ./data].")
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Database URL, sqlite:///PATH or postgresql://... "
+        "[ZAPGATE_DATABASE_URL; default DATA_DIR/zapgate.db]."
+    ),
+]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        help="Engine of new sessions: whatsmeow (real WhatsApp) or sim (simulated network) "
+        "[ZAPGATE_ENGINE; default whatsmeow]."
+    ),
+]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -41,6 +59,9 @@ def _settings(**overrides: Any) -> Settings:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every migration step at INFO on every command; the registry logs
+    # the one line that matters ("migrated ... from X to Y").
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 
 
@@ -79,7 +100,9 @@ def _run_web(settings: Settings, topology: Topology) -> None:
 @app.command()
 def serve(
     host: Host = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [ZAPGATE_PORT].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [ZAPGATE_PORT; default 8000].")
+    ] = None,
     engine: Engine = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
@@ -93,9 +116,14 @@ def serve(
 
 @app.command()
 def web(
-    topology: Annotated[Topology | None, typer.Option(help="[ZAPGATE_TOPOLOGY]")] = None,
+    topology: Annotated[
+        Topology | None,
+        typer.Option(help="Where sessions live [ZAPGATE_TOPOLOGY; default shared]."),
+    ] = None,
     host: Host = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [ZAPGATE_PORT, PORT].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [ZAPGATE_PORT, PORT; default 8000].")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -110,9 +138,11 @@ def web(
 
 @app.command()
 def worker(
-    port: Annotated[int, typer.Option(help="Port of the internal API.")] = 5001,
+    port: Annotated[int, typer.Option(help="Port of the internal API.", show_default=True)] = 5001,
     host: Host = None,
-    worker_id: Annotated[str | None, typer.Option(help="[ZAPGATE_WORKER_ID]")] = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Worker id [ZAPGATE_WORKER_ID; default HOSTNAME:PORT].")
+    ] = None,
     engine: Engine = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -151,7 +181,9 @@ def worker(
 
 @app.command()
 def simnet(
-    port: Annotated[int, typer.Option(help="Port of the simulated network.")] = 5090,
+    port: Annotated[
+        int, typer.Option(help="Port of the simulated network.", show_default=True)
+    ] = 5090,
     host: Host = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -175,7 +207,13 @@ def _run(coro: Any) -> Any:
 def users_create(
     email: str,
     admin: Annotated[bool, typer.Option("--admin", help="Make an administrator.")] = False,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read a dashboard password (8+ characters) from the first line of stdin.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -216,7 +254,12 @@ def migrate(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
 
 @app.command()
 def doctor(
-    topology: Annotated[Topology | None, typer.Option(help="[ZAPGATE_TOPOLOGY]")] = None,
+    topology: Annotated[
+        Topology | None,
+        typer.Option(
+            help="Topology to check [ZAPGATE_TOPOLOGY; default embedded, shared in production]."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:

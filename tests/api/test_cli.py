@@ -149,3 +149,28 @@ def test_uppercase_topology_is_understood(tmp_path: Path) -> None:
     out = run_cli(["doctor"], base_env(tmp_path / "data", ZAPGATE_TOPOLOGY="PER-USER"))
     assert "Traceback" not in out.stderr
     assert "per-user" in out.stdout
+
+
+def test_doctor_never_creates_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "elsewhere" / "data"
+    out = run_cli(["doctor"], base_env(data, ZAPGATE_DOCTOR_WHATSAPP="off"))
+    assert out.returncode == 0, out.stdout
+    assert f"[warn] data directory {data} does not exist yet" in out.stdout
+    assert not data.exists() and not data.parent.exists()
+
+
+def test_cli_output_is_quiet_and_help_is_plain(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    out = run_cli(["users", "create", "quiet@example.com"], env)
+    assert out.returncode == 0 and "alembic" not in out.stderr, out.stderr
+    helped = run_cli(["serve", "--help"], env)
+    assert "<bool>" not in helped.stdout
+    assert "whatsmeow" in helped.stdout and "sim" in helped.stdout
+    assert "default 8000" in helped.stdout
+
+
+def test_password_stdin_follows_the_dashboard_rule(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    out = run_cli(["users", "create", "short@example.com", "--password-stdin"], env, "12345\n")
+    assert out.returncode != 0
+    assert "at least 8 characters" in out.stderr
