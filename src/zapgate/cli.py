@@ -72,16 +72,20 @@ def _fail(err: GatewayError, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _serve_asgi(asgi: Any, host: str, port: int, log_level: str) -> None:
+def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies: str = "") -> None:
     import uvicorn
 
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
     config = uvicorn.Config(
         asgi,
         host=host,
         port=port,
         log_level=log_level.lower(),
         lifespan="on",
-        proxy_headers=True,
+        # X-Forwarded-For only from ZAPGATE_TRUSTED_PROXIES: believed from anyone (uvicorn
+        # trusts 127.0.0.1 by default), it let a client rotate its address at will.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         server_header=False,
     )
     asyncio.run(uvicorn.Server(config).serve())
@@ -94,7 +98,13 @@ def _run_web(settings: Settings, topology: Topology) -> None:
         settings.validate_for_start(topology)
     except GatewayError as err:
         _fail(err)
-    _serve_asgi(create_app(settings, topology), settings.host, settings.port, settings.log_level)
+    _serve_asgi(
+        create_app(settings, topology),
+        settings.host,
+        settings.port,
+        settings.log_level,
+        settings.trusted_proxies,
+    )
 
 
 @app.command()

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     lang: str = "en"
     # Dashboard (issue 4): open sign-up, the Secure cookie flag (None: on in production)
     # and the time zone dates are shown in.
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed (comma-separated IPs or
+    # CIDRs, e.g. "127.0.0.1,10.0.0.0/8"); empty: none, the peer address is the client.
+    trusted_proxies: str = ""
     signup_enabled: bool = True
     cookie_secure: bool | None = None
     timezone: str = "UTC"
