@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from zapgate.config import Settings, Topology, load_settings
+from zapgate.datadir import DataDirLock, bind_listener
 from zapgate.errors import GatewayError
 
 # Plain help (rich_markup_mode=None): Typer's rich panels print `<bool>` beside every flag.
@@ -75,6 +76,13 @@ def _fail(err: GatewayError, code: int = 2) -> NoReturn:
 def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies: str = "") -> None:
     import uvicorn
 
+    # Bound before the lifespan runs: uvicorn binds after start-up, so a second process
+    # on a busy port used to restore sessions before finding out.
+    try:
+        sock = bind_listener(host, port)
+    except GatewayError as err:
+        _fail(err)
+
     proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
     config = uvicorn.Config(
         asgi,
@@ -88,7 +96,20 @@ def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies
         forwarded_allow_ips=proxies or None,
         server_header=False,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
+def _lock_data_dir(settings: Settings, topology: Topology) -> None:
+    """Own the data directory for the process's roles (see zapgate.datadir)."""
+    roles = ["worker"] if topology is Topology.EMBEDDED else []
+    if settings.resolved_database_url.startswith("sqlite"):
+        roles.append("web")
+    for role in roles:
+        _held_locks.append(DataDirLock.acquire(settings.data_dir, role))
+
+
+# Locks live as long as the process: the kernel drops them when it exits, even on kill -9.
+_held_locks: list[DataDirLock] = []
 
 
 def _run_web(settings: Settings, topology: Topology) -> None:
@@ -96,6 +117,7 @@ def _run_web(settings: Settings, topology: Topology) -> None:
 
     try:
         settings.validate_for_start(topology)
+        _lock_data_dir(settings, topology)
     except GatewayError as err:
         _fail(err)
     _serve_asgi(
@@ -168,6 +190,10 @@ def worker(
         except GatewayError as err:
             _fail(err)
     data = settings.data_dir.resolve()
+    try:
+        _held_locks.append(DataDirLock.acquire(data, "worker"))
+    except GatewayError as err:
+        _fail(err)
     w = Worker(
         data_dir=data,
         worker_id=settings.worker_id or default_worker_id(port),
