@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from zapgate import logredact
 from zapgate.config import Settings, Topology, load_settings
 from zapgate.datadir import DataDirLock, bind_listener
 from zapgate.errors import GatewayError
@@ -63,6 +64,7 @@ def _settings(**overrides: Any) -> Settings:
     # Alembic narrates every migration step at INFO on every command; the registry logs
     # the one line that matters ("migrated ... from X to Y").
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logredact.install()
     return settings
 
 
@@ -96,6 +98,8 @@ def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies
         forwarded_allow_ips=proxies or None,
         server_header=False,
     )
+    # uvicorn configured its loggers (handlers of their own) when the Config was built.
+    logredact.install("uvicorn", "uvicorn.access", "uvicorn.error")
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 

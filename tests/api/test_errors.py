@@ -305,3 +305,15 @@ def test_largest_64_bit_cursor_is_fine(server: Server) -> None:
     r = server.alice.get("/v1/sessions/nums/messages", params={"before": str(2**63 - 1)})
     assert r.status_code == 200 and r.json()["items"] == []
     assert server.alice.get(f"/v1/webhooks/{2**63 - 1}").status_code == 404
+
+
+def test_api_keys_in_a_query_string_never_reach_the_log(server: Server) -> None:
+    """Issue 8.8: refused, but uvicorn's access log printed the full URL."""
+    key = server.alice.key
+    r = httpx.get(server.proc.url + "/v1/sessions", params={"api_key": key})
+    assert_error(r, 401)
+    r = httpx.get(server.proc.url + "/v1/sessions", params={"apikey": "zg_" + "q" * 30})
+    assert_error(r, 401)
+    log = server.proc.log()
+    assert "/v1/sessions?api_key=" in log  # the request was logged...
+    assert key not in log and "zg_" + "q" * 30 not in log  # ...without the key
