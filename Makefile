@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 
 # The browser tests (tests/e2e) drive Debian's Chromium; Playwright never downloads one.
 test: lint typecheck
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

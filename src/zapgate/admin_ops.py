@@ -5,7 +5,7 @@ from __future__ import annotations
 from zapgate.config import Settings
 from zapgate.domain.models import User
 from zapgate.errors import NotFound, ValidationFailed
-from zapgate.registry import Registry
+from zapgate.registry import Registry, credentials
 
 
 async def _open(settings: Settings) -> Registry:
@@ -16,6 +16,11 @@ async def _open(settings: Settings) -> Registry:
 async def create_user(settings: Settings, email: str, password: str | None, admin: bool) -> User:
     if "@" not in email or len(email) > 254:
         raise ValidationFailed(f"{email[:80]!r} is not an e-mail address.")
+    if password is not None and len(password) < credentials.MIN_PASSWORD_CHARS:
+        raise ValidationFailed(
+            f"The password needs at least {credentials.MIN_PASSWORD_CHARS} characters.",
+            hint="Pipe a longer password into --password-stdin.",
+        )
     registry = await _open(settings)
     try:
         return await registry.create_user(email, password, is_admin=admin)

@@ -9,61 +9,112 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from zapgate.config import Settings, Topology
+from zapgate import logredact
+from zapgate.config import Settings, Topology, load_settings
+from zapgate.datadir import DataDirLock, bind_listener
 from zapgate.errors import GatewayError
 
+# Plain help (rich_markup_mode=None): Typer's rich panels print `<bool>` beside every flag.
 app = typer.Typer(
+    rich_markup_mode=None,
     help="zapgate: a self-hosted, multi-tenant WhatsApp gateway.",
     no_args_is_help=True,
     add_completion=False,
 )
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True, rich_markup_mode=None)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
-Host = Annotated[str | None, typer.Option(help="Address to listen on [ZAPGATE_HOST].")]
-DataDir = Annotated[Path | None, typer.Option(help="Data directory [ZAPGATE_DATA_DIR].")]
-DbUrl = Annotated[str | None, typer.Option(help="Database URL [ZAPGATE_DATABASE_URL].")]
-Engine = Annotated[str | None, typer.Option(help="Default engine [ZAPGATE_ENGINE].")]
+Host = Annotated[
+    str | None, typer.Option(help="Address to listen on [ZAPGATE_HOST; default 127.0.0.1].")
+]
+DataDir = Annotated[
+    Path | None, typer.Option(help="Data directory [ZAPGATE_DATA_DIR; default ./data].")
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Database URL, sqlite:///PATH or postgresql://... "
+        "[ZAPGATE_DATABASE_URL; default DATA_DIR/zapgate.db]."
+    ),
+]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        help="Engine of new sessions: whatsmeow (real WhatsApp) or sim (simulated network) "
+        "[ZAPGATE_ENGINE; default whatsmeow]."
+    ),
+]
 
 
 def _settings(**overrides: Any) -> Settings:
-    base = Settings()
-    update = {k: v for k, v in overrides.items() if v is not None}
-    settings = base.model_copy(update=update) if update else base
+    try:
+        settings = load_settings(**overrides)
+    except GatewayError as err:
+        _fail(err)
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every migration step at INFO on every command; the registry logs
+    # the one line that matters ("migrated ... from X to Y").
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logredact.install()
     return settings
 
 
-def _fail(err: GatewayError, code: int = 2) -> None:
+def _fail(err: GatewayError, code: int = 2) -> NoReturn:
     typer.secho(f"error: {err.error}", fg="red", err=True)
     if err.hint:
         typer.echo(f"hint: {err.hint}", err=True)
     raise typer.Exit(code)
 
 
-def _serve_asgi(asgi: Any, host: str, port: int, log_level: str) -> None:
+def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies: str = "") -> None:
     import uvicorn
 
+    # Bound before the lifespan runs: uvicorn binds after start-up, so a second process
+    # on a busy port used to restore sessions before finding out.
+    try:
+        sock = bind_listener(host, port)
+    except GatewayError as err:
+        _fail(err)
+
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
     config = uvicorn.Config(
         asgi,
         host=host,
         port=port,
         log_level=log_level.lower(),
         lifespan="on",
-        proxy_headers=True,
+        # X-Forwarded-For only from ZAPGATE_TRUSTED_PROXIES: believed from anyone (uvicorn
+        # trusts 127.0.0.1 by default), it let a client rotate its address at will.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         server_header=False,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    # uvicorn configured its loggers (handlers of their own) when the Config was built.
+    logredact.install("uvicorn", "uvicorn.access", "uvicorn.error")
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
+def _lock_data_dir(settings: Settings, topology: Topology) -> None:
+    """Own the data directory for the process's roles (see zapgate.datadir)."""
+    roles = ["worker"] if topology is Topology.EMBEDDED else []
+    if settings.resolved_database_url.startswith("sqlite"):
+        roles.append("web")
+    for role in roles:
+        _held_locks.append(DataDirLock.acquire(settings.data_dir, role))
+
+
+# Locks live as long as the process: the kernel drops them when it exits, even on kill -9.
+_held_locks: list[DataDirLock] = []
 
 
 def _run_web(settings: Settings, topology: Topology) -> None:
@@ -71,15 +122,24 @@ def _run_web(settings: Settings, topology: Topology) -> None:
 
     try:
         settings.validate_for_start(topology)
+        _lock_data_dir(settings, topology)
     except GatewayError as err:
         _fail(err)
-    _serve_asgi(create_app(settings, topology), settings.host, settings.port, settings.log_level)
+    _serve_asgi(
+        create_app(settings, topology),
+        settings.host,
+        settings.port,
+        settings.log_level,
+        settings.trusted_proxies,
+    )
 
 
 @app.command()
 def serve(
     host: Host = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [ZAPGATE_PORT].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [ZAPGATE_PORT; default 8000].")
+    ] = None,
     engine: Engine = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
@@ -93,9 +153,14 @@ def serve(
 
 @app.command()
 def web(
-    topology: Annotated[Topology | None, typer.Option(help="[ZAPGATE_TOPOLOGY]")] = None,
+    topology: Annotated[
+        Topology | None,
+        typer.Option(help="Where sessions live [ZAPGATE_TOPOLOGY; default shared]."),
+    ] = None,
     host: Host = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [ZAPGATE_PORT, PORT].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [ZAPGATE_PORT, PORT; default 8000].")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -110,9 +175,11 @@ def web(
 
 @app.command()
 def worker(
-    port: Annotated[int, typer.Option(help="Port of the internal API.")] = 5001,
+    port: Annotated[int, typer.Option(help="Port of the internal API.", show_default=True)] = 5001,
     host: Host = None,
-    worker_id: Annotated[str | None, typer.Option(help="[ZAPGATE_WORKER_ID]")] = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Worker id [ZAPGATE_WORKER_ID; default HOSTNAME:PORT].")
+    ] = None,
     engine: Engine = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -128,6 +195,10 @@ def worker(
         except GatewayError as err:
             _fail(err)
     data = settings.data_dir.resolve()
+    try:
+        _held_locks.append(DataDirLock.acquire(data, "worker"))
+    except GatewayError as err:
+        _fail(err)
     w = Worker(
         data_dir=data,
         worker_id=settings.worker_id or f"{socket.gethostname()}:{port}",
@@ -151,7 +222,9 @@ def worker(
 
 @app.command()
 def simnet(
-    port: Annotated[int, typer.Option(help="Port of the simulated network.")] = 5090,
+    port: Annotated[
+        int, typer.Option(help="Port of the simulated network.", show_default=True)
+    ] = 5090,
     host: Host = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -175,7 +248,13 @@ def _run(coro: Any) -> Any:
 def users_create(
     email: str,
     admin: Annotated[bool, typer.Option("--admin", help="Make an administrator.")] = False,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read a dashboard password (8+ characters) from the first line of stdin.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -216,7 +295,12 @@ def migrate(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
 
 @app.command()
 def doctor(
-    topology: Annotated[Topology | None, typer.Option(help="[ZAPGATE_TOPOLOGY]")] = None,
+    topology: Annotated[
+        Topology | None,
+        typer.Option(
+            help="Topology to check [ZAPGATE_TOPOLOGY; default embedded, shared in production]."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zapgate.errors import ConfigError, GatewayError
@@ -30,6 +33,11 @@ _PLACEHOLDERS = {
     "your_secret_key",
 }
 MIN_SECRET_LENGTH = 16
+# A secret must also look random: enough different characters, and enough bits by the
+# Shannon estimate of its own characters ("aaaaaaaaaaaaaaaa" has 0, a 16-character random
+# hex string about 50, `secrets.token_urlsafe(32)` about 200).
+MIN_SECRET_DISTINCT = 10
+MIN_SECRET_BITS = 48.0
 
 
 class Topology(StrEnum):
@@ -49,11 +57,26 @@ def detect_production(environ: dict[str, str] | None = None) -> bool:
     )
 
 
+def entropy_bits(value: str) -> float:
+    """The Shannon estimate of a string's randomness, from its own character counts."""
+    if not value:
+        return 0.0
+    n = len(value)
+    per_char = -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+    return per_char * n
+
+
 def is_placeholder(secret: str | None) -> bool:
+    """Missing, a known placeholder, too short, or too regular to be a random secret."""
     if secret is None:
         return True
     value = secret.strip()
-    return value.lower() in _PLACEHOLDERS or len(value) < MIN_SECRET_LENGTH
+    return (
+        value.lower() in _PLACEHOLDERS
+        or len(value) < MIN_SECRET_LENGTH
+        or len(set(value)) < MIN_SECRET_DISTINCT
+        or entropy_bits(value) < MIN_SECRET_BITS
+    )
 
 
 class Settings(BaseSettings):
@@ -76,6 +99,9 @@ class Settings(BaseSettings):
     lang: str = "en"
     # Dashboard (issue 4): open sign-up, the Secure cookie flag (None: on in production)
     # and the time zone dates are shown in.
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed (comma-separated IPs or
+    # CIDRs, e.g. "127.0.0.1,10.0.0.0/8"); empty: none, the peer address is the client.
+    trusted_proxies: str = ""
     signup_enabled: bool = True
     cookie_secure: bool | None = None
     timezone: str = "UTC"
@@ -119,7 +145,11 @@ class Settings(BaseSettings):
     @field_validator("topology", mode="before")
     @classmethod
     def _blank_topology(cls, v: object) -> object:
-        return None if v == "" else v
+        # "PER-USER" and " Shared " mean what they say; "" means "not set".
+        if isinstance(v, str):
+            v = v.strip().lower()
+            return v or None
+        return v
 
     def media_limit(self, kind: str) -> int:
         """The most bytes a media message of `kind` may carry."""
@@ -182,14 +212,15 @@ class Settings(BaseSettings):
                 )
             if is_placeholder(self.secret_key):
                 problems.append(
-                    "ZAPGATE_SECRET_KEY is missing or a placeholder: set it to a random value of "
-                    f"at least {MIN_SECRET_LENGTH} characters "
+                    "ZAPGATE_SECRET_KEY is missing, a placeholder or not random enough: set it "
+                    f"to a random value of at least {MIN_SECRET_LENGTH} characters "
                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
                 )
             if topology is not Topology.EMBEDDED and is_placeholder(self.worker_token):
                 problems.append(
-                    "ZAPGATE_WORKER_TOKEN is missing or a placeholder: set the same random value "
-                    f"(at least {MIN_SECRET_LENGTH} characters) on the web tier and the worker."
+                    "ZAPGATE_WORKER_TOKEN is missing, a placeholder or not random enough: set the "
+                    f"same random value (at least {MIN_SECRET_LENGTH} characters) on the web "
+                    "tier and the worker."
                 )
         if topology is Topology.SHARED:
             parts = urlsplit(self.worker_url)
@@ -206,6 +237,36 @@ class Settings(BaseSettings):
             problems.append(f"ZAPGATE_SEND_RATE: {err.error}. {err.hint}")
         if problems:
             raise ConfigError(" ".join(problems), hint="See README.md, 'Production variables'.")
+
+
+# Fields whose value must never be echoed back in an error message.
+_SECRET_FIELDS = {"secret_key", "worker_token", "database_url", "whatsmeow_store", "simnet_url"}
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad variable: its name, what is wrong, and the value (unless secret)."""
+    lines = []
+    for problem in exc.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        what = f"ZAPGATE_{field.upper()}: {problem['msg']}"
+        if field not in _SECRET_FIELDS and isinstance(problem.get("input"), str | int | float):
+            what += f" (got {str(problem['input'])[:60]!r})"
+        lines.append(what)
+    return "; ".join(lines) + "."
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The Settings of the environment with command-line overrides (None: not given). A
+    bad value is a ConfigError naming the variable, never a traceback."""
+    try:
+        base = Settings()
+    except ValidationError as exc:
+        raise ConfigError(
+            "Bad configuration: " + _describe(exc),
+            hint="Fix the variable and start again (README.md, 'Production variables').",
+        ) from None
+    update = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=update) if update else base
 
 
 def url_port(url: str) -> int:

@@ -15,6 +15,10 @@ from zapgate.topology.pool import WorkerPool
 Echo = Callable[[str], object]
 
 
+class _Skipped(Exception):
+    """A check that already reported why it could not run."""
+
+
 async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
     ok = True
 
@@ -40,8 +44,17 @@ async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
     if topology is not Topology.EMBEDDED:
         routes[placement.place(1).worker_id] = placement.place(1)
     registry: Registry | None = None
+    data_dir = settings.data_dir.resolve()
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.database_url is None and not data_dir.is_dir():
+            # doctor only looks: creating ./data wherever it was run from would hide that
+            # it was run from the wrong directory (or with the wrong ZAPGATE_DATA_DIR).
+            echo(f"[warn] data directory {data_dir} does not exist yet")
+            echo(
+                "       hint: zapgate creates it on its first start; if zapgate has run "
+                "before, run doctor from the directory you start it in, or set ZAPGATE_DATA_DIR"
+            )
+            raise _Skipped
         registry = await Registry.open(settings.resolved_database_url, migrate=False)
         await registry.ping()
         rev, head = await registry.revision(), registry.head_revision()
@@ -62,10 +75,13 @@ async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
                 want = placement.place(s.user_id)
                 routes.setdefault(want.worker_id, want)
                 if want != s.route:
+                    where = "the embedded worker" if s.port is None else f"port {s.port}"
                     echo(
-                        f"[info] session {s.label} is on port {s.port}; it will move to "
+                        f"[info] session {s.label} is on {where}; it will move to "
                         f"{want.worker_url} when the web tier starts"
                     )
+    except _Skipped:
+        pass
     except Exception as exc:
         bad(
             f"database: {type(exc).__name__}: {exc}",

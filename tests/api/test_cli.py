@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli
 
-TOKEN = "worker-token-" + "z" * 24
+TOKEN = "worker-token-Qm4v8Rz1Lx7Nc2Kp9Tw5Hb3J"
 
 
 def test_users_and_keys(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_import_legacy_then_migrate_on_start(tmp_path: Path) -> None:
     prod = {
         **env,
         "IS_PRODUCTION": "1",
-        "ZAPGATE_SECRET_KEY": "s" * 32,
+        "ZAPGATE_SECRET_KEY": "prod-secret-Hx4Tn7Qa2Wz9Lm5Vc8Rb3K",
         "ZAPGATE_WORKER_TOKEN": TOKEN,
         "ZAPGATE_TOPOLOGY": "shared",
         "ZAPGATE_WORKER_URL": f"http://127.0.0.1:{base}",
@@ -131,3 +131,46 @@ def test_import_legacy_bad_files(tmp_path: Path) -> None:
     bad.write_text("[1, 2]")
     out = run_cli(["import-legacy", str(bad)], env)
     assert out.returncode != 0 and "object keyed by user id" in out.stderr
+
+
+def test_bad_configuration_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
+    for var, value in (
+        ("ZAPGATE_TOPOLOGY", "sideways"),
+        ("ZAPGATE_MAX_BODY_BYTES", "abc"),
+        ("ZAPGATE_QUEUE_DEADLINE", "-5"),
+    ):
+        out = run_cli(["doctor"], base_env(tmp_path / "data", **{var: value}))
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(f"error: Bad configuration: {var}"), out.stderr
+        assert "hint:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_uppercase_topology_is_understood(tmp_path: Path) -> None:
+    out = run_cli(["doctor"], base_env(tmp_path / "data", ZAPGATE_TOPOLOGY="PER-USER"))
+    assert "Traceback" not in out.stderr
+    assert "per-user" in out.stdout
+
+
+def test_doctor_never_creates_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "elsewhere" / "data"
+    out = run_cli(["doctor"], base_env(data, ZAPGATE_DOCTOR_WHATSAPP="off"))
+    assert out.returncode == 0, out.stdout
+    assert f"[warn] data directory {data} does not exist yet" in out.stdout
+    assert not data.exists() and not data.parent.exists()
+
+
+def test_cli_output_is_quiet_and_help_is_plain(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    out = run_cli(["users", "create", "quiet@example.com"], env)
+    assert out.returncode == 0 and "alembic" not in out.stderr, out.stderr
+    helped = run_cli(["serve", "--help"], env)
+    assert "<bool>" not in helped.stdout
+    assert "whatsmeow" in helped.stdout and "sim" in helped.stdout
+    assert "default 8000" in helped.stdout
+
+
+def test_password_stdin_follows_the_dashboard_rule(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "data")
+    out = run_cli(["users", "create", "short@example.com", "--password-stdin"], env, "12345\n")
+    assert out.returncode != 0
+    assert "at least 8 characters" in out.stderr

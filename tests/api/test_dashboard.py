@@ -161,6 +161,38 @@ def test_sign_in_is_rate_limited(dev: Dev) -> None:
     assert r.status_code == 401
 
 
+def _fail_sign_ins(base: str, email: str, n: int, forwarded: bool) -> httpx.Response:
+    """n failed sign-ins for `email`, each claiming another X-Forwarded-For address (when
+    `forwarded`); returns the answer to one more attempt."""
+    c = httpx.Client(base_url=base, headers=HTML)
+    bad = {"csrf_token": csrf(c.get("/login").text), "email": email, "password": "wrong-pw"}
+    for i in range(n + 1):
+        headers = {"X-Forwarded-For": f"203.0.113.{i + 1}"} if forwarded else {}
+        r = c.post("/login", data=bad, headers=headers)
+        if i < n:
+            assert r.status_code == 401, r.text
+    return r
+
+
+def test_rotating_x_forwarded_for_does_not_bypass_the_limit(dev: Dev) -> None:
+    """Issue 8.7: X-Forwarded-For was believed from any local client."""
+    r = _fail_sign_ins(dev.url, "rotating@example.com", 5, forwarded=True)
+    assert r.status_code == 429
+
+
+def test_x_forwarded_for_is_believed_from_a_trusted_proxy(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path / "data", ZAPGATE_PORT=str(port), ZAPGATE_TRUSTED_PROXIES="127.0.0.1")
+    proc = ZapgateProcess(args=["serve"], env=env, port=port, log_path=tmp_path / "serve.log")
+    proc.start()
+    try:
+        # Behind a trusted proxy, each forwarded address is its own client.
+        r = _fail_sign_ins(proc.url, "proxied@example.com", 5, forwarded=True)
+        assert r.status_code == 401
+    finally:
+        proc.stop()
+
+
 def test_qr_timeout_shows_try_again(dev: Dev) -> None:
     c = signed_up(dev.url, "timeout@example.com")
     htmx_post(c, "/ui/sessions/default/connect")

@@ -270,3 +270,50 @@ def test_webhooks_to_private_addresses_are_refused(server: Server, url: str) -> 
         server.alice.post("/v1/webhooks", json={"url": url}), 422, "url_not_allowed"
     )
     assert "ZAPGATE_ALLOW_PRIVATE_URLS" in body["hint"]
+
+
+HUGE = [str(2**63), str(2**64 + 1), "9" * 40, "-1", "0"]
+
+
+@pytest.mark.parametrize("value", HUGE)
+def test_numeric_path_ids_are_range_checked(server: Server, value: str) -> None:
+    """Issue 8.4: an id beyond 64 bits reached SQL and was a 500 with a traceback."""
+    for method, path in (
+        ("GET", f"/v1/webhooks/{value}"),
+        ("DELETE", f"/v1/webhooks/{value}"),
+        ("POST", f"/v1/webhooks/{value}/ping"),
+        ("GET", f"/v1/webhooks/{value}/deliveries"),
+    ):
+        assert_error(server.alice.request(method, path), 422)
+    assert "Traceback" not in server.proc.log()
+
+
+@pytest.mark.parametrize("value", [str(2**63), "9" * 40, "\uff11\uff12\uff13", "12a"])
+def test_cursors_are_range_checked(server: Server, value: str) -> None:
+    assert server.alice.put("/v1/sessions/nums").status_code in (200, 201)
+    assert_error(server.alice.get("/v1/sessions/nums/messages", params={"before": value}), 422)
+    if value.isascii():  # a header carries Latin-1 only
+        r = server.alice.get("/v1/sessions/nums/events", headers={"Last-Event-ID": value})
+        assert_error(r, 422)
+    if value.isascii() and value.isdigit():
+        assert_error(server.alice.get("/v1/sessions/nums/events", params={"after": value}), 422)
+    assert "Traceback" not in server.proc.log()
+
+
+def test_largest_64_bit_cursor_is_fine(server: Server) -> None:
+    assert server.alice.put("/v1/sessions/nums").status_code in (200, 201)
+    r = server.alice.get("/v1/sessions/nums/messages", params={"before": str(2**63 - 1)})
+    assert r.status_code == 200 and r.json()["items"] == []
+    assert server.alice.get(f"/v1/webhooks/{2**63 - 1}").status_code == 404
+
+
+def test_api_keys_in_a_query_string_never_reach_the_log(server: Server) -> None:
+    """Issue 8.8: refused, but uvicorn's access log printed the full URL."""
+    key = server.alice.key
+    r = httpx.get(server.proc.url + "/v1/sessions", params={"api_key": key})
+    assert_error(r, 401)
+    r = httpx.get(server.proc.url + "/v1/sessions", params={"apikey": "zg_" + "q" * 30})
+    assert_error(r, 401)
+    log = server.proc.log()
+    assert "/v1/sessions?api_key=" in log  # the request was logged...
+    assert key not in log and "zg_" + "q" * 30 not in log  # ...without the key

@@ -18,7 +18,7 @@ from tests.receiver import Receiver
 
 PHONE = "+5511999990003"
 FRIEND = "+5511988887777"
-TOKEN = "worker-token-" + "f" * 24
+TOKEN = "worker-token-Fa7Yq2Wm5Ks9Pd3Vn8Lc1Rg6"
 N_SENDS = 20
 N_INBOUND = 10
 

@@ -16,8 +16,8 @@ from tests.api.test_errors import assert_error
 from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli, wait_until
 from tests.media_samples import png_bytes
 
-TOKEN = "worker-token-" + "z" * 24
-SECRET = "secret-key-" + "k" * 24
+TOKEN = "worker-token-Qm4v8Rz1Lx7Nc2Kp9Tw5Hb3J"
+SECRET = "secret-key-Jt6Bw9Xe2Qh5Nv8Ma3Ls7C"
 PHONE = "+5511999990003"
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from zapgate.config import Settings, Topology, detect_production, is_placeholder
+from zapgate.config import Settings, Topology, detect_production, is_placeholder, load_settings
 from zapgate.errors import ConfigError
 
-STRONG = "s3cr3t-" + "x" * 30
+STRONG = "Zq8-vN2kLp0wYt5rB7xHc3Ms9dGf1Ej4"
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +126,64 @@ def test_the_real_engine_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None
     assert Settings().engine == "whatsmeow"
     monkeypatch.setenv("ZAPGATE_ENGINE", "sim")
     assert Settings().engine == "sim"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "aaaaaaaaaaaaaaaa",  # issue 8: accepted in production before
+        "abababababababababababab",
+        "1234567812345678",
+        "s3cr3t-" + "x" * 30,
+    ],
+)
+def test_low_entropy_secrets_are_refused(value: str) -> None:
+    assert is_placeholder(value)
+
+
+def test_generated_secrets_are_accepted() -> None:
+    import secrets
+
+    for _ in range(50):
+        assert not is_placeholder(secrets.token_urlsafe(32))
+        assert not is_placeholder(secrets.token_hex(16))
+
+
+def test_low_entropy_secret_key_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZAPGATE_ENV", "production")
+    monkeypatch.setenv("ZAPGATE_SECRET_KEY", "a" * 16)
+    with pytest.raises(ConfigError, match="not random enough"):
+        Settings().validate_for_start(Topology.EMBEDDED)
+
+
+@pytest.mark.parametrize("value", ["PER-USER", " Shared ", "Embedded"])
+def test_topology_case_does_not_matter(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("ZAPGATE_TOPOLOGY", value)
+    assert Settings().topology is Topology(value.strip().lower())
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "named"),
+    [
+        ("ZAPGATE_MAX_BODY_BYTES", "abc", "ZAPGATE_MAX_BODY_BYTES"),
+        ("ZAPGATE_QUEUE_DEADLINE", "-5", "ZAPGATE_QUEUE_DEADLINE"),
+        ("ZAPGATE_TOPOLOGY", "sideways", "ZAPGATE_TOPOLOGY"),
+        ("ZAPGATE_BASE_PORT", "99999999999999999999999", "ZAPGATE_BASE_PORT"),
+    ],
+)
+def test_bad_values_are_a_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert named in info.value.error
+    assert info.value.hint
+
+
+def test_a_bad_secret_value_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZAPGATE_DATABASE_URL", "x")  # fine as a string: nothing to report
+    monkeypatch.setenv("ZAPGATE_PORT", "not-a-port")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "not-a-port" in info.value.error

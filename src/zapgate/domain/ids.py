@@ -11,12 +11,25 @@ from zapgate.errors import InvalidPhone, InvalidSessionName, ValidationFailed
 SESSION_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+# Every numeric id and cursor is a 64-bit signed integer in both databases: anything larger
+# is refused at the edge (a 422), never handed to SQL (an overflow there was a 500).
+MAX_DB_INT = 2**63 - 1
 
 
 def validate_session_name(name: str) -> str:
     if not SESSION_NAME_RE.fullmatch(name):
         raise InvalidSessionName(f"{name[:80]!r} is not a valid session name.")
     return name
+
+
+def parse_cursor(text: str) -> int | None:
+    """A cursor or id sent back by a client (`before`, `Last-Event-ID`): decimal digits
+    within 64 bits, else None."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_DB_INT else None
 
 
 def derive_client_id(user_id: int) -> str:

@@ -14,6 +14,8 @@ API_KEY_PREFIX = "zg_"
 DISPLAY_PREFIX_CHARS = 10
 # A real key is 3 + 43 characters; anything much longer is not worth hashing.
 MAX_API_KEY_CHARS = 200
+# The dashboard's rule, and so every other way of setting a password (the CLI).
+MIN_PASSWORD_CHARS = 8
 
 _hasher = PasswordHasher()
 

@@ -12,6 +12,7 @@ from zapgate.config import Settings, Topology
 from zapgate.web.api import sessions, sim, stream, system, webhooks
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard import install_dashboard, start_dashboard
+from zapgate.web.docs import install_docs
 from zapgate.web.errors import install_error_handlers
 from zapgate.web.limits import BodyLimitMiddleware
 
@@ -33,6 +34,8 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
         version=__version__,
         description="Self-hosted, multi-tenant WhatsApp gateway.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app, localize=True)
     app.add_middleware(
@@ -50,5 +53,6 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
     app.include_router(webhooks.router)
     if settings.sim_api_enabled:
         app.include_router(sim.router)
+    install_docs(app)
     install_dashboard(app)
     return app

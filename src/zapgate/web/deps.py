@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 
+from zapgate.domain.ids import MAX_DB_INT
 from zapgate.domain.models import User
 from zapgate.errors import Forbidden, Unauthorized
 from zapgate.web.context import AppContext
@@ -17,6 +18,8 @@ def get_ctx(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
+# A numeric id in a path: 64-bit, positive (larger ones are a 422, never a SQL overflow).
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
 async def get_current_user(

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import segno
 from fastapi import APIRouter, Body, Form, Header, Query, Request, Response, UploadFile
 
+from zapgate.domain.ids import parse_cursor
 from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import ValidationFailed
 from zapgate.services.media import MediaFile, MediaIntake
@@ -228,12 +229,12 @@ async def list_messages(
 ) -> MessageList:
     cursor: int | None = None
     if before is not None:
-        if not before.isdigit():
+        cursor = parse_cursor(before)
+        if cursor is None:
             raise ValidationFailed(
                 "before: not a cursor returned by this API",
                 hint="Pass the 'next' value of the previous page.",
             )
-        cursor = int(before)
     items, nxt = await ctx.sessions.messages(
         user, name, direction=direction, limit=limit, before=cursor
     )

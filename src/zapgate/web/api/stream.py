@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from zapgate.domain.ids import MAX_DB_INT, parse_cursor
 from zapgate.errors import ValidationFailed
 from zapgate.web.deps import Ctx, CurrentUser
 
@@ -29,14 +30,17 @@ async def events(
     user: CurrentUser,
     request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Start after this event id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_DB_INT, description="Start after this event id")
+    ] = None,
 ) -> StreamingResponse:
     session = await ctx.sessions.get(user, name)
     cursor = after or 0
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        parsed = parse_cursor(last_event_id)
+        if parsed is None:
             raise ValidationFailed("Last-Event-ID: not an id sent by this stream")
-        cursor = int(last_event_id)
+        cursor = parsed
     interval = ctx.settings.poll_interval
 
     async def stream() -> AsyncIterator[str]:

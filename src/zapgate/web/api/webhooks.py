@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from zapgate.web.deps import Ctx, CurrentUser
+from zapgate.web.deps import Ctx, CurrentUser, DbId
 from zapgate.web.schemas.webhooks import (
     DeliveryList,
     DeliveryPublic,
@@ -31,24 +31,24 @@ async def create_webhook(body: WebhookCreate, ctx: Ctx, user: CurrentUser) -> We
 
 
 @router.get("/{webhook_id}")
-async def get_webhook(webhook_id: int, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
+async def get_webhook(webhook_id: DbId, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
     return WebhookPublic.of(await ctx.webhooks.get(user, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204)
-async def delete_webhook(webhook_id: int, ctx: Ctx, user: CurrentUser) -> Response:
+async def delete_webhook(webhook_id: DbId, ctx: Ctx, user: CurrentUser) -> Response:
     await ctx.webhooks.delete(user, webhook_id)
     return Response(status_code=204)
 
 
 @router.post("/{webhook_id}/ping", status_code=202)
-async def ping_webhook(webhook_id: int, ctx: Ctx, user: CurrentUser) -> PingOut:
+async def ping_webhook(webhook_id: DbId, ctx: Ctx, user: CurrentUser) -> PingOut:
     return PingOut(event_id=(await ctx.webhooks.ping(user, webhook_id)).id)
 
 
 @router.get("/{webhook_id}/deliveries")
 async def deliveries(
-    webhook_id: int,
+    webhook_id: DbId,
     ctx: Ctx,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -130,10 +130,15 @@ class CookieCodec:
 
 
 class LoginLimiter:
-    """Failed sign-ins per (client IP, e-mail) in a sliding window, in this process."""
+    """Failed sign-ins in a sliding window, in this process: per (client IP, e-mail), so
+    one account can't be guessed at, and per client IP across e-mails, so one address
+    can't spray passwords over many accounts."""
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0) -> None:
+    def __init__(
+        self, max_failures: int = 5, window: float = 300.0, max_ip_failures: int = 20
+    ) -> None:
         self.max_failures = max_failures
+        self.max_ip_failures = max_ip_failures
         self.window = window
         self._failures: dict[tuple[str, str], deque[float]] = {}
 
@@ -147,22 +152,29 @@ class LoginLimiter:
             del self._failures[key]
         return times
 
+    def _wait(self, times: deque[float], limit: int, now: float) -> int:
+        if len(times) < limit:
+            return 0
+        return max(1, int(self.window - (now - times[-limit])) + 1)
+
     def retry_after(self, ip: str, email: str) -> int:
         """Seconds until another attempt is allowed; 0 when it is allowed now."""
         now = time.monotonic()
-        key = (ip, email.strip().lower())
-        times = self._recent(key, now)
-        if len(times) < self.max_failures:
-            return 0
-        return max(1, int(self.window - (now - times[0])) + 1)
+        pair = self._recent((ip, email.strip().lower()), now)
+        per_ip = self._recent((ip, ""), now)
+        return max(
+            self._wait(pair, self.max_failures, now),
+            self._wait(per_ip, self.max_ip_failures, now),
+        )
 
     def failed(self, ip: str, email: str) -> None:
         now = time.monotonic()
-        key = (ip, email.strip().lower())
         if len(self._failures) > 10_000:  # bound memory under a spray of e-mails
             for k in list(self._failures)[:1000]:
                 self._recent(k, now)
-        self._failures.setdefault(key, deque()).append(now)
+        # The e-mail "" key counts the address's failures across every e-mail.
+        for key in ((ip, email.strip().lower()), (ip, "")):
+            self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, ip: str, email: str) -> None:
         self._failures.pop((ip, email.strip().lower()), None)
