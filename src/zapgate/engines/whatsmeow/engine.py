@@ -186,6 +186,7 @@ class WhatsmeowEngine(Engine):
             jid=self._resume_jid(),
             new_device=self.config.store is not None and device is None,
         )
+        self._client = client
         self._thread = self._bridge.connect(
             client,
             inbox=inbox,
@@ -194,7 +195,6 @@ class WhatsmeowEngine(Engine):
             is_current=lambda: attempt == self._attempt,
             hold_cap=self.start_hold_cap,
         )
-        self._client = client
 
     async def _stop_client(self) -> None:
         """Cancel the current connection and wait (bounded) for its thread to end."""
