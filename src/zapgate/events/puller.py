@@ -53,7 +53,7 @@ class JournalPuller:
 
     async def _run(self, route: Route) -> None:
         key = route.worker_id
-        cursor = await self.registry.get_cursor(key)
+        cursor = await self.registry.cursors.get(key)
         delay = 0.5
         while True:
             try:
@@ -75,12 +75,12 @@ class JournalPuller:
                 self._on_applied(connected)
             if page.next != cursor:
                 cursor = page.next
-                await self.registry.set_cursor(key, cursor)
+                await self.registry.cursors.set(key, cursor)
 
     async def _session_id(self, client_id: str) -> int | None:
         sid = self._session_ids.get(client_id)
         if sid is None:
-            session = await self.registry.get_session_by_client_id(client_id)
+            session = await self.registry.sessions.get_by_client_id(client_id)
             if session is None:
                 return None
             sid = self._session_ids[client_id] = session.id
@@ -94,12 +94,14 @@ class JournalPuller:
         if entry.type == "state":
             state = SessionState(data["state"])
             if (
-                await self.registry.update_state(sid, state, data.get("reason"), data.get("phone"))
+                await self.registry.sessions.update_state(
+                    sid, state, data.get("reason"), data.get("phone")
+                )
                 is None
             ):
                 self._session_ids.pop(entry.client_id, None)
             if state is SessionState.LOGGED_OUT:
-                await self.registry.clear_phone(sid)
+                await self.registry.sessions.clear_phone(sid)
         elif entry.type == "message":
             raw_media = data.get("media")
             media = None
@@ -111,7 +113,7 @@ class JournalPuller:
                     filename=raw_media.get("filename"),
                     ref=raw_media.get("ref"),
                 )
-            await self.registry.add_message(
+            await self.registry.messages.add(
                 sid,
                 id=str(data["id"]),
                 direction="in",
@@ -122,10 +124,10 @@ class JournalPuller:
                 media=media,
             )
         elif entry.type == "qr":
-            await self.registry.record_event(
+            await self.registry.outbox.record_event(
                 sid, "session.qr", {"qr": data["qr"], "expires_at": data.get("expires_at")}
             )
         elif entry.type == "ack":
-            await self.registry.update_message_status(
+            await self.registry.messages.update_status(
                 sid, str(data["id"]), MessageStatus(data["status"])
             )

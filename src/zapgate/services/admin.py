@@ -26,7 +26,7 @@ async def worker_statuses(
 ) -> list[WorkerStatus]:
     """The configured worker plus each worker a session is routed to (per-user has one
     per user), probed in parallel."""
-    sessions = await registry.list_sessions()
+    sessions = await registry.sessions.list()
     routes: dict[str, Route] = {placement.place(1).worker_id: placement.place(1)}
     for s in sessions:
         routes.setdefault(s.worker_id, s.route)

@@ -91,7 +91,7 @@ class OutboundQueue:
         rate = parse_rate(session.send_rate or self.settings.send_rate)
         at = self.scheduler.reserve(session.id, rate, now)
         immediate = session.state is SessionState.CONNECTED and at <= now
-        message, created = await self.registry.add_message(
+        message, created = await self.registry.messages.add(
             session.id,
             id=message_id,
             direction="out",
@@ -122,14 +122,16 @@ class OutboundQueue:
                 logger.info(
                     "session %s: message %s queued again (%s)", session.label, message.id, reason
                 )
-                released = await self.registry.release_message(session.id, message.id, reason)
+                released = await self.registry.messages.release(session.id, message.id, reason)
                 return released or message
             logger.warning("session %s: message %s failed: %s", session.label, message.id, reason)
-            failed = await self.registry.update_message_status(
+            failed = await self.registry.messages.update_status(
                 session.id, message.id, MessageStatus.FAILED, str(reason)
             )
             return failed or message
-        sent = await self.registry.update_message_status(session.id, message.id, MessageStatus.SENT)
+        sent = await self.registry.messages.update_status(
+            session.id, message.id, MessageStatus.SENT
+        )
         return sent or message
 
     async def _deliver(self, session: Session, message: Message) -> None:
@@ -175,12 +177,12 @@ class OutboundQueue:
 
     async def _tick(self) -> None:
         now = datetime.now(UTC)
-        for message in await self.registry.expired_outbound(now):
+        for message in await self.registry.messages.expired(now):
             logger.warning("message %s: not sent before its deadline", message.id)
-            await self.registry.update_message_status(
+            await self.registry.messages.update_status(
                 message.session_id, message.id, MessageStatus.FAILED, "deadline_exceeded"
             )
-        due = await self.registry.due_outbound(now, stale_before=now - STALE_CLAIM)
+        due = await self.registry.messages.due_outbound(now, stale_before=now - STALE_CLAIM)
         by_session: dict[int, Session] = {}
         for _, session in due:
             by_session.setdefault(session.id, session)
@@ -200,9 +202,11 @@ class OutboundQueue:
         try:
             now = datetime.now(UTC)
             stale = now - STALE_CLAIM
-            due = await self.registry.due_outbound(now, stale_before=stale, session_id=session.id)
+            due = await self.registry.messages.due_outbound(
+                now, stale_before=stale, session_id=session.id
+            )
             for message, s in due:
-                if not await self.registry.claim_message(message.pk, stale_before=stale):
+                if not await self.registry.messages.claim(message.pk, stale_before=stale):
                     continue
                 result = await self._send(s, message)
                 if result.status is MessageStatus.QUEUED:

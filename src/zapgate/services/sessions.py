@@ -62,7 +62,7 @@ class SessionService:
     # -- lookup ------------------------------------------------------------------------------
     async def get(self, user: User, name: str) -> Session:
         validate_session_name(name)
-        session = await self.registry.get_session(user.id, name)
+        session = await self.registry.sessions.get(user.id, name)
         if session is None:
             raise SessionNotFound(f"You have no session named {name!r}.")
         session = await self.migrator.ensure(session)
@@ -70,7 +70,7 @@ class SessionService:
         return session
 
     async def list_for(self, user: User) -> list[Session]:
-        return [await self.migrator.ensure(s) for s in await self.registry.list_sessions(user.id)]
+        return [await self.migrator.ensure(s) for s in await self.registry.sessions.list(user.id)]
 
     async def get_or_create(
         self, user: User, name: str, *, engine: str | None, start: bool
@@ -78,7 +78,7 @@ class SessionService:
         validate_session_name(name)
         engine = validate_engine_name(engine or self.settings.engine)
         route = self.migrator.placement.place(user.id)
-        session, created = await self.registry.get_or_create_session(
+        session, created = await self.registry.sessions.get_or_create(
             user.id, name, engine=engine, route=route
         )
         if created:
@@ -100,7 +100,7 @@ class SessionService:
         return await self.pool.call(session.route, session.label, op)
 
     async def _apply_status(self, session: Session, status: SessionStatus) -> Session:
-        updated = await self.registry.update_state(
+        updated = await self.registry.sessions.update_state(
             session.id, status.state, status.state_reason, status.phone
         )
         return updated or session
@@ -129,7 +129,7 @@ class SessionService:
             status = await self._call(session, lambda w: w.logout_session(session.client_id))
         except NotFound:
             return session
-        await self.registry.clear_phone(session.id)
+        await self.registry.sessions.clear_phone(session.id)
         return await self._apply_status(session, status)
 
     async def delete(self, user: User, name: str) -> None:
@@ -145,7 +145,7 @@ class SessionService:
                 session.label,
                 session.session_dir,
             )
-        await self.registry.delete_session(session.id)
+        await self.registry.sessions.delete(session.id)
         await self.outbound.media.delete_session(session.client_id)
         logger.info("user %s deleted session %s", user.id, name)
 
@@ -216,7 +216,7 @@ class SessionService:
             return None
         if not 1 <= len(idempotency_key) <= 200:
             raise ValidationFailed("Idempotency-Key: must be 1-200 characters")
-        return await self.registry.get_message_by_idempotency_key(session.id, idempotency_key)
+        return await self.registry.messages.get_by_idempotency_key(session.id, idempotency_key)
 
     async def send_media(
         self,
@@ -252,7 +252,7 @@ class SessionService:
         """A message's media bytes: outbound ones from the web tier's store, inbound ones
         from the worker that saved them."""
         session = await self.get(user, name)
-        message = await self.registry.get_message(session.id, message_id)
+        message = await self.registry.messages.get(session.id, message_id)
         if message is None or message.media is None:
             raise MediaNotFound(f"Session {name!r} has no media message {message_id[:80]!r}.")
         ref = message.media.ref
@@ -276,7 +276,7 @@ class SessionService:
         session = await self.get(user, name)
         if rate is not None:
             parse_rate(rate)
-        updated = await self.registry.set_send_rate(session.id, rate)
+        updated = await self.registry.sessions.set_send_rate(session.id, rate)
         self.outbound.scheduler.forget(session.id)
         return updated or session
 
@@ -284,6 +284,6 @@ class SessionService:
         self, user: User, name: str, *, direction: str | None, limit: int, before: int | None
     ) -> tuple[list[Message], int | None]:
         session = await self.get(user, name)
-        return await self.registry.list_messages(
+        return await self.registry.messages.list(
             session.id, direction=direction, limit=limit, before=before
         )

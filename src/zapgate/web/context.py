@@ -88,7 +88,7 @@ class AppContext:
         )
         logger.info("topology %s", placement.describe())
         await migrator.migrate_all()
-        for session in await registry.list_sessions():
+        for session in await registry.sessions.list():
             puller.follow(session.route)
         if local is not None:
             puller.follow(placement.place(0))

@@ -55,6 +55,6 @@ async def admin_sessions(ctx: Ctx, _: AdminUser) -> AdminSessionList:
     return AdminSessionList(
         items=[
             AdminSession(user_id=s.user_id, **SessionPublic.of(s).model_dump())
-            for s in await ctx.registry.list_sessions()
+            for s in await ctx.registry.sessions.list()
         ]
     )

@@ -179,7 +179,7 @@ class DashboardService:
         ):
             # The journal puller records this too, moments later; recording it now means
             # a send right after "Connected" is shown finds the session CONNECTED.
-            await self.ctx.registry.update_state(
+            await self.ctx.registry.sessions.update_state(
                 session.id, status.state, status.state_reason, status.phone
             )
         code = self.pair_codes.get(session.id) if status.state is SessionState.PAIRING else None
@@ -234,7 +234,7 @@ class DashboardService:
         session = await self.find(user, name)
         if session is None:
             return []
-        items, _ = await self.ctx.registry.list_messages(session.id, limit=RECENT_MESSAGES)
+        items, _ = await self.ctx.registry.messages.list(session.id, limit=RECENT_MESSAGES)
         return items
 
     async def send(self, user: User, name: str, to: str, text: str) -> Message:
@@ -279,14 +279,14 @@ class DashboardService:
 
     # -- api keys ----------------------------------------------------------------------------
     async def api_keys(self, user: User) -> list[ApiKey]:
-        return await self.ctx.registry.list_api_keys(user.id)
+        return await self.ctx.registry.keys.list(user.id)
 
     async def create_api_key(self, user: User, name: str) -> tuple[ApiKey, str]:
         name = name.strip()[:100] or "default"
-        return await self.ctx.registry.create_api_key(user.id, name)
+        return await self.ctx.registry.keys.create(user.id, name)
 
     async def revoke_api_key(self, user: User, key_id: int) -> bool:
-        return await self.ctx.registry.revoke_api_key(user.id, key_id)
+        return await self.ctx.registry.keys.revoke(user.id, key_id)
 
     # -- webhooks ----------------------------------------------------------------------------
     async def webhooks(self, user: User) -> list[Webhook]:
@@ -317,21 +317,21 @@ class DashboardService:
     # -- users -------------------------------------------------------------------------------
     async def sign_up(self, email: str, password: str) -> User:
         # The first account of a fresh install administers it: nobody else could.
-        first = await self.ctx.registry.count_users() == 0
-        user = await self.ctx.registry.create_user(email, password, is_admin=first)
+        first = await self.ctx.registry.users.count() == 0
+        user = await self.ctx.registry.users.create(email, password, is_admin=first)
         logger.info("dashboard: user %s signed up%s", user.id, " (first: admin)" if first else "")
         return user
 
     async def set_lang(self, user: User, lang: str | None) -> None:
-        await self.ctx.registry.set_user_lang(user.id, lang)
+        await self.ctx.registry.users.set_lang(user.id, lang)
 
     # -- admin -------------------------------------------------------------------------------
     async def workers(self) -> list[WorkerStatus]:
         return await worker_statuses(self.ctx.registry, self.ctx.pool, self.ctx.placement)
 
     async def all_sessions(self) -> list[AdminSessionRow]:
-        emails = {u.id: u.email for u in await self.ctx.registry.list_users()}
+        emails = {u.id: u.email for u in await self.ctx.registry.users.list()}
         return [
             AdminSessionRow(session=s, email=emails.get(s.user_id, f"#{s.user_id}"))
-            for s in await self.ctx.registry.list_sessions()
+            for s in await self.ctx.registry.sessions.list()
         ]
