@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from zapgate.config import Settings
 from zapgate.domain.ids import normalize_phone, validate_session_name
-from zapgate.domain.models import Message, Session, User
+from zapgate.domain.models import Event, Message, Session, User
 from zapgate.domain.state import SessionState
 from zapgate.engines import validate_engine_name
 from zapgate.errors import (
@@ -72,6 +72,16 @@ class SessionService:
     async def list_for(self, user: User) -> list[Session]:
         return [await self.migrator.ensure(s) for s in await self.registry.sessions.list(user.id)]
 
+    async def find_by_phone(self, phone: str) -> list[Session]:
+        """Every user's sessions linked to this number (the simulated network's routing)."""
+        return await self.registry.sessions.find_by_phone(phone)
+
+    async def events(self, session: Session, *, after: int) -> list[Event]:
+        """The session's events from the durable outbox, oldest first, after a cursor."""
+        return await self.registry.outbox.list_events(
+            session.user_id, session_id=session.id, after=after
+        )
+
     async def get_or_create(
         self, user: User, name: str, *, engine: str | None, start: bool
     ) -> tuple[Session, bool]:
@@ -99,7 +109,9 @@ class SessionService:
     async def _call(self, session: Session, op: Callable[[WorkerAPI], Awaitable[T]]) -> T:
         return await self.pool.call(session.route, session.label, op)
 
-    async def _apply_status(self, session: Session, status: SessionStatus) -> Session:
+    async def apply_status(self, session: Session, status: SessionStatus) -> Session:
+        """Record what the worker reported about the session (the state change emits an
+        event); the session as recorded."""
         updated = await self.registry.sessions.update_state(
             session.id, status.state, status.state_reason, status.phone
         )
@@ -110,7 +122,7 @@ class SessionService:
             session,
             lambda w: w.start_session(session.client_id, session.session_dir, session.engine),
         )
-        return await self._apply_status(session, status)
+        return await self.apply_status(session, status)
 
     async def start(self, user: User, name: str) -> Session:
         return await self._start(await self.get(user, name))
@@ -121,7 +133,7 @@ class SessionService:
             status = await self._call(session, lambda w: w.stop_session(session.client_id))
         except NotFound:
             return session  # the worker never hosted it: already stopped
-        return await self._apply_status(session, status)
+        return await self.apply_status(session, status)
 
     async def logout(self, user: User, name: str) -> Session:
         session = await self.get(user, name)
@@ -130,7 +142,7 @@ class SessionService:
         except NotFound:
             return session
         await self.registry.sessions.clear_phone(session.id)
-        return await self._apply_status(session, status)
+        return await self.apply_status(session, status)
 
     async def delete(self, user: User, name: str) -> None:
         session = await self.get(user, name)
@@ -167,7 +179,7 @@ class SessionService:
             session.port,
         )
         status = await self.live_status(session)
-        await self._apply_status(session, status)
+        await self.apply_status(session, status)
         if status.state is SessionState.SCAN_QR and status.qr:
             return status
         if status.state is SessionState.CONNECTED:

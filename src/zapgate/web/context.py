@@ -12,6 +12,8 @@ from zapgate.engines import EngineOptions
 from zapgate.events.puller import JournalPuller
 from zapgate.events.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
+from zapgate.services.accounts import AccountService
+from zapgate.services.admin import AdminService
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
 from zapgate.services.webhooks import WebhookService
@@ -50,6 +52,8 @@ class AppContext:
     outbound: OutboundQueue
     dispatcher: WebhookDispatcher
     webhooks: WebhookService
+    accounts: AccountService
+    admin: AdminService
     local_worker: Worker | None
 
     @classmethod
@@ -105,6 +109,8 @@ class AppContext:
             outbound=outbound,
             dispatcher=dispatcher,
             webhooks=WebhookService(settings, registry, dispatcher),
+            accounts=AccountService(registry),
+            admin=AdminService(registry, pool, placement),
             local_worker=local,
         )
 
