@@ -23,7 +23,7 @@ async def create_user(settings: Settings, email: str, password: str | None, admi
         )
     registry = await _open(settings)
     try:
-        return await registry.create_user(email, password, is_admin=admin)
+        return await registry.users.create(email, password, is_admin=admin)
     finally:
         await registry.close()
 
@@ -31,10 +31,10 @@ async def create_user(settings: Settings, email: str, password: str | None, admi
 async def create_key(settings: Settings, email: str, name: str) -> str:
     registry = await _open(settings)
     try:
-        user = await registry.get_user_by_email(email)
+        user = await registry.users.get_by_email(email)
         if user is None:
             raise NotFound(f"No user {email!r}.", hint=f"zapgate users create {email}")
-        _, key = await registry.create_api_key(user.id, name)
+        _, key = await registry.keys.create(user.id, name)
         return key
     finally:
         await registry.close()

@@ -71,7 +71,7 @@ async def run(settings: Settings, topology: Topology, echo: Echo) -> bool:
                 "run `zapgate migrate`",
             )
         if topology is not Topology.EMBEDDED and rev == head:
-            for s in await registry.list_sessions():
+            for s in await registry.sessions.list():
                 want = placement.place(s.user_id)
                 routes.setdefault(want.worker_id, want)
                 if want != s.route:

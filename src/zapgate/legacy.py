@@ -79,9 +79,9 @@ async def _import_one(
     if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
         report.skipped.append(f"user {user_id}: port {port!r} is not a TCP port")
         return
-    if await registry.get_user(user_id) is None:
+    if await registry.users.get(user_id) is None:
         email = f"legacy-user-{user_id}@zapgate.invalid"
-        await registry.create_user(email, None, user_id=user_id)
+        await registry.users.create(email, None, user_id=user_id)
         report.notes.append(f"user {user_id}: created {email} (no password; set one to sign in)")
     client_id = value.get("client_id")
     if client_id is not None and not (isinstance(client_id, str) and is_valid_client_id(client_id)):
@@ -89,7 +89,7 @@ async def _import_one(
             f"user {user_id}: client_id {str(client_id)[:40]!r} is unsafe; a new one was derived"
         )
         client_id = None
-    elif client_id is not None and await registry.get_session_by_client_id(client_id):
+    elif client_id is not None and await registry.sessions.get_by_client_id(client_id):
         report.notes.append(
             f"user {user_id}: client_id {client_id!r} is already in use; a new one was derived"
         )
@@ -105,7 +105,7 @@ async def _import_one(
     else:
         url = f"http://{settings.worker_host}:{port}"
         route = Route(worker_id=worker_id_for(url), worker_url=url, port=port)
-    session, created = await registry.get_or_create_session(
+    session, created = await registry.sessions.get_or_create(
         user_id, LEGACY_SESSION_NAME, engine=settings.engine, route=route, client_id=client_id
     )
     what = "session" if created else "existing session"

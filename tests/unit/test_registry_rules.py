@@ -1,41 +1,13 @@
-"""The registry's pure rules: status moves, timestamps, key material."""
+"""The registry's pure rules: timestamps, e-mails, key material."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
-
-from zapgate.domain.models import MessageStatus
 from zapgate.registry import credentials
-from zapgate.registry.registry import _may_move, as_utc, normalize_email
-
-S = MessageStatus
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "ok"),
-    [
-        (S.PENDING, S.SENT, True),
-        (S.SENT, S.DELIVERED, True),
-        (S.DELIVERED, S.READ, True),
-        (S.PENDING, S.READ, True),
-        (S.READ, S.DELIVERED, False),
-        (S.DELIVERED, S.SENT, False),
-        (S.SENT, S.SENT, False),
-        (S.PENDING, S.FAILED, True),
-        (S.SENT, S.FAILED, True),
-        (S.DELIVERED, S.FAILED, False),
-        (S.READ, S.FAILED, False),
-        (S.RECEIVED, S.FAILED, False),
-        (S.FAILED, S.SENT, False),
-        (S.FAILED, S.READ, False),
-        (S.RECEIVED, S.READ, False),
-    ],
-)
-def test_status_moves(old: MessageStatus, new: MessageStatus, ok: bool) -> None:
-    assert _may_move(old, new) is ok
+from zapgate.registry.convert import as_utc
+from zapgate.registry.users import normalize_email
 
 
 def test_as_utc() -> None:

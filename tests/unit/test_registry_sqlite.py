@@ -42,7 +42,7 @@ async def test_wal_is_on(tmp_path: Path) -> None:
 async def test_connection_pragmas(tmp_path: Path) -> None:
     reg = await Registry.open(_url(tmp_path / "zapgate.db"))
     try:
-        async with reg._engine.connect() as conn:
+        async with reg._db.engine.connect() as conn:
             fk = (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one()
             busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one()
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
@@ -74,16 +74,16 @@ async def test_writers_in_two_registries_queue_instead_of_failing(tmp_path: Path
     a = await Registry.open(url)
     b = await Registry.open(url)
     try:
-        user = await a.create_user("w@example.com")
+        user = await a.users.create("w@example.com")
         await asyncio.gather(
             *(
-                reg.get_or_create_session(user.id, f"s{i}", engine="sim", route=ROUTE)
+                reg.sessions.get_or_create(user.id, f"s{i}", engine="sim", route=ROUTE)
                 for i in range(20)
                 for reg in (a, b)
             ),
-            *(reg.set_cursor(f"k{i % 3}", i) for i in range(20) for reg in (a, b)),
+            *(reg.cursors.set(f"k{i % 3}", i) for i in range(20) for reg in (a, b)),
         )
-        assert len(await a.list_sessions(user.id)) == 20
+        assert len(await a.sessions.list(user.id)) == 20
     finally:
         await a.close()
         await b.close()
@@ -93,7 +93,7 @@ async def test_stored_timestamps_are_utc(tmp_path: Path) -> None:
     db = tmp_path / "zapgate.db"
     reg = await Registry.open(_url(db))
     try:
-        user = await reg.create_user("tz@example.com")
+        user = await reg.users.create("tz@example.com")
     finally:
         await reg.close()
     with sqlite3.connect(db) as conn:

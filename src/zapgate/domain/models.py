@@ -26,6 +26,15 @@ class MessageStatus(StrEnum):
     def rank(self) -> int:
         return _RANK[self]
 
+    def may_move_to(self, new: MessageStatus) -> bool:
+        """Status only moves forward: acks arrive out of order (a late 'delivered' after
+        'read'), and a failure can't undo a delivery."""
+        if self is new:
+            return False
+        if new is MessageStatus.FAILED:
+            return self in (MessageStatus.QUEUED, MessageStatus.PENDING, MessageStatus.SENT)
+        return self is not MessageStatus.FAILED and new.rank > self.rank
+
 
 _RANK = {
     MessageStatus.QUEUED: 0,

@@ -83,7 +83,7 @@ class JournalPuller:
 
     async def _run(self, route: Route) -> None:
         key = route.worker_id
-        cursor = await self.registry.get_cursor(key)
+        cursor = await self.registry.cursors.get(key)
         delay = 0.5
         while True:
             try:
@@ -110,12 +110,12 @@ class JournalPuller:
                 self._on_applied(connected)
             if page.next != cursor:
                 cursor = page.next
-                await self.registry.set_cursor(key, cursor)
+                await self.registry.cursors.set(key, cursor)
 
     async def _session_id(self, client_id: str) -> int | None:
         sid = self._session_ids.get(client_id)
         if sid is None:
-            session = await self.registry.get_session_by_client_id(client_id)
+            session = await self.registry.sessions.get_by_client_id(client_id)
             if session is None:
                 return None
             sid = self._session_ids[client_id] = session.id
@@ -129,10 +129,10 @@ class JournalPuller:
 
     async def _apply_state(self, sid: int, client_id: str, event: StateChanged) -> None:
         state = event.state
-        if await self.registry.update_state(sid, state, event.reason, event.phone) is None:
+        if await self.registry.sessions.update_state(sid, state, event.reason, event.phone) is None:
             self._session_ids.pop(client_id, None)
         if state is SessionState.LOGGED_OUT:
-            await self.registry.clear_phone(sid)
+            await self.registry.sessions.clear_phone(sid)
 
     async def _apply_message(self, sid: int, client_id: str, event: MessageReceived) -> None:
         media = None
@@ -144,7 +144,7 @@ class JournalPuller:
                 filename=event.media.filename,
                 ref=event.media.ref,
             )
-        await self.registry.add_message(
+        await self.registry.messages.add(
             sid,
             id=event.id,
             direction="in",
@@ -156,9 +156,9 @@ class JournalPuller:
         )
 
     async def _apply_qr(self, sid: int, client_id: str, event: QrUpdated) -> None:
-        await self.registry.record_event(
+        await self.registry.outbox.record_event(
             sid, "session.qr", {"qr": event.qr, "expires_at": event.expires_at.isoformat()}
         )
 
     async def _apply_ack(self, sid: int, client_id: str, event: MessageAck) -> None:
-        await self.registry.update_message_status(sid, event.id, event.status)
+        await self.registry.messages.update_status(sid, event.id, event.status)

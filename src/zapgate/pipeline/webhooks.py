@@ -57,7 +57,7 @@ class WebhookDispatcher(PollingLoop):
         await self._http.aclose()
 
     async def tick(self) -> None:
-        for hook in await self.registry.webhooks_with_due_deliveries(datetime.now(UTC)):
+        for hook in await self.registry.outbox.due_webhooks(datetime.now(UTC)):
             if hook.id not in self._running:
                 self._running.add(hook.id)
                 self.tasks.create(self._drain(hook), name=f"webhooks:{hook.id}:sender")
@@ -68,7 +68,7 @@ class WebhookDispatcher(PollingLoop):
         delivered: list[tuple[int, int, int]] = []
         try:
             while True:
-                batch = await self.registry.pending_deliveries(hook.id)
+                batch = await self.registry.outbox.pending_deliveries(hook.id)
                 if not batch:
                     return
                 for delivery, event in batch:
@@ -78,11 +78,11 @@ class WebhookDispatcher(PollingLoop):
                         return
                 # Successes are recorded once per batch: a crash before that only means
                 # those events are sent again (receivers de-duplicate on the event id).
-                await self.registry.mark_delivered(delivered)
+                await self.registry.outbox.mark_delivered(delivered)
                 delivered.clear()
         finally:
             self._running.discard(hook.id)
-            await asyncio.shield(self.registry.mark_delivered(delivered))
+            await asyncio.shield(self.registry.outbox.mark_delivered(delivered))
 
     async def _attempt(
         self,
@@ -117,11 +117,11 @@ class WebhookDispatcher(PollingLoop):
         if code is not None and 200 <= code < 300:
             delivered.append((delivery.id, attempts, code))
             return True
-        await self.registry.mark_delivered(delivered)  # keep the log in order
+        await self.registry.outbox.mark_delivered(delivered)  # keep the log in order
         delivered.clear()
         if code == 410:
             logger.warning("webhook %s answered 410 Gone: disabling it", hook.id)
-            await self.registry.update_delivery(
+            await self.registry.outbox.update_delivery(
                 delivery.id,
                 status="failed",
                 attempts=attempts,
@@ -129,7 +129,7 @@ class WebhookDispatcher(PollingLoop):
                 status_code=code,
                 error="410 Gone: webhook disabled",
             )
-            await self.registry.disable_webhook(hook.id, "the receiver answered 410 Gone")
+            await self.registry.outbox.disable_webhook(hook.id, "the receiver answered 410 Gone")
             return False
         if error is None:
             error = f"HTTP {code}"
@@ -138,7 +138,7 @@ class WebhookDispatcher(PollingLoop):
             logger.warning(
                 "webhook %s: giving up on event %s after %d attempts", hook.id, event.id, attempts
             )
-            await self.registry.update_delivery(
+            await self.registry.outbox.update_delivery(
                 delivery.id,
                 status="failed",
                 attempts=attempts,
@@ -160,7 +160,7 @@ class WebhookDispatcher(PollingLoop):
             error,
             delay,
         )
-        await self.registry.update_delivery(
+        await self.registry.outbox.update_delivery(
             delivery.id,
             status="pending",
             attempts=attempts,

@@ -82,7 +82,7 @@ class OutboundQueue:
         rate = parse_rate(session.send_rate or self.settings.send_rate)
         at = self.scheduler.reserve(session.id, rate, now)
         immediate = session.state is SessionState.CONNECTED and at <= now
-        message, created = await self.registry.add_message(
+        message, created = await self.registry.messages.add(
             session.id,
             id=message_id,
             direction="out",
@@ -113,14 +113,14 @@ class OutboundQueue:
                 logger.info(
                     "session %s: message %s queued again (%s)", session.label, message.id, reason
                 )
-                released = await self.registry.release_message(session.id, message.id, reason)
+                released = await self.registry.messages.release(session.id, message.id, reason)
                 return released or message
             logger.warning("session %s: message %s failed: %s", session.label, message.id, reason)
-            failed = await self.registry.update_message_status(
+            failed = await self.registry.messages.update_status(
                 session.id, message.id, MessageStatus.FAILED, str(reason)
             )
             return failed or message
-        sent = await self.registry.update_message_status(session.id, message.id, MessageStatus.SENT)
+        sent = await self.registry.messages.update_status(session.id, message.id, MessageStatus.SENT)
         return sent or message
 
     async def _deliver(self, session: Session, message: Message) -> None:

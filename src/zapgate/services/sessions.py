@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from zapgate.config import Settings
 from zapgate.domain.ids import normalize_phone, validate_session_name
-from zapgate.domain.models import Message, Session, User
+from zapgate.domain.models import Event, Message, Session, User
 from zapgate.domain.ratelimit import parse_rate
 from zapgate.domain.state import SessionState
 from zapgate.engines import validate_engine_name
@@ -62,7 +62,7 @@ class SessionService:
     # -- lookup ------------------------------------------------------------------------------
     async def get(self, user: User, name: str) -> Session:
         validate_session_name(name)
-        session = await self.registry.get_session(user.id, name)
+        session = await self.registry.sessions.get(user.id, name)
         if session is None:
             raise SessionNotFound(f"You have no session named {name!r}.")
         session = await self.migrator.ensure(session)
@@ -70,7 +70,17 @@ class SessionService:
         return session
 
     async def list_for(self, user: User) -> list[Session]:
-        return [await self.migrator.ensure(s) for s in await self.registry.list_sessions(user.id)]
+        return [await self.migrator.ensure(s) for s in await self.registry.sessions.list(user.id)]
+
+    async def find_by_phone(self, phone: str) -> list[Session]:
+        """Every user's sessions linked to this number (the simulated network's routing)."""
+        return await self.registry.sessions.find_by_phone(phone)
+
+    async def events(self, session: Session, *, after: int) -> list[Event]:
+        """The session's events from the durable outbox, oldest first, after a cursor."""
+        return await self.registry.outbox.list_events(
+            session.user_id, session_id=session.id, after=after
+        )
 
     async def get_or_create(
         self, user: User, name: str, *, engine: str | None, start: bool
@@ -78,7 +88,7 @@ class SessionService:
         validate_session_name(name)
         engine = validate_engine_name(engine or self.settings.engine)
         route = self.migrator.placement.place(user.id)
-        session, created = await self.registry.get_or_create_session(
+        session, created = await self.registry.sessions.get_or_create(
             user.id, name, engine=engine, route=route
         )
         if created:
@@ -99,8 +109,10 @@ class SessionService:
     async def _call(self, session: Session, op: Callable[[WorkerAPI], Awaitable[T]]) -> T:
         return await self.pool.call(session.route, session.label, op)
 
-    async def _apply_status(self, session: Session, status: SessionStatus) -> Session:
-        updated = await self.registry.update_state(
+    async def apply_status(self, session: Session, status: SessionStatus) -> Session:
+        """Record what the worker reported about the session (the state change emits an
+        event); the session as recorded."""
+        updated = await self.registry.sessions.update_state(
             session.id, status.state, status.state_reason, status.phone
         )
         return updated or session
@@ -110,7 +122,7 @@ class SessionService:
             session,
             lambda w: w.start_session(session.client_id, session.session_dir, session.engine),
         )
-        return await self._apply_status(session, status)
+        return await self.apply_status(session, status)
 
     async def start(self, user: User, name: str) -> Session:
         return await self._start(await self.get(user, name))
@@ -121,7 +133,7 @@ class SessionService:
             status = await self._call(session, lambda w: w.stop_session(session.client_id))
         except NotFound:
             return session  # the worker never hosted it: already stopped
-        return await self._apply_status(session, status)
+        return await self.apply_status(session, status)
 
     async def logout(self, user: User, name: str) -> Session:
         session = await self.get(user, name)
@@ -129,8 +141,8 @@ class SessionService:
             status = await self._call(session, lambda w: w.logout_session(session.client_id))
         except NotFound:
             return session
-        await self.registry.clear_phone(session.id)
-        return await self._apply_status(session, status)
+        await self.registry.sessions.clear_phone(session.id)
+        return await self.apply_status(session, status)
 
     async def delete(self, user: User, name: str) -> None:
         session = await self.get(user, name)
@@ -145,7 +157,7 @@ class SessionService:
                 session.label,
                 session.session_dir,
             )
-        await self.registry.delete_session(session.id)
+        await self.registry.sessions.delete(session.id)
         await self.outbound.media.delete_session(session.client_id)
         logger.info("user %s deleted session %s", user.id, name)
 
@@ -167,7 +179,7 @@ class SessionService:
             session.port,
         )
         status = await self.live_status(session)
-        await self._apply_status(session, status)
+        await self.apply_status(session, status)
         if status.state is SessionState.SCAN_QR and status.qr:
             return status
         if status.state is SessionState.CONNECTED:
@@ -216,7 +228,7 @@ class SessionService:
             return None
         if not 1 <= len(idempotency_key) <= 200:
             raise ValidationFailed("Idempotency-Key: must be 1-200 characters")
-        return await self.registry.get_message_by_idempotency_key(session.id, idempotency_key)
+        return await self.registry.messages.get_by_idempotency_key(session.id, idempotency_key)
 
     async def send_media(
         self,
@@ -252,7 +264,7 @@ class SessionService:
         """A message's media bytes: outbound ones from the web tier's store, inbound ones
         from the worker that saved them."""
         session = await self.get(user, name)
-        message = await self.registry.get_message(session.id, message_id)
+        message = await self.registry.messages.get(session.id, message_id)
         if message is None or message.media is None:
             raise MediaNotFound(f"Session {name!r} has no media message {message_id[:80]!r}.")
         ref = message.media.ref
@@ -276,7 +288,7 @@ class SessionService:
         session = await self.get(user, name)
         if rate is not None:
             parse_rate(rate)
-        updated = await self.registry.set_send_rate(session.id, rate)
+        updated = await self.registry.sessions.set_send_rate(session.id, rate)
         self.outbound.scheduler.forget(session.id)
         return updated or session
 
@@ -284,6 +296,6 @@ class SessionService:
         self, user: User, name: str, *, direction: str | None, limit: int, before: int | None
     ) -> tuple[list[Message], int | None]:
         session = await self.get(user, name)
-        return await self.registry.list_messages(
+        return await self.registry.messages.list(
             session.id, direction=direction, limit=limit, before=before
         )

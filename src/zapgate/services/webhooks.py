@@ -42,12 +42,12 @@ class WebhookService:
                 "secret: must be at least 16 characters", hint="Leave it out to have one generated."
             )
         await check_url(url, allow_private=self.settings.allow_private_urls)
-        if len(await self.registry.list_webhooks(user.id)) >= MAX_WEBHOOKS_PER_USER:
+        if len(await self.registry.outbox.list_webhooks(user.id)) >= MAX_WEBHOOKS_PER_USER:
             raise ValidationFailed(
                 f"You already have {MAX_WEBHOOKS_PER_USER} webhooks.",
                 hint="Delete one you no longer use.",
             )
-        return await self.registry.create_webhook(
+        return await self.registry.outbox.create_webhook(
             user.id,
             url=url,
             secret=secret or "whsec_" + secrets.token_urlsafe(32),
@@ -55,16 +55,16 @@ class WebhookService:
         )
 
     async def list_for(self, user: User) -> list[Webhook]:
-        return await self.registry.list_webhooks(user.id)
+        return await self.registry.outbox.list_webhooks(user.id)
 
     async def get(self, user: User, webhook_id: int) -> Webhook:
-        hook = await self.registry.get_webhook(user.id, webhook_id)
+        hook = await self.registry.outbox.get_webhook(user.id, webhook_id)
         if hook is None:
             raise WebhookNotFound(f"You have no webhook {webhook_id}.")
         return hook
 
     async def delete(self, user: User, webhook_id: int) -> None:
-        if not await self.registry.delete_webhook(user.id, webhook_id):
+        if not await self.registry.outbox.delete_webhook(user.id, webhook_id):
             raise WebhookNotFound(f"You have no webhook {webhook_id}.")
 
     async def ping(self, user: User, webhook_id: int) -> Event:
@@ -74,10 +74,10 @@ class WebhookService:
                 f"Webhook {webhook_id} is disabled: {hook.disabled_reason}",
                 hint="Create it again once the receiver works.",
             )
-        event = await self.registry.ping_webhook(user.id, webhook_id)
+        event = await self.registry.outbox.ping_webhook(user.id, webhook_id)
         self.dispatcher.wake()
         return event
 
     async def deliveries(self, user: User, webhook_id: int, limit: int) -> list[Delivery]:
         await self.get(user, webhook_id)
-        return await self.registry.list_deliveries(user.id, webhook_id, limit=limit)
+        return await self.registry.outbox.list_deliveries(user.id, webhook_id, limit=limit)

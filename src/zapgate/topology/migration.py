@@ -36,12 +36,12 @@ class RouteMigrator:
             _describe_move(session, want.port, want.worker_url),
             self.placement.topology,
         )
-        return await self.registry.update_route(session.id, want)
+        return await self.registry.sessions.update_route(session.id, want)
 
     async def migrate_all(self) -> int:
         """Migrate every stale session; returns how many moved. Run at start-up."""
         moved = 0
-        for session in await self.registry.list_sessions():
+        for session in await self.registry.sessions.list():
             if self.placement.place(session.user_id) != session.route:
                 await self.ensure(session)
                 moved += 1

@@ -14,6 +14,8 @@ from zapgate.pipeline.outbound import OutboundSender
 from zapgate.pipeline.puller import JournalPuller
 from zapgate.pipeline.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
+from zapgate.services.accounts import AccountService
+from zapgate.services.admin import AdminService
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
 from zapgate.services.webhooks import WebhookService
@@ -43,6 +45,8 @@ class AppContext:
     dispatcher: WebhookDispatcher
     janitor: Janitor
     webhooks: WebhookService
+    accounts: AccountService
+    admin: AdminService
     local_worker: Worker | None
     exit_stack: contextlib.AsyncExitStack = field(repr=False)
 
@@ -111,6 +115,8 @@ class AppContext:
             dispatcher=dispatcher,
             janitor=janitor,
             webhooks=WebhookService(settings, registry, dispatcher),
+            accounts=AccountService(registry),
+            admin=AdminService(registry, pool, placement),
             local_worker=local,
             exit_stack=stack,
         )
@@ -124,7 +130,7 @@ class AppContext:
         and the embedded worker's restore."""
         logger.info("topology %s", self.placement.describe())
         await self.migrator.migrate_all()
-        for session in await self.registry.list_sessions():
+        for session in await self.registry.sessions.list():
             self.puller.follow(session.route)
         if self.local_worker is not None:
             self.puller.follow(self.placement.place(0))

@@ -36,7 +36,7 @@ async def get_current_user(
         raise Unauthorized("No API key was sent.")
     if len(key) > 200:
         raise Unauthorized("The API key is not valid.")
-    user = await ctx.registry.authenticate_api_key(key)
+    user = await ctx.accounts.authenticate(key)
     if user is None:
         raise Unauthorized(
             "The API key is not valid (unknown or revoked).",

@@ -43,7 +43,7 @@ async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
 @router.post("/phones/{phone}/messages", status_code=201)
 async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser) -> dict[str, str]:
     sender, to = normalize_phone(phone), normalize_phone(body.to)
-    targets = [s for s in await ctx.registry.find_sessions_by_phone(to) if s.engine == "sim"]
+    targets = [s for s in await ctx.sessions.find_by_phone(to) if s.engine == "sim"]
     if not targets:
         raise NotFound(
             f"No sim session is linked to {to}.",

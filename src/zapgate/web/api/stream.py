@@ -48,7 +48,7 @@ async def events(
         yield "retry: 2000\n\n"
         idle = 0.0
         while not await request.is_disconnected():
-            batch = await ctx.registry.list_events(user.id, session_id=session.id, after=cursor)
+            batch = await ctx.sessions.events(session, after=cursor)
             for ev in batch:
                 cursor = ev.seq
                 data = json.dumps(ev.payload(), ensure_ascii=False)

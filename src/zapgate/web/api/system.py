@@ -7,7 +7,6 @@ import dataclasses
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from zapgate.services.admin import worker_statuses
 from zapgate.web.deps import AdminUser, Ctx
 from zapgate.web.schemas.sessions import SessionPublic
 from zapgate.web.schemas.system import (
@@ -31,12 +30,12 @@ async def healthz() -> Health:
 async def readyz(ctx: Ctx) -> JSONResponse:
     db = "ok"
     try:
-        await ctx.registry.ping()
+        await ctx.admin.ping_database()
     except Exception as exc:
         db = f"error: {type(exc).__name__}"
     workers = {
         w.worker_id: "ok" if w.reachable else f"unreachable: {w.detail}"
-        for w in await worker_statuses(ctx.registry, ctx.pool, ctx.placement)
+        for w in await ctx.admin.workers()
     }
     ready = db == "ok" and all(v == "ok" for v in workers.values())
     body = Ready(status="ready" if ready else "not ready", database=db, workers=workers)
@@ -45,7 +44,7 @@ async def readyz(ctx: Ctx) -> JSONResponse:
 
 @router.get("/v1/admin/workers", tags=["admin"])
 async def admin_workers(ctx: Ctx, _: AdminUser) -> WorkerList:
-    statuses = await worker_statuses(ctx.registry, ctx.pool, ctx.placement)
+    statuses = await ctx.admin.workers()
     items = [WorkerInfo(**dataclasses.asdict(w)) for w in statuses]
     return WorkerList(topology=ctx.topology.value, items=items)
 
@@ -55,6 +54,6 @@ async def admin_sessions(ctx: Ctx, _: AdminUser) -> AdminSessionList:
     return AdminSessionList(
         items=[
             AdminSession(user_id=s.user_id, **SessionPublic.of(s).model_dump())
-            for s in await ctx.registry.list_sessions()
+            for s in await ctx.admin.sessions()
         ]
     )

@@ -173,7 +173,7 @@ async def load_page(request: Request) -> Page:
         web = WebSession(dirty=True)
     user: User | None = None
     if web.user_id is not None:
-        user = await ctx.registry.get_user(web.user_id)
+        user = await ctx.accounts.get(web.user_id)
         if user is None:  # the account was deleted: the cookie means nobody now
             web.sign_out()
     lang = i18n.choose_lang(

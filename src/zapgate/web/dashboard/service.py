@@ -1,10 +1,9 @@
-"""The dashboard's use cases, on top of SessionService, the registry and the worker pool:
+"""The dashboard's use cases, on top of the services and the worker pool:
 routes stay thin and never touch SQL or an engine."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,10 +14,8 @@ from zapgate.domain.models import ApiKey, Delivery, Message, Session, User, Webh
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
 from zapgate.registry.outbox import EVENT_TYPES
-from zapgate.services.admin import WorkerStatus, worker_statuses
+from zapgate.services.admin import WorkerStatus
 from zapgate.web.context import AppContext
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_SESSION = "default"
 PAIR_CODE_TTL = 180.0
@@ -179,9 +176,7 @@ class DashboardService:
         ):
             # The journal puller records this too, moments later; recording it now means
             # a send right after "Connected" is shown finds the session CONNECTED.
-            await self.ctx.registry.update_state(
-                session.id, status.state, status.state_reason, status.phone
-            )
+            await self.ctx.sessions.apply_status(session, status)
         code = self.pair_codes.get(session.id) if status.state is SessionState.PAIRING else None
         return SessionView(
             **base,  # type: ignore[arg-type]
@@ -234,7 +229,9 @@ class DashboardService:
         session = await self.find(user, name)
         if session is None:
             return []
-        items, _ = await self.ctx.registry.list_messages(session.id, limit=RECENT_MESSAGES)
+        items, _ = await self.ctx.sessions.messages(
+            user, name, direction=None, limit=RECENT_MESSAGES, before=None
+        )
         return items
 
     async def send(self, user: User, name: str, to: str, text: str) -> Message:
@@ -279,14 +276,13 @@ class DashboardService:
 
     # -- api keys ----------------------------------------------------------------------------
     async def api_keys(self, user: User) -> list[ApiKey]:
-        return await self.ctx.registry.list_api_keys(user.id)
+        return await self.ctx.accounts.api_keys(user)
 
     async def create_api_key(self, user: User, name: str) -> tuple[ApiKey, str]:
-        name = name.strip()[:100] or "default"
-        return await self.ctx.registry.create_api_key(user.id, name)
+        return await self.ctx.accounts.create_api_key(user, name)
 
     async def revoke_api_key(self, user: User, key_id: int) -> bool:
-        return await self.ctx.registry.revoke_api_key(user.id, key_id)
+        return await self.ctx.accounts.revoke_api_key(user, key_id)
 
     # -- webhooks ----------------------------------------------------------------------------
     async def webhooks(self, user: User) -> list[Webhook]:
@@ -316,22 +312,18 @@ class DashboardService:
 
     # -- users -------------------------------------------------------------------------------
     async def sign_up(self, email: str, password: str) -> User:
-        # The first account of a fresh install administers it: nobody else could.
-        first = await self.ctx.registry.count_users() == 0
-        user = await self.ctx.registry.create_user(email, password, is_admin=first)
-        logger.info("dashboard: user %s signed up%s", user.id, " (first: admin)" if first else "")
-        return user
+        return await self.ctx.accounts.sign_up(email, password)
 
     async def set_lang(self, user: User, lang: str | None) -> None:
-        await self.ctx.registry.set_user_lang(user.id, lang)
+        await self.ctx.accounts.set_lang(user, lang)
 
     # -- admin -------------------------------------------------------------------------------
     async def workers(self) -> list[WorkerStatus]:
-        return await worker_statuses(self.ctx.registry, self.ctx.pool, self.ctx.placement)
+        return await self.ctx.admin.workers()
 
     async def all_sessions(self) -> list[AdminSessionRow]:
-        emails = {u.id: u.email for u in await self.ctx.registry.list_users()}
+        emails = {u.id: u.email for u in await self.ctx.admin.users()}
         return [
             AdminSessionRow(session=s, email=emails.get(s.user_id, f"#{s.user_id}"))
-            for s in await self.ctx.registry.list_sessions()
+            for s in await self.ctx.admin.sessions()
         ]

@@ -1,0 +1,179 @@
+"""Row -> domain conversions: the only way data leaves the registry, as frozen domain
+objects with UTC timestamps, never ORM rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from zapgate.domain.media import media_url
+from zapgate.domain.models import (
+    ApiKey,
+    Delivery,
+    Event,
+    MediaMeta,
+    Message,
+    MessageStatus,
+    Session,
+    User,
+    Webhook,
+)
+from zapgate.domain.state import SessionState
+from zapgate.registry.tables import (
+    ApiKeyRow,
+    DeliveryRow,
+    EventRow,
+    MessageRow,
+    SessionRow,
+    UserRow,
+    WebhookRow,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive (they are stored in UTC); PostgreSQL aware."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        is_admin=row.is_admin,
+        created_at=as_utc(row.created_at),
+        lang=row.lang,
+    )
+
+
+def api_key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=as_utc(row.created_at),
+        last_used_at=as_utc_or_none(row.last_used_at),
+    )
+
+
+def session(row: SessionRow) -> Session:
+    return Session(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        client_id=row.client_id,
+        session_dir=row.session_dir,
+        engine=row.engine,
+        state=SessionState(row.state),
+        state_reason=row.state_reason,
+        phone=row.phone,
+        worker_id=row.worker_id,
+        worker_url=row.worker_url,
+        port=row.port,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        send_rate=row.send_rate,
+    )
+
+
+def message(row: MessageRow) -> Message:
+    return Message(
+        pk=row.pk,
+        session_id=row.session_id,
+        id=row.id,
+        direction=row.direction,
+        chat=row.chat,
+        text=row.text,
+        status=MessageStatus(row.status),
+        status_reason=row.status_reason,
+        idempotency_key=row.idempotency_key,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        scheduled_at=as_utc_or_none(row.scheduled_at),
+        deadline_at=as_utc_or_none(row.deadline_at),
+        media=None
+        if row.media_type is None
+        else MediaMeta(
+            type=row.media_type,
+            mime=row.media_mime or "application/octet-stream",
+            size=row.media_size or 0,
+            filename=row.media_name,
+            ref=row.media_ref,
+        ),
+    )
+
+
+def message_data(row: MessageRow, session_name: str) -> dict[str, Any]:
+    """What message events carry."""
+    media: dict[str, Any] | None = None
+    if row.media_type is not None:
+        media = {
+            "type": row.media_type,
+            "mime": row.media_mime,
+            "filename": row.media_name,
+            "size": row.media_size,
+            "url": media_url(session_name, row.id) if row.media_ref else None,
+        }
+    return {
+        "id": row.id,
+        "direction": row.direction,
+        "chat": row.chat,
+        "text": row.text,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "created_at": as_utc(row.created_at).isoformat(),
+        "media": media,
+    }
+
+
+def event(row: EventRow) -> Event:
+    return Event(
+        seq=row.seq,
+        id=row.id,
+        user_id=row.user_id,
+        session=row.session_name,
+        type=row.type,
+        occurred_at=as_utc(row.occurred_at),
+        data=json.loads(row.data),
+    )
+
+
+def webhook(row: WebhookRow) -> Webhook:
+    return Webhook(
+        id=row.id,
+        user_id=row.user_id,
+        url=row.url,
+        secret=row.secret,
+        events=tuple(row.events.split()),
+        enabled=row.enabled,
+        disabled_reason=row.disabled_reason,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def delivery(row: DeliveryRow, ev: EventRow) -> Delivery:
+    return Delivery(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        event_seq=row.event_seq,
+        event_id=ev.id,
+        event_type=ev.type,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=as_utc(row.next_attempt_at),
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )

@@ -1,0 +1,269 @@
+"""Messages: history (a new message or a status change emits an event), idempotency,
+and the outbound queue the sender drains (due, claim, release, expired)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
+from zapgate.domain.state import SessionState
+from zapgate.errors import SessionNotFound, ValidationFailed
+from zapgate.registry import convert, outbox
+from zapgate.registry.convert import as_utc, utcnow
+from zapgate.registry.db import Database, rowcount
+from zapgate.registry.tables import MessageRow, SessionRow
+
+MAX_PAGE = 1000
+DIRECTIONS = ("in", "out")
+
+
+class MessageRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(
+        self,
+        session_id: int,
+        *,
+        id: str,
+        direction: str,
+        chat: str,
+        text: str | None,
+        status: MessageStatus,
+        idempotency_key: str | None = None,
+        created_at: datetime | None = None,
+        scheduled_at: datetime | None = None,
+        deadline_at: datetime | None = None,
+        media: MediaMeta | None = None,
+    ) -> tuple[Message, bool]:
+        if direction not in DIRECTIONS:
+            raise ValidationFailed(f"direction: {direction[:10]!r} is not 'in' or 'out'")
+        existing = await self.get(session_id, id)
+        if existing is not None:
+            return existing, False
+        now = utcnow()
+        row = MessageRow(
+            session_id=session_id,
+            id=id,
+            direction=direction,
+            chat=chat,
+            text=text,
+            status=MessageStatus(status).value,
+            idempotency_key=idempotency_key,
+            created_at=now if created_at is None else as_utc(created_at),
+            updated_at=now,
+            scheduled_at=scheduled_at,
+            deadline_at=deadline_at,
+        )
+        if media is not None:
+            row.media_type, row.media_mime, row.media_name = media.type, media.mime, media.filename
+            row.media_size, row.media_ref = media.size, media.ref
+        try:
+            async with self._db.write() as s:
+                s.add(row)
+                await s.flush()
+                session = await s.get(SessionRow, session_id)
+                if session is not None:
+                    type_ = "message.received" if direction == "in" else "message.status"
+                    await outbox.emit(
+                        s,
+                        user_id=session.user_id,
+                        session=session,
+                        type_=type_,
+                        data=convert.message_data(row, session.name),
+                    )
+        except IntegrityError:
+            # A concurrent insert of the same message id or idempotency key won; or the
+            # session is gone (foreign key).
+            existing = await self.get(session_id, id)
+            if existing is None and idempotency_key is not None:
+                existing = await self.get_by_idempotency_key(session_id, idempotency_key)
+            if existing is not None:
+                return existing, False
+            raise SessionNotFound(f"No session {session_id}.") from None
+        return convert.message(row), True
+
+    async def get(self, session_id: int, id: str) -> Message | None:
+        async with self._db.read() as s:
+            row = await s.scalar(
+                select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
+            )
+            return None if row is None else convert.message(row)
+
+    async def get_by_idempotency_key(self, session_id: int, key: str) -> Message | None:
+        async with self._db.read() as s:
+            row = await s.scalar(
+                select(MessageRow).where(
+                    MessageRow.session_id == session_id, MessageRow.idempotency_key == key
+                )
+            )
+            return None if row is None else convert.message(row)
+
+    async def update_status(
+        self,
+        session_id: int,
+        id: str,
+        status: MessageStatus,
+        reason: str | None = None,
+    ) -> Message | None:
+        status = MessageStatus(status)
+        # The rule goes into the WHERE clause, so two acks racing can't both read the old
+        # status and the lower one land last.
+        movable = [old.value for old in MessageStatus if old.may_move_to(status)]
+        async with self._db.write() as s:
+            changed = 0
+            if movable:
+                result = await s.execute(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.session_id == session_id,
+                        MessageRow.id == id,
+                        MessageRow.status.in_(movable),
+                    )
+                    .values(status=status.value, status_reason=reason, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+                changed = rowcount(result)
+            row = await s.scalar(
+                select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
+            )
+            if row is not None and changed:
+                session = await s.get(SessionRow, session_id)
+                if session is not None:
+                    await outbox.emit(
+                        s,
+                        user_id=session.user_id,
+                        session=session,
+                        type_="message.status",
+                        data=convert.message_data(row, session.name),
+                    )
+            return None if row is None else convert.message(row)
+
+    # the outbound queue
+
+    async def due_outbound(
+        self,
+        now: datetime,
+        *,
+        stale_before: datetime,
+        session_id: int | None = None,
+        limit: int = 100,
+    ) -> list[tuple[Message, Session]]:
+        """Outbound messages ready to go: queued and due, on a CONNECTED session; or
+        claimed (`pending`) by a sender that died before finishing (claim older than
+        `stale_before`)."""
+        query = (
+            select(MessageRow, SessionRow)
+            .join(SessionRow, SessionRow.id == MessageRow.session_id)
+            .where(
+                MessageRow.direction == "out",
+                SessionRow.state == SessionState.CONNECTED.value,
+                or_(
+                    and_(
+                        MessageRow.status == MessageStatus.QUEUED.value,
+                        or_(MessageRow.scheduled_at.is_(None), MessageRow.scheduled_at <= now),
+                    ),
+                    and_(
+                        MessageRow.status == MessageStatus.PENDING.value,
+                        MessageRow.updated_at < stale_before,
+                    ),
+                ),
+            )
+            .order_by(MessageRow.pk)
+            .limit(limit)
+        )
+        if session_id is not None:
+            query = query.where(MessageRow.session_id == session_id)
+        async with self._db.read() as s:
+            return [
+                (convert.message(m), convert.session(sr))
+                for m, sr in (await s.execute(query)).all()
+            ]
+
+    async def claim(self, message_pk: int, *, stale_before: datetime) -> bool:
+        """Mark a queued (or stale pending) message as being sent; False when another
+        sender got it first."""
+        async with self._db.write() as s:
+            result = await s.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.pk == message_pk,
+                    or_(
+                        MessageRow.status == MessageStatus.QUEUED.value,
+                        and_(
+                            MessageRow.status == MessageStatus.PENDING.value,
+                            MessageRow.updated_at < stale_before,
+                        ),
+                    ),
+                )
+                .values(status=MessageStatus.PENDING.value, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return rowcount(result) == 1
+
+    async def release(self, session_id: int, id: str, reason: str) -> Message | None:
+        """Put a message whose send did not happen (session not connected, worker away)
+        back in the queue; nothing is lost and nothing is sent twice."""
+        async with self._db.write() as s:
+            await s.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.session_id == session_id,
+                    MessageRow.id == id,
+                    MessageRow.status == MessageStatus.PENDING.value,
+                )
+                .values(
+                    status=MessageStatus.QUEUED.value, status_reason=reason, updated_at=utcnow()
+                )
+                .execution_options(synchronize_session=False)
+            )
+            row = await s.scalar(
+                select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
+            )
+            return None if row is None else convert.message(row)
+
+    async def expired(self, now: datetime, limit: int = 100) -> list[Message]:
+        query = (
+            select(MessageRow)
+            .where(
+                MessageRow.direction == "out",
+                MessageRow.status.in_([MessageStatus.QUEUED.value, MessageStatus.PENDING.value]),
+                MessageRow.deadline_at.is_not(None),
+                MessageRow.deadline_at < now,
+            )
+            .order_by(MessageRow.pk)
+            .limit(limit)
+        )
+        async with self._db.read() as s:
+            return [convert.message(r) for r in await s.scalars(query)]
+
+    async def list(
+        self,
+        session_id: int,
+        *,
+        direction: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> tuple[list[Message], int | None]:
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValidationFailed(f"direction: {direction[:10]!r} is not 'in' or 'out'")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationFailed(f"limit: must be between 1 and {MAX_PAGE}")
+        query = (
+            select(MessageRow)
+            .where(MessageRow.session_id == session_id)
+            .order_by(MessageRow.pk.desc())
+            .limit(limit + 1)  # one extra row says whether there is a next page
+        )
+        if direction is not None:
+            query = query.where(MessageRow.direction == direction)
+        if before is not None:
+            query = query.where(MessageRow.pk < before)
+        async with self._db.read() as s:
+            rows: Sequence[MessageRow] = (await s.scalars(query)).all()
+        items = [convert.message(r) for r in rows[:limit]]
+        return items, (items[-1].pk if len(rows) > limit else None)

@@ -1,0 +1,28 @@
+"""Retention: a write over two areas (messages and the outbox), in the caller's
+transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapgate.domain.models import MessageStatus
+from zapgate.registry.db import rowcount
+from zapgate.registry.tables import EventRow, MessageRow
+
+
+async def purge(
+    s: AsyncSession, *, messages_before: datetime, events_before: datetime
+) -> tuple[int, int]:
+    """Drop finished messages and events older than the cut-offs (queued and in-flight
+    messages are kept; deliveries go with their events). Returns both counts."""
+    m = await s.execute(
+        delete(MessageRow).where(
+            MessageRow.created_at < messages_before,
+            MessageRow.status.not_in([MessageStatus.QUEUED.value, MessageStatus.PENDING.value]),
+        )
+    )
+    e = await s.execute(delete(EventRow).where(EventRow.occurred_at < events_before))
+    return rowcount(m), rowcount(e)

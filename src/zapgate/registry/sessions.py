@@ -1,0 +1,190 @@
+"""Sessions: lookup, get-or-create, routes, states (a state change emits an event) and
+send rates."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from zapgate.aio import KeyedLock
+from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir_for
+from zapgate.domain.models import Route, Session
+from zapgate.domain.state import SessionState
+from zapgate.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
+from zapgate.registry import convert, outbox
+from zapgate.registry.convert import utcnow
+from zapgate.registry.db import Database, rowcount
+from zapgate.registry.tables import SessionRow
+from zapgate.registry.users import UserRepo
+
+logger = logging.getLogger(__name__)
+
+# Attempts at inserting a new session when a freshly derived client id collides.
+_CLIENT_ID_ATTEMPTS = 3
+
+
+class SessionRepo:
+    def __init__(self, db: Database, users: UserRepo) -> None:
+        self._db = db
+        self._users = users
+        # Serializes get-or-create per (user, name) inside this process.
+        self._creating = KeyedLock()
+
+    async def get_or_create(
+        self,
+        user_id: int,
+        name: str,
+        *,
+        engine: str,
+        route: Route,
+        client_id: str | None = None,
+    ) -> tuple[Session, bool]:
+        if client_id is not None and not is_valid_client_id(client_id):
+            raise ValidationFailed(
+                f"client_id {client_id[:80]!r} is not valid.",
+                hint="A client id is 1-64 letters, digits, '-' or '_'.",
+            )
+        async with self._creating((user_id, name)):
+            existing = await self.get(user_id, name)
+            if existing is not None:
+                return existing, False
+            for _ in range(_CLIENT_ID_ATTEMPTS):
+                # Derived from the user id and randomness, never from the name: a name is
+                # user input and must never reach a path.
+                cid = client_id if client_id is not None else derive_client_id(user_id)
+                now = utcnow()
+                row = SessionRow(
+                    user_id=user_id,
+                    name=name,
+                    client_id=cid,
+                    session_dir=session_dir_for(cid),
+                    engine=engine,
+                    state=SessionState.STOPPED.value,
+                    worker_id=route.worker_id,
+                    worker_url=route.worker_url,
+                    port=route.port,
+                    created_at=now,
+                    updated_at=now,
+                )
+                try:
+                    async with self._db.write() as s:
+                        s.add(row)
+                except IntegrityError:
+                    # Another process created the same (user, name) first, or the client
+                    # id is taken: find out which.
+                    existing = await self.get(user_id, name)
+                    if existing is not None:
+                        return existing, False
+                    if await self._users.get(user_id) is None:
+                        raise NotFound(f"No user {user_id}.") from None
+                    if client_id is not None:
+                        raise Conflict(
+                            f"client_id {client_id!r} already belongs to another session.",
+                            hint="Leave client_id out to have one derived.",
+                        ) from None
+                    logger.warning("registry: derived client id %s collided; retrying", cid)
+                    continue
+                logger.info(
+                    "registry: created session u%s/%s as %s on %s",
+                    user_id,
+                    name,
+                    cid,
+                    route.worker_id,
+                )
+                return convert.session(row), True
+        raise Conflict(f"Could not derive a free client id for user {user_id}.")
+
+    async def get(self, user_id: int, name: str) -> Session | None:
+        async with self._db.read() as s:
+            row = await s.scalar(
+                select(SessionRow).where(SessionRow.user_id == user_id, SessionRow.name == name)
+            )
+            return None if row is None else convert.session(row)
+
+    async def get_by_id(self, session_id: int) -> Session | None:
+        async with self._db.read() as s:
+            row = await s.get(SessionRow, session_id)
+            return None if row is None else convert.session(row)
+
+    async def get_by_client_id(self, client_id: str) -> Session | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(SessionRow).where(SessionRow.client_id == client_id))
+            return None if row is None else convert.session(row)
+
+    async def find_by_phone(self, phone: str) -> list[Session]:
+        async with self._db.read() as s:
+            rows = await s.scalars(
+                select(SessionRow).where(SessionRow.phone == phone).order_by(SessionRow.id)
+            )
+            return [convert.session(r) for r in rows]
+
+    async def _update(self, session_id: int, values: dict[str, Any]) -> Session | None:
+        """Update one session and read it back in the same transaction."""
+        values["updated_at"] = utcnow()
+        async with self._db.write() as s:
+            result = await s.execute(
+                update(SessionRow)
+                .where(SessionRow.id == session_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(result) == 0:
+                return None
+            row = await s.get_one(SessionRow, session_id)
+            return convert.session(row)
+
+    async def update_route(self, session_id: int, route: Route) -> Session:
+        updated = await self._update(
+            session_id,
+            {"worker_id": route.worker_id, "worker_url": route.worker_url, "port": route.port},
+        )
+        if updated is None:
+            raise SessionNotFound(f"No session {session_id}.")
+        return updated
+
+    async def update_state(
+        self,
+        session_id: int,
+        state: SessionState,
+        reason: str | None,
+        phone: str | None = None,
+    ) -> Session | None:
+        state = SessionState(state)
+        async with self._db.write() as s:
+            row = await s.get(SessionRow, session_id, with_for_update=True)
+            if row is None:
+                return None
+            new_phone = row.phone if phone is None else phone
+            if (row.state, row.state_reason, row.phone) != (state.value, reason, new_phone):
+                row.state, row.state_reason, row.phone = state.value, reason, new_phone
+                row.updated_at = utcnow()
+                await outbox.emit(
+                    s,
+                    user_id=row.user_id,
+                    session=row,
+                    type_="session.status",
+                    data={"state": state.value, "reason": reason, "phone": new_phone},
+                )
+            return convert.session(row)
+
+    async def clear_phone(self, session_id: int) -> None:
+        await self._update(session_id, {"phone": None})
+
+    async def set_send_rate(self, session_id: int, rate: str | None) -> Session | None:
+        return await self._update(session_id, {"send_rate": rate})
+
+    async def delete(self, session_id: int) -> None:
+        # Messages go with it: ON DELETE CASCADE (SQLite enforces it with foreign_keys=ON).
+        async with self._db.write() as s:
+            await s.execute(delete(SessionRow).where(SessionRow.id == session_id))
+        logger.info("registry: deleted session %s", session_id)
+
+    async def list(self, user_id: int | None = None) -> list[Session]:
+        query = select(SessionRow).order_by(SessionRow.user_id, SessionRow.name)
+        if user_id is not None:
+            query = query.where(SessionRow.user_id == user_id)
+        async with self._db.read() as s:
+            return [convert.session(r) for r in await s.scalars(query)]

@@ -1,0 +1,139 @@
+"""Users: accounts, passwords (argon2), admin flag and dashboard language."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from zapgate.domain.models import User
+from zapgate.errors import Conflict, NotFound, UserExists, ValidationFailed
+from zapgate.registry import convert, credentials
+from zapgate.registry.convert import utcnow
+from zapgate.registry.db import Database, rowcount
+from zapgate.registry.tables import UserRow
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class UserRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        email: str,
+        password: str | None = None,
+        *,
+        is_admin: bool = False,
+        user_id: int | None = None,
+    ) -> User:
+        email = normalize_email(email)
+        if not email:
+            raise ValidationFailed("email: must not be empty")
+        if password is not None and not password:
+            raise ValidationFailed("password: must not be empty (leave it out for none)")
+        password_hash = (
+            None
+            if password is None
+            else await asyncio.to_thread(credentials.hash_password, password)
+        )
+        row = UserRow(
+            email=email, password_hash=password_hash, is_admin=is_admin, created_at=utcnow()
+        )
+        if user_id is not None:
+            row.id = user_id
+        try:
+            async with self._db.write() as s:
+                s.add(row)
+                if user_id is not None:
+                    await s.flush()
+                    if self._db.dialect == "postgresql":
+                        # An explicit id doesn't advance the SERIAL sequence; without this
+                        # the next ordinary insert would collide with the imported row.
+                        await s.execute(
+                            text(
+                                "SELECT setval(pg_get_serial_sequence('users', 'id'), "
+                                "(SELECT MAX(id) FROM users))"
+                            )
+                        )
+        except IntegrityError:
+            if await self.get_by_email(email) is not None:
+                raise UserExists(f"A user with e-mail {email!r} already exists.") from None
+            if user_id is not None and await self.get(user_id) is not None:
+                raise Conflict(
+                    f"User id {user_id} is already taken.", hint="Pick another user id."
+                ) from None
+            raise
+        logger.info("registry: created user %s%s", row.id, " (admin)" if is_admin else "")
+        return convert.user(row)
+
+    async def get(self, user_id: int) -> User | None:
+        async with self._db.read() as s:
+            row = await s.get(UserRow, user_id)
+            return None if row is None else convert.user(row)
+
+    async def get_by_email(self, email: str) -> User | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(UserRow).where(UserRow.email == normalize_email(email)))
+            return None if row is None else convert.user(row)
+
+    async def verify_password(self, email: str, password: str) -> User | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(UserRow).where(UserRow.email == normalize_email(email)))
+        stored = None if row is None else row.password_hash
+        # Hashing takes tens of milliseconds of CPU: keep it off the event loop.
+        if not await asyncio.to_thread(credentials.check_password, stored, password):
+            return None
+        if row is None or stored is None:  # check_password said no already; for mypy
+            return None
+        if credentials.needs_rehash(stored):
+            fresh = await asyncio.to_thread(credentials.hash_password, password)
+            async with self._db.write() as s:
+                # Only if nobody changed the password meanwhile.
+                await s.execute(
+                    update(UserRow)
+                    .where(UserRow.id == row.id, UserRow.password_hash == stored)
+                    .values(password_hash=fresh)
+                    .execution_options(synchronize_session=False)
+                )
+            logger.info("registry: rehashed the password of user %s", row.id)
+        return convert.user(row)
+
+    async def set_admin(self, user_id: int, is_admin: bool) -> None:
+        async with self._db.write() as s:
+            result = await s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(is_admin=is_admin)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(result) == 0:
+                raise NotFound(f"No user {user_id}.", hint="List users with `zapgate users`.")
+        logger.info("registry: user %s is_admin=%s", user_id, is_admin)
+
+    async def set_lang(self, user_id: int, lang: str | None) -> None:
+        """The dashboard language a user picked; None follows the browser again."""
+        async with self._db.write() as s:
+            result = await s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(lang=lang)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(result) == 0:
+                raise NotFound(f"No user {user_id}.")
+
+    async def count(self) -> int:
+        async with self._db.read() as s:
+            return int(await s.scalar(select(func.count()).select_from(UserRow)) or 0)
+
+    async def list(self) -> list[User]:
+        async with self._db.read() as s:
+            return [convert.user(r) for r in await s.scalars(select(UserRow).order_by(UserRow.id))]
