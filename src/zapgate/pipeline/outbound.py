@@ -31,12 +31,12 @@ class OutboundSender(PollingLoop):
 
     async def tick(self) -> None:
         now = datetime.now(UTC)
-        for message in await self.registry.expired_outbound(now):
+        for message in await self.registry.messages.expired(now):
             logger.warning("message %s: not sent before its deadline", message.id)
-            await self.registry.update_message_status(
+            await self.registry.messages.update_status(
                 message.session_id, message.id, MessageStatus.FAILED, "deadline_exceeded"
             )
-        due = await self.registry.due_outbound(now, stale_before=now - STALE_CLAIM)
+        due = await self.registry.messages.due_outbound(now, stale_before=now - STALE_CLAIM)
         by_session: dict[int, Session] = {}
         for _, session in due:
             by_session.setdefault(session.id, session)
@@ -52,9 +52,11 @@ class OutboundSender(PollingLoop):
         try:
             now = datetime.now(UTC)
             stale = now - STALE_CLAIM
-            due = await self.registry.due_outbound(now, stale_before=stale, session_id=session.id)
+            due = await self.registry.messages.due_outbound(
+                now, stale_before=stale, session_id=session.id
+            )
             for message, s in due:
-                if not await self.registry.claim_message(message.pk, stale_before=stale):
+                if not await self.registry.messages.claim(message.pk, stale_before=stale):
                     continue
                 result = await self.queue.send(s, message)
                 if result.status is MessageStatus.QUEUED:

@@ -120,7 +120,9 @@ class OutboundQueue:
                 session.id, message.id, MessageStatus.FAILED, str(reason)
             )
             return failed or message
-        sent = await self.registry.messages.update_status(session.id, message.id, MessageStatus.SENT)
+        sent = await self.registry.messages.update_status(
+            session.id, message.id, MessageStatus.SENT
+        )
         return sent or message
 
     async def _deliver(self, session: Session, message: Message) -> None:

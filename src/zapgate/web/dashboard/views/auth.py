@@ -54,7 +54,7 @@ async def login(
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    user = await page.ctx.registry.verify_password(email, password) if email else None
+    user = await page.ctx.accounts.verify_password(email, password) if email else None
     if user is None:
         limiter.failed(ip, email)
         return page.render(
