@@ -5,6 +5,7 @@ from __future__ import annotations
 from zapgate.config import Settings
 from zapgate.domain.models import User
 from zapgate.errors import NotFound, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.registry import Registry
 
 
@@ -15,7 +16,7 @@ async def _open(settings: Settings) -> Registry:
 
 async def create_user(settings: Settings, email: str, password: str | None, admin: bool) -> User:
     if "@" not in email or len(email) > 254:
-        raise ValidationFailed(f"{email[:80]!r} is not an e-mail address.")
+        raise ValidationFailed(N_("{email!r} is not an e-mail address."), email=email[:80])
     registry = await _open(settings)
     try:
         return await registry.create_user(email, password, is_admin=admin)
@@ -28,7 +29,9 @@ async def create_key(settings: Settings, email: str, name: str) -> str:
     try:
         user = await registry.get_user_by_email(email)
         if user is None:
-            raise NotFound(f"No user {email!r}.", hint=f"zapgate users create {email}")
+            raise NotFound(
+                N_("No user {email!r}."), hint=N_("zapgate users create {email}"), email=email
+            )
         _, key = await registry.create_api_key(user.id, name)
         return key
     finally:

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zapgate.errors import ConfigError, GatewayError
+from zapgate.i18n import N_
 
 _TRUTHY = {"1", "true", "yes", "on", "y", "t"}
 _PLACEHOLDERS = {
@@ -205,7 +206,11 @@ class Settings(BaseSettings):
         except GatewayError as err:
             problems.append(f"ZAPGATE_SEND_RATE: {err.error}. {err.hint}")
         if problems:
-            raise ConfigError(" ".join(problems), hint="See README.md, 'Production variables'.")
+            raise ConfigError(
+                N_("{problems}"),
+                hint=N_("See README.md, 'Production variables'."),
+                problems=" ".join(problems),
+            )
 
 
 def url_port(url: str) -> int:

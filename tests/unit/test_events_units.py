@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zapgate.errors import ValidationFailed
+from zapgate.errors import UrlNotAllowed, ValidationFailed
 from zapgate.events.ratelimit import Rate, SendScheduler, parse_rate
-from zapgate.events.ssrf import UrlNotAllowed, check_url
+from zapgate.events.ssrf import check_url
 from zapgate.events.webhooks import sign
 
 

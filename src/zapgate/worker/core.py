@@ -20,6 +20,7 @@ from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
 from zapgate.engines import Engine, EngineOptions, build_engine, validate_engine_name
 from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
+from zapgate.i18n import N_
 from zapgate.worker.journal import Journal
 from zapgate.worker.manifest import Manifest, ManifestEntry
 from zapgate.worker.schemas import JournalPage, SessionStatus, WorkerHealth
@@ -141,8 +142,10 @@ class Worker:
             entry = self.manifest.get(client_id)
             if entry is None:
                 raise NotFound(
-                    f"worker {self.worker_id} has no session {client_id!r}",
-                    hint="Start the session first (POST /v1/sessions/{name}/start).",
+                    N_("worker {worker_id} has no session {client_id!r}"),
+                    hint=N_("Start the session first (POST /v1/sessions/{{name}}/start)."),
+                    worker_id=self.worker_id,
+                    client_id=client_id,
                 )
             rt = self._runtime_for(entry)
         return rt
@@ -225,7 +228,9 @@ class Worker:
 
     async def start_session(self, client_id: str, session_dir: str, engine: str) -> SessionStatus:
         if not is_valid_client_id(client_id):
-            raise ValidationFailed(f"{client_id[:80]!r} is not a valid client id")
+            raise ValidationFailed(
+                N_("{client_id!r} is not a valid client id"), client_id=client_id[:80]
+            )
         validate_engine_name(engine)
         resolve_session_dir(self.data_dir, session_dir)
         spec = ManifestEntry(client_id=client_id, session_dir=session_dir, engine=engine)
@@ -234,8 +239,10 @@ class Worker:
             if rt is not None and rt.spec != spec:
                 if rt.engine.state.is_running:
                     raise Conflict(
-                        f"session {client_id} is running with engine {rt.spec.engine}",
-                        hint="Stop it before changing its engine.",
+                        N_("session {client_id} is running with engine {engine}"),
+                        hint=N_("Stop it before changing its engine."),
+                        client_id=client_id,
+                        engine=rt.spec.engine,
                     )
                 del self._runtimes[client_id]
             self.manifest.put(spec)
@@ -278,8 +285,10 @@ class Worker:
         phone = normalize_phone(phone)
         if rt.engine.state not in (SessionState.SCAN_QR, SessionState.PAIRING):
             raise WrongState(
-                f"session {client_id} is {rt.engine.state}; a pairing code needs SCAN_QR",
-                hint="Start the session first; an already linked session needs no code.",
+                N_("session {client_id} is {state}; a pairing code needs SCAN_QR"),
+                hint=N_("Start the session first; an already linked session needs no code."),
+                client_id=client_id,
+                state=str(rt.engine.state),
             )
         return await rt.engine.pair_code(phone)
 
@@ -324,8 +333,10 @@ class Worker:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(
-                f"session {client_id} has no media for message {message_id[:80]!r}",
-                hint="Only inbound media messages have media on the worker.",
+                N_("session {client_id} has no media for message {message_id!r}"),
+                hint=N_("Only inbound media messages have media on the worker."),
+                client_id=client_id,
+                message_id=message_id[:80],
             ) from None
 
     async def _send(
@@ -334,8 +345,10 @@ class Worker:
         rt = self._known(client_id)
         if rt.engine.state is not SessionState.CONNECTED:
             raise WrongState(
-                f"session {client_id} is {rt.engine.state}, not CONNECTED",
-                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
+                N_("session {client_id} is {state}, not CONNECTED"),
+                hint=N_("Link the session (scan the QR) and wait for CONNECTED before sending."),
+                client_id=client_id,
+                state=str(rt.engine.state),
             )
         async with self._lock(f"send:{client_id}"):
             prior = await self.journal.sent_id(client_id, message_id)
@@ -357,7 +370,9 @@ class Worker:
     def _sim(self) -> SimOps:
         link = self.options.sim_link
         if link is None:
-            raise NotFound("this worker has no simulated network", hint="Use the sim engine.")
+            raise NotFound(
+                N_("this worker has no simulated network"), hint=N_("Use the sim engine.")
+            )
         return link  # type: ignore[return-value]
 
     async def sim_scan(self, qr: str, phone: str) -> str:

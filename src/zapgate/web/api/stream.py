@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 from zapgate.web.deps import Ctx, CurrentUser
 
 router = APIRouter(prefix="/v1/sessions", tags=["events"])
@@ -35,7 +36,7 @@ async def events(
     cursor = after or 0
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
-            raise ValidationFailed("Last-Event-ID: not an id sent by this stream")
+            raise ValidationFailed(N_("Last-Event-ID: not an id sent by this stream"))
         cursor = int(last_event_id)
     interval = ctx.settings.poll_interval
 

@@ -14,15 +14,17 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from zapgate import i18n
 from zapgate.domain.models import Message, User
 from zapgate.errors import (
+    CsrfFailed,
     GatewayError,
     NotFound,
+    TooManyRequests,
     UserExists,
     ValidationFailed,
     WorkerUnreachable,
 )
-from zapgate.i18n.errors import translate_text
+from zapgate.i18n import N_
 from zapgate.web.dashboard.render import Page, load_page
-from zapgate.web.dashboard.security import CSRF_FIELD, CSRF_HEADER, CsrfFailed, TooManyRequests
+from zapgate.web.dashboard.security import CSRF_FIELD, CSRF_HEADER
 from zapgate.web.dashboard.service import (
     DEFAULT_SESSION,
     WEBHOOK_EVENTS,
@@ -61,7 +63,7 @@ async def csrf_checked(page: PageDep) -> Page:
         logger.info(
             "dashboard: refused a POST to %s without a valid CSRF token", page.request.url.path
         )
-        raise CsrfFailed("The form has expired or did not come from this site.")
+        raise CsrfFailed()
     return page
 
 
@@ -105,11 +107,7 @@ async def login(
     ip = _client_ip(page.request)
     wait = limiter.retry_after(ip, email)
     if wait:
-        err = TooManyRequests(
-            "Too many failed sign-in attempts.",
-            hint="Wait a few minutes before trying again.",
-            retry_after=wait,
-        )
+        err = TooManyRequests(retry_after=wait)
         logger.warning("dashboard: sign-in rate limit hit for %s", ip)
         response = page.render(
             "login.html", status=429, email=email, error=page.error_text(err), limited=True
@@ -314,7 +312,7 @@ async def sim_scan(
     qr: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     if not page.ctx.settings.sim_api_enabled:
-        raise NotFound("The simulated phone is switched off on this server.")
+        raise NotFound(N_("The simulated phone is switched off on this server."))
     error: GatewayError | None = None
     try:
         await page.svc.sim_scan(_user(page), name, qr or None, phone)
@@ -331,7 +329,7 @@ async def sim_write(
     text: Annotated[str, Form(max_length=65_536)] = "",
 ) -> Response:
     if not page.ctx.settings.sim_api_enabled:
-        raise NotFound("The simulated phone is switched off on this server.")
+        raise NotFound(N_("The simulated phone is switched off on this server."))
     error: str | None = None
     try:
         await page.svc.sim_write(_user(page), name, sender, text)
@@ -378,7 +376,7 @@ async def create_key(page: UserPost, name: Annotated[str, Form(max_length=200)] 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: int, page: UserPost) -> Response:
     if not await page.svc.revoke_api_key(_user(page), key_id):
-        raise NotFound("There is no such API key.")
+        raise NotFound(N_("There is no such API key."))
     return page.redirect("/keys?revoked=1")
 
 
@@ -415,7 +413,7 @@ class FormError:
         hint = err.hint if err.hint and err.hint != ValidationFailed.default_hint else None
         return cls(
             text=text,
-            hint=translate_text(hint, page.lang) if hint else None,
+            hint=page.error_hint(err) if hint else None,
             lead=lead,
             field=field,
         )
