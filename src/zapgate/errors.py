@@ -39,7 +39,9 @@ class GatewayError(Exception):
     body_params: tuple[str, ...] = ()
     is_transient: ClassVar[bool] = False
 
-    def __init__(self, template: str | None = None, /, *, hint: str | None = None, **params: Any):
+    def __init__(
+        self, template: str | None = None, /, *, hint: str | None = None, **params: Any
+    ) -> None:
         self.template = type(self).template if template is None else template
         self.hint_template = type(self).default_hint if hint is None else hint
         self._given = (template is not None, hint is not None)
