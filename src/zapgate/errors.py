@@ -298,11 +298,10 @@ def _tree(cls: type[GatewayError]) -> Iterator[type[GatewayError]]:
         yield from _tree(sub)
 
 
-BY_ERRCODE: dict[str, type[GatewayError]] = {}
-for _cls in _tree(GatewayError):
-    assert _cls.errcode not in BY_ERRCODE, f"errcode {_cls.errcode} is taken"
-    BY_ERRCODE[_cls.errcode] = _cls
+BY_ERRCODE: dict[str, type[GatewayError]] = {c.errcode: c for c in _tree(GatewayError)}
 """errcode -> class, for every error above (compat faces map errors by errcode too)."""
+if len(BY_ERRCODE) != len(list(_tree(GatewayError))):
+    raise TypeError("two GatewayError classes share an errcode")
 
 _BY_STATUS: dict[int, type[GatewayError]] = {
     400: BadRequest,
