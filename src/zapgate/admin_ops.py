@@ -5,6 +5,7 @@ from __future__ import annotations
 from zapgate.config import Settings
 from zapgate.domain.models import User
 from zapgate.errors import NotFound, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.registry import Registry, credentials
 
 
@@ -15,11 +16,12 @@ async def _open(settings: Settings) -> Registry:
 
 async def create_user(settings: Settings, email: str, password: str | None, admin: bool) -> User:
     if "@" not in email or len(email) > 254:
-        raise ValidationFailed(f"{email[:80]!r} is not an e-mail address.")
+        raise ValidationFailed(N_("{email!r} is not an e-mail address."), email=email[:80])
     if password is not None and len(password) < credentials.MIN_PASSWORD_CHARS:
         raise ValidationFailed(
-            f"The password needs at least {credentials.MIN_PASSWORD_CHARS} characters.",
-            hint="Pipe a longer password into --password-stdin.",
+            N_("The password needs at least {n} characters."),
+            hint=N_("Pipe a longer password into --password-stdin."),
+            n=credentials.MIN_PASSWORD_CHARS,
         )
     registry = await _open(settings)
     try:
@@ -33,7 +35,9 @@ async def create_key(settings: Settings, email: str, name: str) -> str:
     try:
         user = await registry.users.get_by_email(email)
         if user is None:
-            raise NotFound(f"No user {email!r}.", hint=f"zapgate users create {email}")
+            raise NotFound(
+                N_("No user {email!r}."), hint=N_("zapgate users create {email}"), email=email
+            )
         _, key = await registry.keys.create(user.id, name)
         return key
     finally:

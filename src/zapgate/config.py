@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zapgate.errors import ConfigError, GatewayError
+from zapgate.i18n import N_
 
 _TRUTHY = {"1", "true", "yes", "on", "y", "t"}
 _PLACEHOLDERS = {
@@ -236,7 +237,11 @@ class Settings(BaseSettings):
         except GatewayError as err:
             problems.append(f"ZAPGATE_SEND_RATE: {err.error}. {err.hint}")
         if problems:
-            raise ConfigError(" ".join(problems), hint="See README.md, 'Production variables'.")
+            raise ConfigError(
+                N_("{problems}"),
+                hint=N_("See README.md, 'Production variables'."),
+                problems=" ".join(problems),
+            )
 
 
 # Fields whose value must never be echoed back in an error message.
@@ -262,8 +267,9 @@ def load_settings(**overrides: Any) -> Settings:
         base = Settings()
     except ValidationError as exc:
         raise ConfigError(
-            "Bad configuration: " + _describe(exc),
-            hint="Fix the variable and start again (README.md, 'Production variables').",
+            N_("Bad configuration: {problems}"),
+            hint=N_("Fix the variable and start again (README.md, 'Production variables')."),
+            problems=_describe(exc),
         ) from None
     update = {k: v for k, v in overrides.items() if v is not None}
     return base.model_copy(update=update) if update else base

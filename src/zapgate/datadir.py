@@ -21,6 +21,7 @@ import socket
 from pathlib import Path
 
 from zapgate.errors import ConfigError
+from zapgate.i18n import N_
 
 
 class DataDirLock:
@@ -42,10 +43,17 @@ class DataDirLock:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise ConfigError(
-                f"The data directory {data_dir} is in use by another zapgate process "
-                f"(pid {holder}, as {role}).",
-                hint="Stop that process first, or give this one its own data directory "
-                "(--data-dir or ZAPGATE_DATA_DIR).",
+                N_(
+                    "The data directory {data_dir} is in use by another zapgate process "
+                    "(pid {pid}, as {role})."
+                ),
+                hint=N_(
+                    "Stop that process first, or give this one its own data directory "
+                    "(--data-dir or ZAPGATE_DATA_DIR)."
+                ),
+                data_dir=str(data_dir),
+                pid=holder,
+                role=role,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -69,12 +77,17 @@ def bind_listener(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
-                f"Port {port} on {host} is already in use (another zapgate?).",
-                hint="Stop the process listening there, or pick another port (--port).",
+                N_("Port {port} on {host} is already in use (another zapgate?)."),
+                hint=N_("Stop the process listening there, or pick another port (--port)."),
+                port=port,
+                host=host,
             ) from None
         raise ConfigError(
-            f"Cannot listen on {host}:{port}: {exc.strerror}.",
-            hint="Check --host and --port.",
+            N_("Cannot listen on {host}:{port}: {reason}."),
+            hint=N_("Check --host and --port."),
+            host=host,
+            port=port,
+            reason=exc.strerror,
         ) from None
     sock.set_inheritable(True)
     return sock

@@ -15,6 +15,7 @@ from zapgate.config import Settings
 from zapgate.domain.ids import is_valid_client_id
 from zapgate.domain.models import Route
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 from zapgate.registry import Registry
 from zapgate.topology.placement import worker_id_for
 
@@ -41,12 +42,16 @@ def _load(path: Path) -> dict[str, Any]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ValidationFailed(
-            f"{path} does not exist.", hint="Pass the path of data/user_instances.json."
+            N_("{path} does not exist."),
+            hint=N_("Pass the path of data/user_instances.json."),
+            path=str(path),
         ) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationFailed(f"{path} is not valid JSON: {exc}") from exc
+        raise ValidationFailed(
+            N_("{path} is not valid JSON: {detail}"), path=str(path), detail=str(exc)
+        ) from exc
     if not isinstance(raw, dict):
-        raise ValidationFailed(f"{path} must hold an object keyed by user id.")
+        raise ValidationFailed(N_("{path} must hold an object keyed by user id."), path=str(path))
     return raw
 
 

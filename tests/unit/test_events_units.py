@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from zapgate.domain.ratelimit import Rate, SendScheduler, parse_rate
-from zapgate.errors import ValidationFailed
-from zapgate.net.ssrf import UrlNotAllowed, check_url
+from zapgate.errors import UrlNotAllowed, ValidationFailed
+from zapgate.net.ssrf import check_url
 from zapgate.pipeline.webhooks import sign
 
 

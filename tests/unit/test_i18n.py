@@ -1,5 +1,5 @@
-"""The catalogs: language choice, every dashboard text translated, API error texts
-translated (whole or by pattern) and unknown text left alone, Babel formatting."""
+"""The catalogs: language choice, every dashboard text translated, API errors translated
+from their templates and parameters and unknown text left alone, Babel formatting."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from zapgate import errors, i18n
-from zapgate.i18n.errors import _PATTERNS, translate_text
+from zapgate.i18n import N_
+from zapgate.i18n.errors import translate, translate_text
 
 DASHBOARD = Path(i18n.__file__).parent.parent / "web" / "dashboard"
 CALL = re.compile(
@@ -51,40 +52,65 @@ def test_every_dashboard_text_is_translated() -> None:
     assert not missing, missing
 
 
-def test_default_hints_and_patterns_are_translated() -> None:
+def test_default_templates_and_hints_are_translated() -> None:
     pt = i18n.catalog("pt_BR")
-    core = [
+    classes = set(errors.BY_ERRCODE.values())
+    assert classes == {
         c
         for c in vars(errors).values()
         if isinstance(c, type) and issubclass(c, errors.GatewayError)
-    ]
-    missing = sorted({c.default_hint for c in core} - set(pt.messages))
+    }
+    texts = {c.default_hint for c in classes} | {c.template for c in classes}
+    missing = sorted(texts - set(pt.messages))
     assert not missing, missing
-    for _, template in _PATTERNS:
-        assert template in pt.messages
-        assert set(re.findall(r"\{(\w+)\}", pt.messages[template])) == set(
-            re.findall(r"\{(\w+)\}", template)
-        ), template
+    for msgid in texts:
+        assert set(re.findall(r"\{(\w+)[!}]", pt.messages[msgid])) == set(
+            re.findall(r"\{(\w+)[!}]", msgid)
+        ), msgid
 
 
 def test_api_error_texts() -> None:
-    assert translate_text("No API key was sent.", "pt_BR") == "Nenhuma chave de API foi enviada."
-    assert translate_text("No API key was sent.", "en") == "No API key was sent."
-    assert (
-        translate_text("You have no session named 'x1'.", "pt_BR")
-        == "Você não tem uma sessão chamada 'x1'."
+    no_key = errors.Unauthorized(N_("No API key was sent."))
+    assert translate(no_key, "pt_BR")[0] == "Nenhuma chave de API foi enviada."
+    assert translate(no_key, "en")[0] == "No API key was sent."
+    missing = errors.SessionNotFound(name="x1")
+    assert missing.error == "You have no session named 'x1'."
+    assert translate(missing, "pt_BR") == (
+        "Você não tem uma sessão chamada 'x1'.",
+        "Crie-a antes com PUT /v1/sessions/{name}.",
     )
-    msg = (
-        "WhatsApp worker not reachable at http://10.0.0.5:5003 (port 5003) for session "
-        "u3/default: connection refused"
+    unreachable = errors.WorkerUnreachable(
+        N_("WhatsApp worker not reachable at {url} (port {port}) for session {session}: {detail}"),
+        url="http://10.0.0.5:5003",
+        port=5003,
+        session="u3/default",
+        detail="connection refused",
     )
-    assert translate_text(msg, "pt_BR") == (
+    assert translate(unreachable, "pt_BR")[0] == (
         "Servidor do WhatsApp inacessível em http://10.0.0.5:5003 (porta 5003) para a sessão "
         "u3/default: connection refused"
     )
-    odd = "something nobody translated {name}"
-    assert translate_text(odd, "pt_BR") == odd
+    odd = errors.NotFound("something nobody translated {name}")
+    assert translate(odd, "pt_BR")[0] == odd.error == "something nobody translated {name}"
+    assert translate_text("No API key was sent.", "pt_BR") == "Nenhuma chave de API foi enviada."
     assert translate_text("", "pt_BR") == ""
+
+
+def test_a_parametrized_error_is_translated_without_any_pattern() -> None:
+    """The values stay as they were given (English, an id, a reason) while the template
+    around them is translated: nothing is re-extracted from the English text."""
+    err = errors.ValidationFailed(
+        N_("Webhook {id} is disabled: {reason}"),
+        hint=N_("Create it again once the receiver works."),
+        id=7,
+        reason="it answered {410}",
+    )
+    assert err.error == "Webhook 7 is disabled: it answered {410}"
+    assert translate(err, "pt_BR") == (
+        "O webhook 7 está desativado: it answered {410}",
+        "Crie-o de novo quando o receptor estiver funcionando.",
+    )
+    assert translate(err, "en") == (err.error, err.hint)
 
 
 def test_formatting_per_locale() -> None:

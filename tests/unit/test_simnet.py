@@ -22,9 +22,18 @@ from zapgate.domain.ids import new_message_id
 from zapgate.domain.state import SessionState
 from zapgate.engines.base import EngineOptions
 from zapgate.engines.sim import CREDS_FILE, SimEngine
-from zapgate.errors import ConfigError, EngineError, GatewayError, InvalidPhone, NotFound
+from zapgate.errors import (
+    ConfigError,
+    DeviceOffline,
+    EngineError,
+    GatewayError,
+    InvalidPhone,
+    NotFound,
+    NumberNotLinked,
+    PairCodeNotFound,
+    QrNotFound,
+)
 from zapgate.simnet.client import HttpSimLink, LocalSimLink, SimLink, make_sim_link
-from zapgate.simnet.errors import DeviceOffline, NumberNotLinked, PairCodeNotFound, QrNotFound
 from zapgate.simnet.network import SimNetwork
 from zapgate.simnet.server import create_app, default_state_path
 

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from zapgate.errors import InvalidPhone, InvalidSessionName, ValidationFailed
+from zapgate.i18n import N_
 
 SESSION_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -18,7 +19,7 @@ MAX_DB_INT = 2**63 - 1
 
 def validate_session_name(name: str) -> str:
     if not SESSION_NAME_RE.fullmatch(name):
-        raise InvalidSessionName(f"{name[:80]!r} is not a valid session name.")
+        raise InvalidSessionName(name=name[:80])
     return name
 
 
@@ -44,7 +45,9 @@ def is_valid_client_id(client_id: str) -> bool:
 def session_dir_for(client_id: str) -> str:
     """The session directory, relative to a worker's data dir."""
     if not is_valid_client_id(client_id):
-        raise ValidationFailed(f"{client_id[:80]!r} is not a valid client id.")
+        raise ValidationFailed(
+            N_("{client_id!r} is not a valid client id."), client_id=client_id[:80]
+        )
     return f"sessions/{client_id}"
 
 
@@ -54,8 +57,10 @@ def resolve_session_dir(data_dir: Path, session_dir: str) -> Path:
     target = (data_dir / session_dir).resolve()
     if target == base or base not in target.parents:
         raise ValidationFailed(
-            f"session dir {session_dir[:120]!r} is outside {base}",
-            hint="Session dirs are derived by zapgate; do not edit them by hand.",
+            N_("session dir {session_dir!r} is outside {base}"),
+            hint=N_("Session dirs are derived by zapgate; do not edit them by hand."),
+            session_dir=session_dir[:120],
+            base=str(base),
         )
     return target
 
@@ -63,12 +68,12 @@ def resolve_session_dir(data_dir: Path, session_dir: str) -> Path:
 def normalize_phone(raw: str) -> str:
     """Return an E.164 number. Spaces, dashes, dots and parentheses are tolerated."""
     if not isinstance(raw, str):
-        raise InvalidPhone("A phone number must be a string.")
+        raise InvalidPhone(N_("A phone number must be a string."))
     compact = re.sub(r"[\s().-]", "", raw)
     if compact.isdigit():
         compact = "+" + compact
     if not _E164_RE.fullmatch(compact):
-        raise InvalidPhone(f"{raw[:40]!r} is not a phone number in E.164 form.")
+        raise InvalidPhone(N_("{phone!r} is not a phone number in E.164 form."), phone=raw[:40])
     return compact
 
 

@@ -10,6 +10,7 @@ import unicodedata
 from urllib.parse import quote
 
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
@@ -60,7 +61,9 @@ def normalize_mime(mime: str | None) -> str | None:
         return None
     value = mime.split(";", 1)[0].strip().lower()
     if not _MIME.fullmatch(value):
-        raise ValidationFailed(f"media.mime: {mime[:60]!r} is not a MIME type (e.g. image/png)")
+        raise ValidationFailed(
+            N_("media.mime: {mime!r} is not a MIME type (e.g. image/png)"), mime=mime[:60]
+        )
     return value
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 
 _RATE_RE = re.compile(r"^\s*(\d{1,4})\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*$")
 
@@ -29,8 +30,9 @@ def parse_rate(value: str) -> Rate | None:
     m = _RATE_RE.fullmatch(text)
     if not m or int(m.group(1)) < 1 or float(m.group(2)) <= 0:
         raise ValidationFailed(
-            f"send rate {value[:40]!r} is not valid",
-            hint="Write BURST/INTERVALs, e.g. 5/3s (five at once, then one every 3 s), or off.",
+            N_("send rate {rate!r} is not valid"),
+            hint=N_("Write BURST/INTERVALs, e.g. 5/3s (five at once, then one every 3 s), or off."),
+            rate=value[:40],
         )
     return Rate(burst=int(m.group(1)), interval=float(m.group(2)))
 

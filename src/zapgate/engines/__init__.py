@@ -10,6 +10,7 @@ from pathlib import Path
 from zapgate.engines.backends import EngineBackends
 from zapgate.engines.base import Emit, Engine, EngineOptions
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 
 _ENGINES = ("sim", "whatsmeow")
 
@@ -21,8 +22,10 @@ def known_engines() -> list[str]:
 def validate_engine_name(name: str) -> str:
     if name not in _ENGINES:
         raise ValidationFailed(
-            f"unknown engine {name[:40]!r}",
-            hint=f"Use one of: {', '.join(known_engines())}.",
+            N_("unknown engine {name!r}"),
+            hint=N_("Use one of: {engines}."),
+            name=name[:40],
+            engines=", ".join(known_engines()),
         )
     return name
 

@@ -30,6 +30,7 @@ from zapgate.domain.events import EngineEvent, StateChanged
 from zapgate.domain.models import MEDIA_KINDS
 from zapgate.domain.state import SessionState, can_transition
 from zapgate.errors import EngineError, GatewayError, NotSupported, ValidationFailed
+from zapgate.i18n import N_
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,9 @@ class Engine(ABC):
         self._require("send_media")
         if kind not in MEDIA_KINDS:
             raise ValidationFailed(
-                f"media type {kind[:20]!r} is not one of {', '.join(MEDIA_KINDS)}"
+                N_("media type {kind!r} is not one of {kinds}"),
+                kind=kind[:20],
+                kinds=", ".join(MEDIA_KINDS),
             )
         return await self._guard(
             "send media",
@@ -168,7 +171,7 @@ class Engine(ABC):
 
     def _require(self, feature: str) -> None:
         if feature not in self.capabilities:
-            raise NotSupported(f"The {self.name} engine does not support {feature}.")
+            raise NotSupported(engine=self.name, feature=feature)
 
     async def _guard(self, what: str, aw: Awaitable[T]) -> T:
         try:
@@ -177,7 +180,12 @@ class Engine(ABC):
             raise
         except Exception as exc:
             self.log.warning("%s failed: %s", what, exc, exc_info=True)
-            raise EngineError(f"session {self.client_id}: {what} failed: {exc}") from exc
+            raise EngineError(
+                N_("session {client_id}: {what} failed: {detail}"),
+                client_id=self.client_id,
+                what=what,
+                detail=str(exc)[:200],
+            ) from exc
 
     # -- what a backend implements -----------------------------------------------------------
     @abstractmethod

@@ -22,7 +22,8 @@ from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines.base import Emit, Engine, EngineOptions
-from zapgate.errors import EngineError, GatewayError, WrongState
+from zapgate.errors import EngineError, GatewayError, not_connected, pairing_needs_qr_phase
+from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.client import SimLink
 
@@ -109,8 +110,11 @@ class SimEngine(Engine):
         link = self.link
         if link is None:
             raise EngineError(
-                f"session {self.client_id}: the sim engine has no simulated network",
-                hint="Run with ZAPGATE_ENGINE=sim through zapgate serve/worker, which build one.",
+                N_("session {client_id}: the sim engine has no simulated network"),
+                hint=N_(
+                    "Run with ZAPGATE_ENGINE=sim through zapgate serve/worker, which build one."
+                ),
+                client_id=self.client_id,
             )
         return link
 
@@ -355,10 +359,7 @@ class SimEngine(Engine):
 
     async def _do_pair_code(self, phone: str) -> str:
         if self._state not in (SessionState.SCAN_QR, SessionState.PAIRING):
-            raise WrongState(
-                f"session {self.client_id} is {self._state}; a pairing code needs SCAN_QR",
-                hint="Start the session first; an already linked session needs no code.",
-            )
+            raise pairing_needs_qr_phase(self.client_id, self._state)
         code = await self._link().pair_code(self.device_id, normalize_phone(phone))
         self._cancel_waiter()
         await self.set_state(SessionState.PAIRING)
@@ -367,10 +368,7 @@ class SimEngine(Engine):
 
     async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
         if self._state is not SessionState.CONNECTED:
-            raise WrongState(
-                f"session {self.client_id} is {self._state}, not CONNECTED",
-                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
-            )
+            raise not_connected(self.client_id, self._state)
         return await self._link().send(self.device_id, message_id, normalize_phone(to), text)
 
     async def _do_send_media(
@@ -385,10 +383,7 @@ class SimEngine(Engine):
         caption: str | None,
     ) -> str:
         if self._state is not SessionState.CONNECTED:
-            raise WrongState(
-                f"session {self.client_id} is {self._state}, not CONNECTED",
-                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
-            )
+            raise not_connected(self.client_id, self._state)
         media = {"kind": kind, "mime": mime, "filename": filename, "data": data}
         return await self._link().send(
             self.device_id, message_id, normalize_phone(to), caption, media

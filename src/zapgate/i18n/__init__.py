@@ -30,6 +30,11 @@ LANG_NAMES: dict[str, str] = {"en": "English", "pt_BR": "Português (Brasil)"}
 _LANG_TAG = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
 
 
+def N_(msgid: str) -> str:
+    """Marks a msgid for the catalog without translating it here."""
+    return msgid
+
+
 def normalize_lang(value: str | None) -> str | None:
     """Map a language tag ("pt-BR", "pt_br", "pt", "en-US") to a supported language, or
     None. Any Portuguese goes to pt_BR: it is the only Portuguese we have."""

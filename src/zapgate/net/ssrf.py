@@ -9,15 +9,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from zapgate.errors import ValidationFailed
-
-
-class UrlNotAllowed(ValidationFailed):
-    errcode = "url_not_allowed"
-    default_hint = (
-        "Use a public http(s) URL. Operators can allow private addresses with "
-        "ZAPGATE_ALLOW_PRIVATE_URLS=true."
-    )
+from zapgate.errors import UrlNotAllowed, ValidationFailed
+from zapgate.i18n import N_
 
 
 def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -37,16 +30,16 @@ def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def check_syntax(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValidationFailed(f"url: {url[:100]!r} is not an http(s) URL")
+        raise ValidationFailed(N_("url: {url!r} is not an http(s) URL"), url=url[:100])
     if parts.username or parts.password:
         raise ValidationFailed(
-            "url: credentials in the URL are not allowed",
-            hint="Put secrets in the webhook secret, not in the URL.",
+            N_("url: credentials in the URL are not allowed"),
+            hint=N_("Put secrets in the webhook secret, not in the URL."),
         )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise ValidationFailed(f"url: bad port in {url[:100]!r}") from exc
+        raise ValidationFailed(N_("url: bad port in {url!r}"), url=url[:100]) from exc
     return parts.hostname, port
 
 
@@ -58,8 +51,10 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise ValidationFailed(f"url: cannot resolve {host!r}: {exc}") from exc
+        raise ValidationFailed(
+            N_("url: cannot resolve {host!r}: {detail}"), host=host, detail=str(exc)
+        ) from exc
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
         if _forbidden(ip):
-            raise UrlNotAllowed(f"url: {host} resolves to {ip}, a non-public address")
+            raise UrlNotAllowed(host=host, ip=str(ip))

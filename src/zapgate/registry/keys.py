@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from zapgate.domain.models import ApiKey, User
 from zapgate.errors import NotFound
+from zapgate.i18n import N_
 from zapgate.registry import convert, credentials
 from zapgate.registry.convert import as_utc_or_none, utcnow
 from zapgate.registry.db import Database, rowcount
@@ -41,7 +42,7 @@ class KeyRepo:
                 s.add(row)
         except IntegrityError:
             if await self._users.get(user_id) is None:
-                raise NotFound(f"No user {user_id}.") from None
+                raise NotFound(N_("No user {id}."), id=user_id) from None
             raise
         logger.info("registry: created API key %s (%s) for user %s", row.id, row.prefix, user_id)
         return convert.api_key(row), key

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.registry import convert, outbox
 from zapgate.registry.convert import as_utc, utcnow
 from zapgate.registry.db import Database, rowcount
@@ -41,7 +42,9 @@ class MessageRepo:
         media: MediaMeta | None = None,
     ) -> tuple[Message, bool]:
         if direction not in DIRECTIONS:
-            raise ValidationFailed(f"direction: {direction[:10]!r} is not 'in' or 'out'")
+            raise ValidationFailed(
+                N_("direction: {direction!r} is not 'in' or 'out'"), direction=direction[:10]
+            )
         existing = await self.get(session_id, id)
         if existing is not None:
             return existing, False
@@ -84,7 +87,7 @@ class MessageRepo:
                 existing = await self.get_by_idempotency_key(session_id, idempotency_key)
             if existing is not None:
                 return existing, False
-            raise SessionNotFound(f"No session {session_id}.") from None
+            raise SessionNotFound(N_("No session {id}."), id=session_id) from None
         return convert.message(row), True
 
     async def get(self, session_id: int, id: str) -> Message | None:
@@ -250,9 +253,11 @@ class MessageRepo:
         before: int | None = None,
     ) -> tuple[list[Message], int | None]:
         if direction is not None and direction not in DIRECTIONS:
-            raise ValidationFailed(f"direction: {direction[:10]!r} is not 'in' or 'out'")
+            raise ValidationFailed(
+                N_("direction: {direction!r} is not 'in' or 'out'"), direction=direction[:10]
+            )
         if not 1 <= limit <= MAX_PAGE:
-            raise ValidationFailed(f"limit: must be between 1 and {MAX_PAGE}")
+            raise ValidationFailed(N_("limit: must be between 1 and {max}"), max=MAX_PAGE)
         query = (
             select(MessageRow)
             .where(MessageRow.session_id == session_id)

@@ -14,6 +14,7 @@ from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir
 from zapgate.domain.models import Route, Session
 from zapgate.domain.state import SessionState
 from zapgate.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.registry import convert, outbox
 from zapgate.registry.convert import utcnow
 from zapgate.registry.db import Database, rowcount
@@ -44,8 +45,9 @@ class SessionRepo:
     ) -> tuple[Session, bool]:
         if client_id is not None and not is_valid_client_id(client_id):
             raise ValidationFailed(
-                f"client_id {client_id[:80]!r} is not valid.",
-                hint="A client id is 1-64 letters, digits, '-' or '_'.",
+                N_("client_id {client_id!r} is not valid."),
+                hint=N_("A client id is 1-64 letters, digits, '-' or '_'."),
+                client_id=client_id[:80],
             )
         async with self._creating((user_id, name)):
             existing = await self.get(user_id, name)
@@ -79,11 +81,12 @@ class SessionRepo:
                     if existing is not None:
                         return existing, False
                     if await self._users.get(user_id) is None:
-                        raise NotFound(f"No user {user_id}.") from None
+                        raise NotFound(N_("No user {id}."), id=user_id) from None
                     if client_id is not None:
                         raise Conflict(
-                            f"client_id {client_id!r} already belongs to another session.",
-                            hint="Leave client_id out to have one derived.",
+                            N_("client_id {client_id!r} already belongs to another session."),
+                            hint=N_("Leave client_id out to have one derived."),
+                            client_id=client_id,
                         ) from None
                     logger.warning("registry: derived client id %s collided; retrying", cid)
                     continue
@@ -95,7 +98,7 @@ class SessionRepo:
                     route.worker_id,
                 )
                 return convert.session(row), True
-        raise Conflict(f"Could not derive a free client id for user {user_id}.")
+        raise Conflict(N_("Could not derive a free client id for user {id}."), id=user_id)
 
     async def get(self, user_id: int, name: str) -> Session | None:
         async with self._db.read() as s:
@@ -142,7 +145,7 @@ class SessionRepo:
             {"worker_id": route.worker_id, "worker_url": route.worker_url, "port": route.port},
         )
         if updated is None:
-            raise SessionNotFound(f"No session {session_id}.")
+            raise SessionNotFound(N_("No session {id}."), id=session_id)
         return updated
 
     async def update_state(

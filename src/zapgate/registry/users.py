@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from zapgate.domain.models import User
 from zapgate.errors import Conflict, NotFound, UserExists, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.registry import convert, credentials
 from zapgate.registry.convert import utcnow
 from zapgate.registry.db import Database, rowcount
@@ -36,9 +37,9 @@ class UserRepo:
     ) -> User:
         email = normalize_email(email)
         if not email:
-            raise ValidationFailed("email: must not be empty")
+            raise ValidationFailed(N_("email: must not be empty"))
         if password is not None and not password:
-            raise ValidationFailed("password: must not be empty (leave it out for none)")
+            raise ValidationFailed(N_("password: must not be empty (leave it out for none)"))
         password_hash = (
             None
             if password is None
@@ -65,10 +66,12 @@ class UserRepo:
                         )
         except IntegrityError:
             if await self.get_by_email(email) is not None:
-                raise UserExists(f"A user with e-mail {email!r} already exists.") from None
+                raise UserExists(email=email) from None
             if user_id is not None and await self.get(user_id) is not None:
                 raise Conflict(
-                    f"User id {user_id} is already taken.", hint="Pick another user id."
+                    N_("User id {id} is already taken."),
+                    hint=N_("Pick another user id."),
+                    id=user_id,
                 ) from None
             raise
         logger.info("registry: created user %s%s", row.id, " (admin)" if is_admin else "")
@@ -115,7 +118,9 @@ class UserRepo:
                 .execution_options(synchronize_session=False)
             )
             if rowcount(result) == 0:
-                raise NotFound(f"No user {user_id}.", hint="List users with `zapgate users`.")
+                raise NotFound(
+                    N_("No user {id}."), hint=N_("List users with `zapgate users`."), id=user_id
+                )
         logger.info("registry: user %s is_admin=%s", user_id, is_admin)
 
     async def set_lang(self, user_id: int, lang: str | None) -> None:
@@ -128,7 +133,7 @@ class UserRepo:
                 .execution_options(synchronize_session=False)
             )
             if rowcount(result) == 0:
-                raise NotFound(f"No user {user_id}.")
+                raise NotFound(N_("No user {id}."), id=user_id)
 
     async def count(self) -> int:
         async with self._db.read() as s:

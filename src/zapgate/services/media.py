@@ -21,7 +21,8 @@ import httpx
 from zapgate.config import Settings
 from zapgate.domain.media import clean_filename, file_name, guess_mime, normalize_mime, sniff
 from zapgate.domain.models import MEDIA_KINDS
-from zapgate.errors import PayloadTooLarge, ValidationFailed
+from zapgate.errors import MediaFetchFailed, PayloadTooLarge, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.net.ssrf import check_url
 
 logger = logging.getLogger(__name__)
@@ -30,11 +31,6 @@ MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
 MEDIA_DIR = "media"
 Reader = Callable[[int], Awaitable[bytes]]
-
-
-class MediaFetchFailed(ValidationFailed):
-    errcode = "media_fetch_failed"
-    default_hint = "Check that the URL serves the file (HTTP 200) and answers in time."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +46,11 @@ class MediaFile:
 def _too_large(kind: str, limit: int) -> PayloadTooLarge:
     setting = "ZAPGATE_MAX_DOCUMENT_BYTES" if kind == "document" else "ZAPGATE_MAX_MEDIA_BYTES"
     return PayloadTooLarge(
-        f"The {kind} is larger than {limit} bytes.",
-        hint=f"Send a smaller file; {setting} sets the limit.",
+        N_("The {kind} is larger than {n} bytes."),
+        hint=N_("Send a smaller file; {setting} sets the limit."),
+        kind=kind,
+        n=limit,
+        setting=setting,
     )
 
 
@@ -64,16 +63,18 @@ class MediaIntake:
     def check_kind(self, kind: str, caption: str | None) -> int:
         if kind not in MEDIA_KINDS:
             raise ValidationFailed(
-                f"media.type: {kind[:20]!r} is not one of {', '.join(MEDIA_KINDS)}"
+                N_("media.type: {kind!r} is not one of {kinds}"),
+                kind=kind[:20],
+                kinds=", ".join(MEDIA_KINDS),
             )
         if caption is not None and len(caption) > self.settings.max_text_chars:
             raise ValidationFailed(
-                f"caption: longer than {self.settings.max_text_chars} characters"
+                N_("caption: longer than {max} characters"), max=self.settings.max_text_chars
             )
         if kind == "audio" and caption:
             raise ValidationFailed(
-                "caption: WhatsApp audio messages have no caption",
-                hint="Send the text as a separate message.",
+                N_("caption: WhatsApp audio messages have no caption"),
+                hint=N_("Send the text as a separate message."),
             )
         return self.settings.media_limit(kind)
 
@@ -87,7 +88,7 @@ class MediaIntake:
         served_mime: str | None = None,
     ) -> MediaFile:
         if not data:
-            raise ValidationFailed("media: the file is empty")
+            raise ValidationFailed(N_("media: the file is empty"))
         filename = clean_filename(filename)
         resolved = (
             normalize_mime(mime)
@@ -98,8 +99,10 @@ class MediaIntake:
         )
         if kind != "document" and resolved.split("/", 1)[0] != kind:
             raise ValidationFailed(
-                f"media: a {resolved} file cannot be sent as {kind}",
-                hint='Send it with type "document", or give the right mime.',
+                N_("media: a {mime} file cannot be sent as {kind}"),
+                hint=N_('Send it with type "document", or give the right mime.'),
+                mime=resolved,
+                kind=kind,
             )
         return MediaFile(kind=kind, data=data, mime=resolved, filename=filename)
 
@@ -117,7 +120,7 @@ class MediaIntake:
         try:
             data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ValidationFailed("media.base64: not valid base64") from exc
+            raise ValidationFailed(N_("media.base64: not valid base64")) from exc
         if len(data) > limit:
             raise _too_large(kind, limit)
         return self.finish(kind, data, mime=mime, filename=filename)
@@ -150,7 +153,9 @@ class MediaIntake:
             async with asyncio.timeout(timeout):
                 data, served, name = await self._download(kind, url, limit)
         except TimeoutError:
-            raise MediaFetchFailed(f"media.url: no complete answer within {timeout:.0f}s") from None
+            raise MediaFetchFailed(
+                N_("media.url: no complete answer within {timeout:.0f}s"), timeout=timeout
+            ) from None
         return self.finish(kind, data, mime=mime, filename=filename or name, served_mime=served)
 
     async def _download(
@@ -172,7 +177,9 @@ class MediaIntake:
                         host = urlsplit(url).hostname
                         if resp.status_code != 200:
                             raise MediaFetchFailed(
-                                f"media.url: {host} answered HTTP {resp.status_code}"
+                                N_("media.url: {host} answered HTTP {status}"),
+                                host=host,
+                                status=resp.status_code,
                             )
                         length = resp.headers.get("content-length", "")
                         if length.isdigit() and int(length) > limit:
@@ -188,8 +195,10 @@ class MediaIntake:
                         return b"".join(chunks), resp.headers.get("content-type"), name
                 except httpx.HTTPError as exc:
                     detail = str(exc) or type(exc).__name__
-                    raise MediaFetchFailed(f"media.url: download failed: {detail}"[:300]) from exc
-        raise MediaFetchFailed(f"media.url: more than {MAX_REDIRECTS} redirects")
+                    raise MediaFetchFailed(
+                        N_("media.url: download failed: {detail}"), detail=detail[:272]
+                    ) from exc
+        raise MediaFetchFailed(N_("media.url: more than {n} redirects"), n=MAX_REDIRECTS)
 
 
 def _generic_or_none(mime: str | None) -> str | None:
@@ -215,7 +224,7 @@ class MediaStore:
     def _path(self, ref: str) -> Path:
         path = (self.data_dir / ref).resolve()
         if not path.is_relative_to(self.root):
-            raise ValidationFailed(f"media ref {ref[:80]!r} is outside the media dir")
+            raise ValidationFailed(N_("media ref {ref!r} is outside the media dir"), ref=ref[:80])
         return path
 
     async def save(self, ref: str, data: bytes) -> None:

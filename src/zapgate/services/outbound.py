@@ -15,18 +15,13 @@ from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.ratelimit import SendScheduler, parse_rate
 from zapgate.domain.state import SessionState
-from zapgate.errors import GatewayError, WrongState
+from zapgate.errors import GatewayError, MediaMissing, WrongState
+from zapgate.i18n import N_
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaStore
 from zapgate.topology.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
-
-
-class MediaMissing(GatewayError):
-    errcode = "media_missing"
-    status = 500
-    default_hint = "The stored file of this message was deleted; send it again."
 
 
 def _ref(message: Message) -> str | None:
@@ -137,11 +132,11 @@ class OutboundQueue:
             )
             return
         if media.ref is None:
-            raise MediaMissing(f"message {message.id} has no stored media")
+            raise MediaMissing(N_("message {id} has no stored media"), id=message.id)
         try:
             data = await self.media.read(media.ref)
         except FileNotFoundError:
-            raise MediaMissing(f"the media of message {message.id} is gone") from None
+            raise MediaMissing(N_("the media of message {id} is gone"), id=message.id) from None
         await self.pool.call(
             session.route,
             session.label,

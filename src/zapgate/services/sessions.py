@@ -15,12 +15,14 @@ from zapgate.domain.ratelimit import parse_rate
 from zapgate.domain.state import SessionState
 from zapgate.engines import validate_engine_name
 from zapgate.errors import (
+    MediaNotFound,
     NotFound,
     SessionNotFound,
     ValidationFailed,
     WorkerUnreachable,
     WrongState,
 )
+from zapgate.i18n import N_
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.services.outbound import OutboundQueue
@@ -31,11 +33,6 @@ from zapgate.worker.schemas import SessionStatus
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class MediaNotFound(NotFound):
-    errcode = "media_not_found"
-    default_hint = "GET /v1/sessions/{name}/messages lists the messages that have media."
 
 
 class SessionService:
@@ -64,7 +61,7 @@ class SessionService:
         validate_session_name(name)
         session = await self.registry.sessions.get(user.id, name)
         if session is None:
-            raise SessionNotFound(f"You have no session named {name!r}.")
+            raise SessionNotFound(name=name)
         session = await self.migrator.ensure(session)
         self._on_route(session)
         return session
@@ -183,12 +180,17 @@ class SessionService:
         if status.state is SessionState.SCAN_QR and status.qr:
             return status
         if status.state is SessionState.CONNECTED:
-            hint = "The session is already linked; log out first to link another phone."
+            hint = N_("The session is already linked; log out first to link another phone.")
         elif status.state_reason == "qr_timeout":
-            hint = "Nobody scanned in time: POST /v1/sessions/{name}/start for a new QR."
+            hint = N_("Nobody scanned in time: POST /v1/sessions/{{name}}/start for a new QR.")
         else:
-            hint = "POST /v1/sessions/{name}/start, then ask for the QR again."
-        raise WrongState(f"Session {name!r} is {status.state}: there is no QR to show.", hint=hint)
+            hint = N_("POST /v1/sessions/{{name}}/start, then ask for the QR again.")
+        raise WrongState(
+            N_("Session '{name}' is {state}: there is no QR to show."),
+            hint=hint,
+            name=name,
+            state=str(status.state),
+        )
 
     async def pair_code(self, user: User, name: str, phone: str) -> str:
         session = await self.get(user, name)
@@ -199,8 +201,9 @@ class SessionService:
             if exc.errcode != NotFound.errcode:
                 raise
             raise WrongState(
-                f"Session {name!r} is not started: there is nothing to pair.",
-                hint="POST /v1/sessions/{name}/start, then ask for a pairing code.",
+                N_("Session '{name}' is not started: there is nothing to pair."),
+                hint=N_("POST /v1/sessions/{{name}}/start, then ask for a pairing code."),
+                name=name,
             ) from exc
 
     # -- messages ----------------------------------------------------------------------------
@@ -210,11 +213,12 @@ class SessionService:
         session = await self.get(user, name)
         to = normalize_phone(to)
         if not text.strip():
-            raise ValidationFailed("text: must not be empty")
+            raise ValidationFailed(N_("text: must not be empty"))
         if len(text) > self.settings.max_text_chars:
             raise ValidationFailed(
-                f"text: longer than {self.settings.max_text_chars} characters",
-                hint="Split the text into several messages.",
+                N_("text: longer than {max} characters"),
+                hint=N_("Split the text into several messages."),
+                max=self.settings.max_text_chars,
             )
         prior = await self._prior(session, idempotency_key)
         if prior is not None:
@@ -227,7 +231,7 @@ class SessionService:
         if idempotency_key is None:
             return None
         if not 1 <= len(idempotency_key) <= 200:
-            raise ValidationFailed("Idempotency-Key: must be 1-200 characters")
+            raise ValidationFailed(N_("Idempotency-Key: must be 1-200 characters"))
         return await self.registry.messages.get_by_idempotency_key(session.id, idempotency_key)
 
     async def send_media(
@@ -266,12 +270,17 @@ class SessionService:
         session = await self.get(user, name)
         message = await self.registry.messages.get(session.id, message_id)
         if message is None or message.media is None:
-            raise MediaNotFound(f"Session {name!r} has no media message {message_id[:80]!r}.")
+            raise MediaNotFound(
+                N_("Session '{name}' has no media message {message_id!r}."),
+                name=name,
+                message_id=message_id[:80],
+            )
         ref = message.media.ref
         if ref is None:
             raise MediaNotFound(
-                f"The media of message {message_id[:80]!r} could not be downloaded from WhatsApp.",
-                hint="Only its type, size and caption are known.",
+                N_("The media of message {message_id!r} could not be downloaded from WhatsApp."),
+                hint=N_("Only its type, size and caption are known."),
+                message_id=message_id[:80],
             )
         try:
             if message.direction == "out":
@@ -280,7 +289,8 @@ class SessionService:
                 data = await self._call(session, lambda w: w.media(session.client_id, message.id))
         except FileNotFoundError:
             raise MediaNotFound(
-                f"The media of message {message_id[:80]!r} is no longer stored."
+                N_("The media of message {message_id!r} is no longer stored."),
+                message_id=message_id[:80],
             ) from None
         return message, data
 

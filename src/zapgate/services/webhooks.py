@@ -8,18 +8,14 @@ from collections.abc import Sequence
 
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, User, Webhook
-from zapgate.errors import NotFound, ValidationFailed
+from zapgate.errors import ValidationFailed, WebhookNotFound
+from zapgate.i18n import N_
 from zapgate.net.ssrf import check_url
 from zapgate.pipeline.base import Loop
 from zapgate.registry import Registry
 from zapgate.registry.outbox import EVENT_TYPES
 
 MAX_WEBHOOKS_PER_USER = 20
-
-
-class WebhookNotFound(NotFound):
-    errcode = "webhook_not_found"
-    default_hint = "List your webhooks with GET /v1/webhooks."
 
 
 class WebhookService:
@@ -34,18 +30,22 @@ class WebhookService:
         unknown = sorted(set(events) - set(EVENT_TYPES))
         if unknown:
             raise ValidationFailed(
-                f"events: unknown type(s) {', '.join(unknown)[:200]}",
-                hint=f"Use any of: {', '.join(EVENT_TYPES)}.",
+                N_("events: unknown type(s) {unknown}"),
+                hint=N_("Use any of: {types}."),
+                unknown=", ".join(unknown)[:200],
+                types=", ".join(EVENT_TYPES),
             )
         if secret is not None and len(secret) < 16:
             raise ValidationFailed(
-                "secret: must be at least 16 characters", hint="Leave it out to have one generated."
+                N_("secret: must be at least 16 characters"),
+                hint=N_("Leave it out to have one generated."),
             )
         await check_url(url, allow_private=self.settings.allow_private_urls)
         if len(await self.registry.outbox.list_webhooks(user.id)) >= MAX_WEBHOOKS_PER_USER:
             raise ValidationFailed(
-                f"You already have {MAX_WEBHOOKS_PER_USER} webhooks.",
-                hint="Delete one you no longer use.",
+                N_("You already have {n} webhooks."),
+                hint=N_("Delete one you no longer use."),
+                n=MAX_WEBHOOKS_PER_USER,
             )
         return await self.registry.outbox.create_webhook(
             user.id,
@@ -60,19 +60,21 @@ class WebhookService:
     async def get(self, user: User, webhook_id: int) -> Webhook:
         hook = await self.registry.outbox.get_webhook(user.id, webhook_id)
         if hook is None:
-            raise WebhookNotFound(f"You have no webhook {webhook_id}.")
+            raise WebhookNotFound(id=webhook_id)
         return hook
 
     async def delete(self, user: User, webhook_id: int) -> None:
         if not await self.registry.outbox.delete_webhook(user.id, webhook_id):
-            raise WebhookNotFound(f"You have no webhook {webhook_id}.")
+            raise WebhookNotFound(id=webhook_id)
 
     async def ping(self, user: User, webhook_id: int) -> Event:
         hook = await self.get(user, webhook_id)
         if not hook.enabled:
             raise ValidationFailed(
-                f"Webhook {webhook_id} is disabled: {hook.disabled_reason}",
-                hint="Create it again once the receiver works.",
+                N_("Webhook {id} is disabled: {reason}"),
+                hint=N_("Create it again once the receiver works."),
+                id=webhook_id,
+                reason=hook.disabled_reason,
             )
         event = await self.registry.outbox.ping_webhook(user.id, webhook_id)
         self.dispatcher.wake()

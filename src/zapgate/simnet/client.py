@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from zapgate.errors import ConfigError, EngineError, from_dict
-from zapgate.simnet.errors import SIMNET_ERRORS
+from zapgate.i18n import N_
 from zapgate.simnet.network import SimNetwork
 
 logger = logging.getLogger(__name__)
@@ -164,11 +164,11 @@ class HttpSimLink:
         except httpx.TransportError as exc:
             detail = str(exc) or type(exc).__name__
             raise EngineError(
-                f"simulated network unreachable at {self.base_url} ({detail})",
-                hint=(
-                    f"Start it with `zapgate simnet --port {urlsplit(self.base_url).port or 80}` "
-                    "or fix ZAPGATE_SIMNET_URL."
-                ),
+                N_("simulated network unreachable at {url} ({detail})"),
+                hint=N_("Start it with `zapgate simnet --port {port}` or fix ZAPGATE_SIMNET_URL."),
+                url=self.base_url,
+                detail=detail,
+                port=urlsplit(self.base_url).port or 80,
             ) from exc
         try:
             body = resp.json()
@@ -177,14 +177,16 @@ class HttpSimLink:
         if resp.is_success:
             return body
         if isinstance(body, dict) and "errcode" in body:
-            cls = SIMNET_ERRORS.get(str(body["errcode"]))
-            if cls is not None:
-                raise cls(str(body.get("error", cls.errcode)), body.get("hint"))
             raise from_dict(body, resp.status_code)
         raise EngineError(
-            f"simulated network at {self.base_url} answered {method} {path} "
-            f"with HTTP {resp.status_code}",
-            hint="Check that ZAPGATE_SIMNET_URL points at `zapgate simnet`, not another service.",
+            N_("simulated network at {url} answered {method} {path} with HTTP {status}"),
+            hint=N_(
+                "Check that ZAPGATE_SIMNET_URL points at `zapgate simnet`, not another service."
+            ),
+            url=self.base_url,
+            method=method,
+            path=path,
+            status=resp.status_code,
         )
 
     async def connect(self, device_id: str, creds: Mapping[str, Any] | None) -> str | None:
@@ -275,8 +277,9 @@ def make_sim_link(simnet_url: str | None, state_path: Path) -> SimLink:
         parts = urlsplit(simnet_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ConfigError(
-                f"ZAPGATE_SIMNET_URL={simnet_url!r} is not an http(s) URL",
-                hint="Use the address of `zapgate simnet`, e.g. http://127.0.0.1:5090.",
+                N_("ZAPGATE_SIMNET_URL={url!r} is not an http(s) URL"),
+                hint=N_("Use the address of `zapgate simnet`, e.g. http://127.0.0.1:5090."),
+                url=simnet_url,
             )
         logger.info("sim engine: using the simulated network at %s", simnet_url)
         return HttpSimLink(simnet_url)

@@ -31,15 +31,17 @@ from typing import Any
 
 from zapgate.aio import BackgroundTasks
 from zapgate.domain.ids import is_valid_client_id, new_message_id, normalize_phone
-from zapgate.errors import ConfigError, ValidationFailed
-from zapgate.jsonfile import atomic_write_json, read_json
-from zapgate.simnet.errors import (
+from zapgate.errors import (
+    ConfigError,
     DeviceNotLinked,
     DeviceOffline,
     NumberNotLinked,
     PairCodeNotFound,
     QrNotFound,
+    ValidationFailed,
 )
+from zapgate.i18n import N_
+from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.ids import new_pair_code, new_qr, new_token, normalize_pair_code
 
 logger = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict
         return None, None
     data = media["data"]
     if not isinstance(data, bytes | bytearray):
-        raise ValidationFailed("media.data: must be bytes")
+        raise ValidationFailed(N_("media.data: must be bytes"))
     meta = {
         "kind": str(media["kind"]),
         "mime": str(media.get("mime") or "application/octet-stream"),
@@ -94,8 +96,9 @@ def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict
 def _check_device_id(device_id: str) -> str:
     if not is_valid_client_id(device_id):
         raise ValidationFailed(
-            f"{device_id[:80]!r} is not a valid device id",
-            hint="A device id is 1-64 letters, digits, '-' or '_' (a session's client id).",
+            N_("{device_id!r} is not a valid device id"),
+            hint=N_("A device id is 1-64 letters, digits, '-' or '_' (a session's client id)."),
+            device_id=device_id[:80],
         )
     return device_id
 
@@ -133,8 +136,10 @@ class SimNetwork:
             # Refuse rather than start empty: silently forgetting every link would make
             # every session ask for a new QR.
             raise ConfigError(
-                f"cannot read the simulated network state {self.state_path}: {exc}",
-                hint="Fix or delete the file (deleting it unlinks every sim session).",
+                N_("cannot read the simulated network state {path}: {detail}"),
+                hint=N_("Fix or delete the file (deleting it unlinks every sim session)."),
+                path=str(self.state_path),
+                detail=str(exc),
             ) from exc
 
     def _save(self) -> None:
@@ -153,7 +158,7 @@ class SimNetwork:
     def _online(self, device_id: str) -> _Device:
         dev = self._device(device_id)
         if not dev.online:
-            raise DeviceOffline(f"device {device_id} is not connected to the simulated network")
+            raise DeviceOffline(device_id=device_id)
         return dev
 
     def _forget_codes(self, dev: _Device) -> None:
@@ -248,7 +253,7 @@ class SimNetwork:
         dev = self._online(device_id)
         link = self._links.get(device_id)
         if link is None:
-            raise DeviceNotLinked(f"device {device_id} is not linked to a phone")
+            raise DeviceNotLinked(device_id=device_id)
         now = _now()
         inbox = self._inboxes[to]
         if any(m["id"] == message_id and m["from"] == link.phone for m in inbox):
@@ -346,7 +351,7 @@ class SimNetwork:
         phone = normalize_phone(phone)
         device_id = self._qrs.get(qr.strip())
         if device_id is None:
-            raise QrNotFound("this QR code is unknown or has expired")
+            raise QrNotFound()
         return await self._link(device_id, phone)
 
     async def enter_pair_code(self, phone: str, code: str) -> str:
@@ -354,12 +359,12 @@ class SimNetwork:
         phone = normalize_phone(phone)
         found = self._codes.get(normalize_pair_code(code))
         if found is None:
-            raise PairCodeNotFound("this pairing code is unknown or has expired")
+            raise PairCodeNotFound()
         device_id, wanted = found
         if wanted != phone:
             raise PairCodeNotFound(
-                "this pairing code was asked for another number",
-                hint="Enter the code on the phone whose number the session asked the code for.",
+                N_("this pairing code was asked for another number"),
+                hint=N_("Enter the code on the phone whose number the session asked the code for."),
             )
         return await self._link(device_id, phone)
 
@@ -372,7 +377,7 @@ class SimNetwork:
         _, carried = _media(media)
         targets = self._devices_of(to)
         if not targets:
-            raise NumberNotLinked(f"no device is linked to {to}")
+            raise NumberNotLinked(phone=to)
         message_id = new_message_id()
         now = _now()
         for device_id in targets:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from zapgate.errors import GatewayError, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.simnet.network import SimNetwork
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class MediaBody(BaseModel):
         try:
             data = base64.b64decode(self.data, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ValidationFailed("media.data: not valid base64") from exc
+            raise ValidationFailed(N_("media.data: not valid base64")) from exc
         return {"kind": self.kind, "mime": self.mime, "filename": self.filename, "data": data}
 
 
@@ -78,7 +79,7 @@ class PhoneSendBody(BaseModel):
 
 
 def _error(exc: GatewayError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    return JSONResponse(exc.to_dict(wire=True), status_code=exc.status)
 
 
 def create_app(network: SimNetwork) -> FastAPI:
@@ -99,7 +100,7 @@ def create_app(network: SimNetwork) -> FastAPI:
         body = {
             "errcode": "validation_error",
             "error": "the request does not match the simulated network's API",
-            "hint": "Fix the fields named in 'details' and retry.",
+            "hint": ValidationFailed.default_hint,
             "details": [
                 {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
                 for e in exc.errors()
@@ -110,7 +111,7 @@ def create_app(network: SimNetwork) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.error("simnet: unexpected error", exc_info=exc)
-        return _error(GatewayError(f"simulated network error: {type(exc).__name__}"))
+        return _error(GatewayError(N_("simulated network error: {kind}"), kind=type(exc).__name__))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

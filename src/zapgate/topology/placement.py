@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from zapgate.config import Settings, Topology, url_port
 from zapgate.domain.models import Route
+from zapgate.i18n import N_
 
 EMBEDDED_WORKER_ID = "embedded"
 
@@ -49,15 +50,24 @@ class Placement:
         )
 
     def unreachable_hint(self, route: Route, *, production: bool) -> str:
+        return self.unreachable_hint_template(production=production).format(port=route.port)
+
+    def unreachable_hint_template(self, *, production: bool) -> str:
+        """The hint of a WorkerUnreachable, a template of the worker's `{port}`."""
         if self.topology is Topology.PER_USER:
-            return (
-                f"Start a worker on port {route.port} (zapgate worker --port {route.port}), or "
+            return N_(
+                "Start a worker on port {port} (zapgate worker --port {port}), or "
                 "use ZAPGATE_TOPOLOGY=shared: in production only one WhatsApp service runs, "
                 "and every user shares it, kept apart by client id and session dir."
             )
-        where = "the WhatsApp worker service" if production else "`zapgate worker`"
-        return (
-            f"Check that {where} is running and listening on port {route.port}, that "
+        if production:
+            return N_(
+                "Check that the WhatsApp worker service is running and listening on port "
+                "{port}, that ZAPGATE_WORKER_URL points at it, and that ZAPGATE_WORKER_TOKEN is "
+                "the same on both sides; `zapgate doctor` checks all three."
+            )
+        return N_(
+            "Check that `zapgate worker` is running and listening on port {port}, that "
             "ZAPGATE_WORKER_URL points at it, and that ZAPGATE_WORKER_TOKEN is the same on "
             "both sides; `zapgate doctor` checks all three."
         )

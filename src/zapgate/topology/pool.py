@@ -11,6 +11,7 @@ from typing import TypeVar
 from zapgate.config import Settings
 from zapgate.domain.models import Route
 from zapgate.errors import WorkerUnreachable
+from zapgate.i18n import N_
 from zapgate.topology.health import HealthCache
 from zapgate.topology.placement import Placement
 from zapgate.worker.client import HttpWorkerClient, WorkerAPI
@@ -39,9 +40,11 @@ class WorkerPool:
         if route.worker_url is None:
             if self.local is None:
                 raise WorkerUnreachable(
-                    "this web process has no embedded worker",
-                    hint="Run `zapgate serve` for the embedded topology, or set "
-                    "ZAPGATE_TOPOLOGY=shared and ZAPGATE_WORKER_URL.",
+                    N_("this web process has no embedded worker"),
+                    hint=N_(
+                        "Run `zapgate serve` for the embedded topology, or set "
+                        "ZAPGATE_TOPOLOGY=shared and ZAPGATE_WORKER_URL."
+                    ),
                 )
             return self.local
         client = self._http.get(route.worker_url)
@@ -50,20 +53,25 @@ class WorkerPool:
                 route.worker_url,
                 token=self.settings.worker_token,
                 timeout=self.settings.worker_timeout,
-                hint=self.placement.unreachable_hint(route, production=self.settings.is_production),
+                hint=self.placement.unreachable_hint_template(
+                    production=self.settings.is_production
+                ),
             )
             self._http[route.worker_url] = client
         return client
 
     def _unreachable(self, route: Route, label: str, detail: str) -> WorkerUnreachable:
-        where = route.worker_url or "embedded"
         return WorkerUnreachable(
-            f"WhatsApp worker not reachable at {where} (port {route.port}) for session "
-            f"{label}: {detail or 'no answer'}",
-            hint=self.placement.unreachable_hint(route, production=self.settings.is_production),
+            N_(
+                "WhatsApp worker not reachable at {url} (port {port}) for session "
+                "{session}: {detail}"
+            ),
+            hint=self.placement.unreachable_hint_template(production=self.settings.is_production),
+            url=route.worker_url or "embedded",
             worker_url=route.worker_url,
             port=route.port,
             session=label,
+            detail=detail or "no answer",
         )
 
     async def call(self, route: Route, label: str, op: Callable[[WorkerAPI], Awaitable[T]]) -> T:
@@ -78,7 +86,7 @@ class WorkerPool:
         except WorkerUnreachable as exc:
             if url is not None:
                 self.health.mark(url, False, exc.error)
-            raise self._unreachable(route, label, exc.error.split(": ")[-1]) from exc
+            raise self._unreachable(route, label, exc.params.get("detail", exc.error)) from exc
         if url is not None:
             self.health.mark(url, True)
         return result

@@ -9,12 +9,12 @@ from fastapi import FastAPI
 
 from zapgate import __version__
 from zapgate.config import Settings, Topology
+from zapgate.http.errors import install_error_handlers
+from zapgate.http.limits import BodyLimitMiddleware
 from zapgate.web.api import sessions, sim, stream, system, webhooks
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard import install_dashboard, start_dashboard
 from zapgate.web.docs import install_docs
-from zapgate.web.errors import install_error_handlers
-from zapgate.web.limits import BodyLimitMiddleware
 
 
 def create_app(settings: Settings, topology: Topology) -> FastAPI:

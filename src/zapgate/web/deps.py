@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Path, Request
 from zapgate.domain.ids import MAX_DB_INT
 from zapgate.domain.models import User
 from zapgate.errors import Forbidden, Unauthorized
+from zapgate.i18n import N_
 from zapgate.web.context import AppContext
 
 
@@ -33,14 +34,14 @@ async def get_current_user(
         if scheme.lower() == "bearer" and value.strip():
             key = value.strip()
     if not key:
-        raise Unauthorized("No API key was sent.")
+        raise Unauthorized(N_("No API key was sent."))
     if len(key) > 200:
-        raise Unauthorized("The API key is not valid.")
+        raise Unauthorized(N_("The API key is not valid."))
     user = await ctx.accounts.authenticate(key)
     if user is None:
         raise Unauthorized(
-            "The API key is not valid (unknown or revoked).",
-            hint="Create one with `zapgate keys create EMAIL`.",
+            N_("The API key is not valid (unknown or revoked)."),
+            hint=N_("Create one with `zapgate keys create EMAIL`."),
         )
     return user
 
@@ -50,7 +51,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def get_admin(user: CurrentUser) -> User:
     if not user.is_admin:
-        raise Forbidden("Only administrators may see this.")
+        raise Forbidden(N_("Only administrators may see this."))
     return user
 
 

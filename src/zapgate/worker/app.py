@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Form, Header, Query, Response, UploadFile
 
 from zapgate.errors import Unauthorized, ValidationFailed
-from zapgate.web.errors import install_error_handlers
-from zapgate.web.limits import BodyLimitMiddleware
+from zapgate.http.errors import install_error_handlers
+from zapgate.http.limits import BodyLimitMiddleware
+from zapgate.i18n import N_
 from zapgate.worker.core import Worker
 from zapgate.worker.schemas import (
     JournalPage,
@@ -37,7 +38,7 @@ def _sim_media(media: SimMediaIn | None) -> dict[str, Any] | None:
     try:
         data = base64.b64decode(media.data, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed("media.data: not valid base64") from exc
+        raise ValidationFailed(N_("media.data: not valid base64")) from exc
     return {"kind": media.kind, "mime": media.mime, "filename": media.filename, "data": data}
 
 
@@ -62,8 +63,8 @@ def create_worker_app(
     ) -> None:
         if token and not hmac.compare_digest(x_zapgate_worker_token or "", token):
             raise Unauthorized(
-                "missing or wrong worker token",
-                hint="Set the same ZAPGATE_WORKER_TOKEN on the web tier and the worker.",
+                N_("missing or wrong worker token"),
+                hint=N_("Set the same ZAPGATE_WORKER_TOKEN on the web tier and the worker."),
             )
 
     app = FastAPI(

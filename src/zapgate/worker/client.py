@@ -12,6 +12,7 @@ import httpx
 
 from zapgate import errors
 from zapgate.config import url_port
+from zapgate.i18n import N_
 from zapgate.worker.schemas import (
     JournalPage,
     PairCodeOut,
@@ -69,7 +70,8 @@ TOKEN_HEADER = "X-Zapgate-Worker-Token"
 
 class HttpWorkerClient:
     """A worker reached over HTTP. Connection failures become `WorkerUnreachable` naming the
-    URL and the port; error bodies become the GatewayError the worker raised."""
+    URL and the port (`hint`: their hint, a template of `{port}`); error bodies become the
+    GatewayError the worker raised."""
 
     def __init__(self, url: str, *, token: str | None, timeout: float, hint: str = "") -> None:
         self.url = url.rstrip("/")
@@ -83,10 +85,11 @@ class HttpWorkerClient:
 
     def unreachable(self, exc: BaseException) -> errors.WorkerUnreachable:
         return errors.WorkerUnreachable(
-            f"WhatsApp worker not reachable at {self.url} (port {self.port}): {type(exc).__name__}",
+            N_("WhatsApp worker not reachable at {worker_url} (port {port}): {detail}"),
             hint=self.hint or None,
             worker_url=self.url,
             port=self.port,
+            detail=type(exc).__name__,
         )
 
     async def _call(
@@ -117,7 +120,7 @@ class HttpWorkerClient:
             raise self.unreachable(exc) from exc
         except httpx.TimeoutException as exc:
             raise errors.WorkerUnreachable(
-                f"WhatsApp worker at {self.url} (port {self.port}) did not answer in time",
+                N_("WhatsApp worker at {worker_url} (port {port}) did not answer in time"),
                 hint=self.hint or None,
                 worker_url=self.url,
                 port=self.port,
@@ -136,13 +139,18 @@ class HttpWorkerClient:
             if isinstance(body, dict) and "errcode" in body:
                 if resp.status_code == 401:
                     raise errors.WorkerError(
-                        f"worker at {self.url} refused our token",
-                        hint="Set the same ZAPGATE_WORKER_TOKEN on the web tier and the worker.",
+                        N_("worker at {url} refused our token"),
+                        hint=N_(
+                            "Set the same ZAPGATE_WORKER_TOKEN on the web tier and the worker."
+                        ),
+                        url=self.url,
                     )
                 raise errors.from_dict(body, resp.status_code)
             raise errors.WorkerError(
-                f"worker at {self.url} answered HTTP {resp.status_code}",
-                hint="Is something else listening on that port? `zapgate doctor` checks it.",
+                N_("worker at {url} answered HTTP {status}"),
+                hint=N_("Is something else listening on that port? `zapgate doctor` checks it."),
+                url=self.url,
+                status=resp.status_code,
             )
         return body
 

@@ -25,7 +25,14 @@ from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_sess
 from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
 from zapgate.engines import Engine, EngineBackends, build_engine, validate_engine_name
-from zapgate.errors import Conflict, NotFound, ValidationFailed, WrongState
+from zapgate.errors import (
+    Conflict,
+    NotFound,
+    ValidationFailed,
+    not_connected,
+    pairing_needs_qr_phase,
+)
+from zapgate.i18n import N_
 from zapgate.simnet.client import SimLink
 from zapgate.worker import codec
 from zapgate.worker.journal import Journal
@@ -143,8 +150,10 @@ class Worker:
             entry = self.manifest.get(client_id)
             if entry is None:
                 raise NotFound(
-                    f"worker {self.worker_id} has no session {client_id!r}",
-                    hint="Start the session first (POST /v1/sessions/{name}/start).",
+                    N_("worker {worker_id} has no session {client_id!r}"),
+                    hint=N_("Start the session first (POST /v1/sessions/{{name}}/start)."),
+                    worker_id=self.worker_id,
+                    client_id=client_id,
                 )
             rt = self._runtime_for(entry)
         return rt
@@ -205,7 +214,9 @@ class Worker:
 
     async def start_session(self, client_id: str, session_dir: str, engine: str) -> SessionStatus:
         if not is_valid_client_id(client_id):
-            raise ValidationFailed(f"{client_id[:80]!r} is not a valid client id")
+            raise ValidationFailed(
+                N_("{client_id!r} is not a valid client id"), client_id=client_id[:80]
+            )
         validate_engine_name(engine)
         resolve_session_dir(self.data_dir, session_dir)
         spec = ManifestEntry(client_id=client_id, session_dir=session_dir, engine=engine)
@@ -214,8 +225,10 @@ class Worker:
             if rt is not None and rt.spec != spec:
                 if rt.engine.state.is_running:
                     raise Conflict(
-                        f"session {client_id} is running with engine {rt.spec.engine}",
-                        hint="Stop it before changing its engine.",
+                        N_("session {client_id} is running with engine {engine}"),
+                        hint=N_("Stop it before changing its engine."),
+                        client_id=client_id,
+                        engine=rt.spec.engine,
                     )
                 del self._runtimes[client_id]
             self.manifest.put(spec)
@@ -257,10 +270,7 @@ class Worker:
         rt = self._known(client_id)
         phone = normalize_phone(phone)
         if rt.engine.state not in (SessionState.SCAN_QR, SessionState.PAIRING):
-            raise WrongState(
-                f"session {client_id} is {rt.engine.state}; a pairing code needs SCAN_QR",
-                hint="Start the session first; an already linked session needs no code.",
-            )
+            raise pairing_needs_qr_phase(client_id, rt.engine.state)
         return await rt.engine.pair_code(phone)
 
     async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str:
@@ -304,8 +314,10 @@ class Worker:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(
-                f"session {client_id} has no media for message {message_id[:80]!r}",
-                hint="Only inbound media messages have media on the worker.",
+                N_("session {client_id} has no media for message {message_id!r}"),
+                hint=N_("Only inbound media messages have media on the worker."),
+                client_id=client_id,
+                message_id=message_id[:80],
             ) from None
 
     async def _send(
@@ -313,10 +325,7 @@ class Worker:
     ) -> str:
         rt = self._known(client_id)
         if rt.engine.state is not SessionState.CONNECTED:
-            raise WrongState(
-                f"session {client_id} is {rt.engine.state}, not CONNECTED",
-                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
-            )
+            raise not_connected(client_id, rt.engine.state)
         async with self._lock(f"send:{client_id}"):
             prior = await self.journal.sent_id(client_id, message_id)
             if prior is not None:
@@ -337,7 +346,9 @@ class Worker:
     def _sim(self) -> SimLink:
         link = self.backends.sim
         if link is None:
-            raise NotFound("this worker has no simulated network", hint="Use the sim engine.")
+            raise NotFound(
+                N_("this worker has no simulated network"), hint=N_("Use the sim engine.")
+            )
         return link
 
     async def sim_scan(self, qr: str, phone: str) -> str:

@@ -57,7 +57,8 @@ from zapgate.engines.whatsmeow.bridge import (
     Signal,
     new_client,
 )
-from zapgate.errors import EngineError, WrongState
+from zapgate.errors import EngineError, not_connected, pairing_needs_qr_phase
+from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
 
 STORE_FILE = "whatsmeow.db"
@@ -493,10 +494,7 @@ class WhatsmeowEngine(Engine):
 
     async def _do_pair_code(self, phone: str) -> str:
         if self._state not in (SessionState.SCAN_QR, SessionState.PAIRING) or self._client is None:
-            raise WrongState(
-                f"session {self.client_id} is {self._state}; a pairing code needs SCAN_QR",
-                hint="Start the session first; an already linked session needs no code.",
-            )
+            raise pairing_needs_qr_phase(self.client_id, self._state)
         client = self._client
         digits = normalize_phone(phone).lstrip("+")
 
@@ -513,10 +511,7 @@ class WhatsmeowEngine(Engine):
     async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
         client = self._client
         if self._state is not SessionState.CONNECTED or client is None:
-            raise WrongState(
-                f"session {self.client_id} is {self._state}, not CONNECTED",
-                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
-            )
+            raise not_connected(self.client_id, self._state)
         jid = build_jid(normalize_phone(to).lstrip("+"))
 
         def send() -> Any:
@@ -527,8 +522,12 @@ class WhatsmeowEngine(Engine):
             response = await self._bridge.call(send)
         except Exception as exc:
             raise EngineError(
-                f"session {self.client_id}: WhatsApp did not take the message: {exc}"[:300],
-                hint="Check the number is on WhatsApp and the session is CONNECTED; retry later.",
+                N_("session {client_id}: WhatsApp did not take the message: {detail}"),
+                hint=N_(
+                    "Check the number is on WhatsApp and the session is CONNECTED; retry later."
+                ),
+                client_id=self.client_id,
+                detail=str(exc)[:200],
             ) from exc
         wa_id = str(response.ID) or message_id
         await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))
@@ -547,10 +546,7 @@ class WhatsmeowEngine(Engine):
     ) -> str:
         client = self._client
         if self._state is not SessionState.CONNECTED or client is None:
-            raise WrongState(
-                f"session {self.client_id} is {self._state}, not CONNECTED",
-                hint="Link the session (scan the QR) and wait for CONNECTED before sending.",
-            )
+            raise not_connected(self.client_id, self._state)
         jid = build_jid(normalize_phone(to).lstrip("+"))
 
         def send() -> Any:
@@ -569,9 +565,14 @@ class WhatsmeowEngine(Engine):
             response = await self._bridge.call(send)
         except Exception as exc:
             raise EngineError(
-                f"session {self.client_id}: WhatsApp did not take the {kind}: {exc}"[:300],
-                hint="Check the number is on WhatsApp, the file is a valid "
-                f"{kind} and the session is CONNECTED; retry later.",
+                N_("session {client_id}: WhatsApp did not take the {kind}: {detail}"),
+                hint=N_(
+                    "Check the number is on WhatsApp, the file is a valid {kind} and the "
+                    "session is CONNECTED; retry later."
+                ),
+                client_id=self.client_id,
+                kind=kind,
+                detail=str(exc)[:200],
             ) from exc
         wa_id = str(response.ID) or message_id
         await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Form, Header, Query, Request, Response, Upl
 from zapgate.domain.ids import parse_cursor
 from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas.messages import MessageList, MessagePublic, SendMessage
@@ -124,17 +125,17 @@ async def send_message(
     media = body.media
     if media is None:
         if body.text is None:
-            raise ValidationFailed("text: required (or send media)")
+            raise ValidationFailed(N_("text: required (or send media)"))
         message, created = await ctx.sessions.send_text(
             user, name, to=body.to, text=body.text, idempotency_key=idempotency_key
         )
     else:
         if body.text is not None:
             raise ValidationFailed(
-                "text: not allowed with media", hint="Put the text in media.caption."
+                N_("text: not allowed with media"), hint=N_("Put the text in media.caption.")
             )
         if (media.url is None) == (media.base64 is None):
-            raise ValidationFailed("media: give exactly one of url and base64")
+            raise ValidationFailed(N_("media: give exactly one of url and base64"))
         opts = {"mime": media.mime, "filename": media.filename, "caption": media.caption}
 
         async def load(intake: MediaIntake) -> MediaFile:
@@ -232,8 +233,8 @@ async def list_messages(
         cursor = parse_cursor(before)
         if cursor is None:
             raise ValidationFailed(
-                "before: not a cursor returned by this API",
-                hint="Pass the 'next' value of the previous page.",
+                N_("before: not a cursor returned by this API"),
+                hint=N_("Pass the 'next' value of the previous page."),
             )
     items, nxt = await ctx.sessions.messages(
         user, name, direction=direction, limit=limit, before=cursor

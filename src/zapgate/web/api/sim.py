@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.media import sniff
 from zapgate.errors import NotFound, ValidationFailed
+from zapgate.i18n import N_
 from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas.sim import SimPhoneMessage, SimScan
 
@@ -24,8 +25,8 @@ async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
     sessions = [s for s in await ctx.sessions.list_for(user) if s.engine == "sim"]
     if not sessions:
         raise NotFound(
-            "You have no session on the sim engine.",
-            hint='PUT /v1/sessions/{name} with {"engine": "sim"} first.',
+            N_("You have no session on the sim engine."),
+            hint=N_('PUT /v1/sessions/{name} with {"engine": "sim"} first.'),
         )
     routes = {s.route: s.label for s in sessions}
     last: Exception | None = None
@@ -46,15 +47,16 @@ async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser
     targets = [s for s in await ctx.sessions.find_by_phone(to) if s.engine == "sim"]
     if not targets:
         raise NotFound(
-            f"No sim session is linked to {to}.",
-            hint="Link one first: start a sim session and scan its QR.",
+            N_("No sim session is linked to {phone}."),
+            hint=N_("Link one first: start a sim session and scan its QR."),
+            phone=to,
         )
     media: dict[str, Any] | None = None
     if body.media is not None:
         try:
             data = base64.b64decode(body.media.base64, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ValidationFailed("media.base64: not valid base64") from exc
+            raise ValidationFailed(N_("media.base64: not valid base64")) from exc
         media = {
             "kind": body.media.type,
             "mime": body.media.mime or sniff(data) or "application/octet-stream",
@@ -62,7 +64,7 @@ async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser
             "data": data,
         }
     elif body.text is None:
-        raise ValidationFailed("text: required (or send media)")
+        raise ValidationFailed(N_("text: required (or send media)"))
     target = targets[0]
     msg_id = await ctx.pool.call(
         target.route, target.label, lambda w: w.sim_phone_send(sender, to, body.text, media)

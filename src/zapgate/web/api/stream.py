@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from zapgate.domain.ids import MAX_DB_INT, parse_cursor
 from zapgate.errors import ValidationFailed
+from zapgate.i18n import N_
 from zapgate.web.deps import Ctx, CurrentUser
 
 router = APIRouter(prefix="/v1/sessions", tags=["events"])
@@ -39,7 +40,7 @@ async def events(
     if last_event_id is not None:
         parsed = parse_cursor(last_event_id)
         if parsed is None:
-            raise ValidationFailed("Last-Event-ID: not an id sent by this stream")
+            raise ValidationFailed(N_("Last-Event-ID: not an id sent by this stream"))
         cursor = parsed
     interval = ctx.settings.poll_interval
 

@@ -9,10 +9,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from zapgate import i18n
-from zapgate.errors import GatewayError
+from zapgate.errors import CsrfFailed, GatewayError
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard.render import STATIC_DIR, Dashboard, Page, load_page
-from zapgate.web.dashboard.security import CsrfFailed, LoginLimiter, resolve_secret_key
+from zapgate.web.dashboard.security import LoginLimiter, resolve_secret_key
 from zapgate.web.dashboard.views import router
 from zapgate.web.dashboard.views.deps import SignInRequired
 

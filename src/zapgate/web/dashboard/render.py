@@ -17,7 +17,7 @@ from markupsafe import Markup
 from zapgate import __version__, i18n
 from zapgate.domain.models import User
 from zapgate.errors import GatewayError
-from zapgate.i18n.errors import translate_text
+from zapgate.i18n.errors import translate, translate_text
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard.security import COOKIE_MAX_AGE, COOKIE_NAME, CookieCodec, WebSession
 from zapgate.web.dashboard.service import DashboardService
@@ -92,7 +92,10 @@ class Page:
         return i18n.gettext(self.lang, msgid)
 
     def error_text(self, err: GatewayError) -> str:
-        return translate_text(err.error, self.lang)
+        return translate(err, self.lang)[0]
+
+    def error_hint(self, err: GatewayError) -> str:
+        return translate(err, self.lang)[1]
 
     def template_context(self, **extra: Any) -> dict[str, Any]:
         lang, tz = self.lang, self.ctx.settings.timezone
@@ -115,6 +118,8 @@ class Page:
             "_": cat.gettext,
             "ngettext": cat.ngettext,
             "tr": lambda text: translate_text(text, lang),
+            "err_text": self.error_text,
+            "err_hint": self.error_hint,
             "lang": lang,
             "html_lang": lang.replace("_", "-"),
             "user": self.user,

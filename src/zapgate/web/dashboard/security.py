@@ -16,7 +16,6 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from zapgate.config import Settings, is_placeholder
-from zapgate.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +24,6 @@ COOKIE_MAX_AGE = 30 * 24 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SECRET_FILE = "secret_key"
-
-
-class TooManyRequests(GatewayError):
-    errcode = "rate_limited"
-    status = 429
-    is_transient = True
-    default_hint = "Wait a few minutes before trying again."
-
-
-class CsrfFailed(GatewayError):
-    errcode = "csrf_failed"
-    status = 403
-    default_hint = "Reload the page and submit the form again."
 
 
 def resolve_secret_key(settings: Settings, data_dir: Path) -> str:

@@ -13,6 +13,7 @@ from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import ApiKey, Delivery, Message, Session, User, Webhook
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
+from zapgate.i18n import N_
 from zapgate.registry.outbox import EVENT_TYPES
 from zapgate.services.admin import WorkerStatus
 from zapgate.web.context import AppContext
@@ -206,13 +207,15 @@ class DashboardService:
                 break
             if status.state is SessionState.CONNECTED:
                 raise WrongState(
-                    "This WhatsApp is already connected.",
-                    hint="Disconnect first to link another phone.",
+                    N_("This WhatsApp is already connected."),
+                    hint=N_("Disconnect first to link another phone."),
                 )
             if time.monotonic() > deadline:
                 raise WrongState(
-                    f"Session {name!r} is {status.state}: there is nothing to pair.",
-                    hint="Try again in a moment.",
+                    N_("Session '{name}' is {state}: there is nothing to pair."),
+                    hint=N_("Try again in a moment."),
+                    name=name,
+                    state=str(status.state),
                 )
             await asyncio.sleep(0.2)
         code = await self.ctx.sessions.pair_code(user, name, phone)
@@ -236,7 +239,7 @@ class DashboardService:
 
     async def send(self, user: User, name: str, to: str, text: str) -> Message:
         if not to.strip():
-            raise ValidationFailed("to: must not be empty")
+            raise ValidationFailed(N_("to: must not be empty"))
         message, _ = await self.ctx.sessions.send_text(
             user, name, to=to, text=text, idempotency_key=None
         )
@@ -251,8 +254,8 @@ class DashboardService:
             qr = status.qr
         if not qr:
             raise WrongState(
-                "There is no QR code on the screen to scan.",
-                hint="Press \u201cConnect WhatsApp\u201d first.",
+                N_("There is no QR code on the screen to scan."),
+                hint=N_("Press \u201cConnect WhatsApp\u201d first."),
             )
         scanned = qr
         return await self.ctx.pool.call(
@@ -262,12 +265,12 @@ class DashboardService:
     async def sim_write(self, user: User, name: str, sender: str, text: str) -> str:
         sender = normalize_phone(sender)
         if not text.strip():
-            raise ValidationFailed("text: must not be empty")
+            raise ValidationFailed(N_("text: must not be empty"))
         session = await self.ctx.sessions.get(user, name)
         if session.phone is None or session.state is not SessionState.CONNECTED:
             raise WrongState(
-                "Connect your WhatsApp first: the simulated phone writes to its number.",
-                hint="Scan the QR code with the simulated phone.",
+                N_("Connect your WhatsApp first: the simulated phone writes to its number."),
+                hint=N_("Scan the QR code with the simulated phone."),
             )
         to = session.phone
         return await self.ctx.pool.call(
@@ -292,7 +295,7 @@ class DashboardService:
         url = url.strip()
         if not url:
             raise ValidationFailed(
-                "url: must not be empty", hint="Type the address zapgate should call."
+                N_("url: must not be empty"), hint=N_("Type the address zapgate should call.")
             )
         return await self.ctx.webhooks.create(
             user, url=url, events=events, secret=secret.strip() or None

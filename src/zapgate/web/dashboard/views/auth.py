@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request, Response
 
 from zapgate import i18n
-from zapgate.errors import UserExists
-from zapgate.web.dashboard.security import TooManyRequests
+from zapgate.errors import TooManyRequests, UserExists
 from zapgate.web.dashboard.views.deps import AnyPost, PageDep
 
 logger = logging.getLogger(__name__)
@@ -43,11 +42,7 @@ async def login(
     ip = _client_ip(page.request)
     wait = limiter.retry_after(ip, email)
     if wait:
-        err = TooManyRequests(
-            "Too many failed sign-in attempts.",
-            hint="Wait a few minutes before trying again.",
-            retry_after=wait,
-        )
+        err = TooManyRequests(retry_after=wait)
         logger.warning("dashboard: sign-in rate limit hit for %s", ip)
         response = page.render(
             "login.html", status=429, email=email, error=page.error_text(err), limited=True

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import Depends
 
 from zapgate.domain.models import User
+from zapgate.errors import CsrfFailed
 from zapgate.web.dashboard.render import Page, load_page
-from zapgate.web.dashboard.security import CSRF_FIELD, CSRF_HEADER, CsrfFailed
+from zapgate.web.dashboard.security import CSRF_FIELD, CSRF_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ async def csrf_checked(page: PageDep) -> Page:
         logger.info(
             "dashboard: refused a POST to %s without a valid CSRF token", page.request.url.path
         )
-        raise CsrfFailed("The form has expired or did not come from this site.")
+        raise CsrfFailed()
     return page
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Response
 
 from zapgate.errors import NotFound
+from zapgate.i18n import N_
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.views.deps import UserPage, UserPost, _user
 
@@ -43,5 +44,5 @@ async def create_key(page: UserPost, name: Annotated[str, Form(max_length=200)] 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: int, page: UserPost) -> Response:
     if not await page.svc.revoke_api_key(_user(page), key_id):
-        raise NotFound("There is no such API key.")
+        raise NotFound(N_("There is no such API key."))
     return page.redirect("/keys?revoked=1")

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response
 
 from zapgate.errors import GatewayError, NotFound
+from zapgate.i18n import N_
 from zapgate.web.dashboard.service import DEFAULT_SESSION
 from zapgate.web.dashboard.views.deps import UserPost, _user
 from zapgate.web.dashboard.views.sessions import _after_action
@@ -23,7 +24,7 @@ async def sim_scan(
     qr: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     if not page.ctx.settings.sim_api_enabled:
-        raise NotFound("The simulated phone is switched off on this server.")
+        raise NotFound(N_("The simulated phone is switched off on this server."))
     error: GatewayError | None = None
     try:
         await page.svc.sim_scan(_user(page), name, qr or None, phone)
@@ -40,7 +41,7 @@ async def sim_write(
     text: Annotated[str, Form(max_length=65_536)] = "",
 ) -> Response:
     if not page.ctx.settings.sim_api_enabled:
-        raise NotFound("The simulated phone is switched off on this server.")
+        raise NotFound(N_("The simulated phone is switched off on this server."))
     error: str | None = None
     try:
         await page.svc.sim_write(_user(page), name, sender, text)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Response
 
 from zapgate.errors import GatewayError, NotFound, ValidationFailed
-from zapgate.i18n.errors import translate_text
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.service import WEBHOOK_EVENTS, WebhookLog
 from zapgate.web.dashboard.views.deps import UserPage, UserPost, _user
@@ -51,7 +50,7 @@ class FormError:
         hint = err.hint if err.hint and err.hint != ValidationFailed.default_hint else None
         return cls(
             text=text,
-            hint=translate_text(hint, page.lang) if hint else None,
+            hint=page.error_hint(err) if hint else None,
             lead=lead,
             field=field,
         )

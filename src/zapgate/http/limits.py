@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapgate.errors import PayloadTooLarge
-from zapgate.web.errors import json_error_body
+from zapgate.http.errors import json_error_body
+from zapgate.i18n import N_
 
 
 class BodyLimitMiddleware:
@@ -35,10 +36,12 @@ class BodyLimitMiddleware:
 
     def _error(self, limit: int) -> PayloadTooLarge:
         if limit != self.max_bytes:
-            hint = "Send a smaller file; ZAPGATE_MAX_MEDIA_BYTES / _DOCUMENT_BYTES set the limit."
+            hint = N_(
+                "Send a smaller file; ZAPGATE_MAX_MEDIA_BYTES / _DOCUMENT_BYTES set the limit."
+            )
         else:
-            hint = "Send a smaller body; ZAPGATE_MAX_BODY_BYTES sets the limit."
-        return PayloadTooLarge(f"The request body is larger than {limit} bytes.", hint=hint)
+            hint = N_("Send a smaller body; ZAPGATE_MAX_BODY_BYTES sets the limit.")
+        return PayloadTooLarge(hint=hint, n=limit)
 
     async def _reject(self, send: Send, limit: int) -> None:
         body = json_error_body(self._error(limit))

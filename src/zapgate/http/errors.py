@@ -14,17 +14,18 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zapgate import errors
-from zapgate.i18n import choose_lang
-from zapgate.i18n.errors import translate_text
+from zapgate.i18n import N_, choose_lang
+from zapgate.i18n.errors import translate
 
 logger = logging.getLogger(__name__)
 
 
-def error_response(err: errors.GatewayError) -> JSONResponse:
+def error_response(err: errors.GatewayError, *, wire: bool = False) -> JSONResponse:
+    """`wire`: the body carries the templates and parameters (see GatewayError.to_dict)."""
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
     if err.is_transient and err.status >= 500:
         headers = {**(headers or {}), "Retry-After": "5"}
-    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
+    return JSONResponse(err.to_dict(wire=wire), status_code=err.status, headers=headers)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -56,8 +57,7 @@ def localized_response(request: Request, err: errors.GatewayError) -> JSONRespon
     if lang == "en":
         return response
     body = err.to_dict()
-    body["error"] = translate_text(err.error, lang)
-    body["hint"] = translate_text(err.hint, lang)
+    body["error"], body["hint"] = translate(err, lang)
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     headers["Content-Language"] = lang.replace("_", "-")
     return JSONResponse(body, status_code=err.status, headers=headers)
@@ -65,7 +65,8 @@ def localized_response(request: Request, err: errors.GatewayError) -> JSONRespon
 
 def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
     """`localize` translates `error`/`hint` (the public app); the worker's internal app
-    keeps English, so the web tier can recognise and translate what a worker says."""
+    sends the templates and parameters instead, so the web tier rebuilds the error and
+    translates it."""
 
     async def respond(request: Request, err: errors.GatewayError) -> Response:
         renderer: HtmlErrorRenderer | None = getattr(request.app.state, "html_error_renderer", None)
@@ -73,7 +74,7 @@ def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
             page = await renderer(request, err)
             if page is not None:
                 return page
-        return localized_response(request, err) if localize else error_response(err)
+        return localized_response(request, err) if localize else error_response(err, wire=True)
 
     @app.exception_handler(errors.GatewayError)
     async def _gateway(request: Request, exc: errors.GatewayError) -> Response:
@@ -85,13 +86,14 @@ def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         raw = exc.errors()
         if any(e.get("type") == "json_invalid" for e in raw):
-            return await respond(request, errors.InvalidJSON("The request body is not valid JSON."))
+            return await respond(request, errors.InvalidJSON())
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid"}
         where = ".".join(p for p in first["loc"] if p != "body") or "request"
-        return await respond(
-            request, errors.ValidationFailed(f"{where}: {first['msg']}", details=details)
+        invalid = errors.ValidationFailed(
+            N_("{where}: {msg}"), where=where, msg=first["msg"], details=details
         )
+        return await respond(request, invalid)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -114,9 +116,7 @@ def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.error("unexpected error: %r", exc, exc_info=exc)
-        return await respond(
-            request, errors.GatewayError("An unexpected error happened; it has been logged.")
-        )
+        return await respond(request, errors.GatewayError())
 
 
 def json_error_body(err: errors.GatewayError) -> bytes:
