@@ -51,6 +51,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     DocumentMessage,
     ImageMessage,
     Message,
+    SenderKeyDistributionMessage,
     VideoMessage,
 )
 
@@ -268,6 +269,26 @@ class FakeWhatsApp:
                     message_id, source(jid(phone), jid(phone)), Message(conversation=text)
                 )
             )
+        return message_id
+
+    def phone_send_group(self, phone: str, group: str, members: list[str], text: str) -> str:
+        """`phone` writes `text` in a group, as whatsmeow delivers a sender's first group
+        message: for each member, one event per encrypted part of the stanza, all with the
+        same id — first the `pkmsg` part holding only the sender key distribution, then the
+        `skmsg` part with the content (message.go; whatsmeow#184)."""
+        message_id = "3EB0" + secrets.token_hex(8).upper()
+        chat = JID(User=group, Device=0, Server="g.us", RawAgent=0, Integrator=0, IsEmpty=False)
+        skdm = Message(
+            senderKeyDistributionMessage=SenderKeyDistributionMessage(
+                groupID=f"{group}@g.us", axolotlSenderKeyDistributionMessage=b"\x33" * 32
+            )
+        )
+        for member in members:
+            client = self._by_phone(member)
+            if client is not None:
+                src = source(chat, jid(phone))
+                client.push(message_event(message_id, src, skdm))
+                client.push(message_event(message_id, src, Message(conversation=text)))
         return message_id
 
     def phone_send_media(

@@ -226,6 +226,72 @@ async def test_inbound_text_media_lid_and_own_messages(linked: Any) -> None:
     assert (second.id, second.text) == ("A3", None)
 
 
+async def test_group_stanza_parts_become_one_message_with_its_content(linked: Any) -> None:
+    """Issue 14.1: whatsmeow emits one event per encrypted part with the stanza's id; the
+    first, sender-key-only part has no content. It used to be stored as an empty message,
+    and the real content (same id) was then dropped as a duplicate."""
+    _, rec, net = linked
+    mid = await asyncio.to_thread(
+        net.phone_send_group, "+5511999990077", "120363000000000001", [PHONE_A], "oi, turma"
+    )
+    await wait_for(lambda: len(rec.received()) == 1, what="the group message")
+    await asyncio.sleep(0.2)  # nothing else may follow
+    (only,) = rec.received()
+    assert (only.id, only.chat, only.sender, only.text) == (
+        mid,
+        "120363000000000001@g.us",
+        "+5511999990077",
+        "oi, turma",
+    )
+
+
+async def test_protocol_status_and_newsletter_events_are_not_messages(linked: Any) -> None:
+    """Issue 14.5 (part): edits, deletes and reactions arrive as message events; status
+    updates and channels look like chats. None becomes an inbound message, and a
+    contact's status media is never downloaded."""
+    from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+        ImageMessage,
+        Message,
+        ProtocolMessage,
+        ReactionMessage,
+    )
+
+    engine, rec, _ = linked
+    client = engine._client
+    friend = jid("+5511999990077")
+    status = jid("status")
+    status.Server = "broadcast"
+    channel = jid("120363999999999999")
+    channel.Server = "newsletter"
+    key = MessageKey(remoteJID="5511999990077@s.whatsapp.net", fromMe=True, ID="X1")
+    downloads: list[Any] = []
+    client.download_any = lambda *a, **k: downloads.append(a) or b""
+    events = [
+        message_event(
+            "P1",
+            source(friend, friend),
+            Message(protocolMessage=ProtocolMessage(key=key, type=ProtocolMessage.REVOKE)),
+        ),
+        message_event(
+            "P2",
+            source(friend, friend),
+            Message(reactionMessage=ReactionMessage(key=key, text="👍")),
+        ),
+        message_event(
+            "P3", source(status, friend), Message(imageMessage=ImageMessage(fileLength=10))
+        ),
+        message_event("P4", source(channel, channel), Message(conversation="news")),
+        message_event("P5", source(friend, friend), Message(conversation="a real one")),
+    ]
+    for ev in events:
+        await asyncio.to_thread(execute, client, ev)
+    await wait_for(lambda: len(rec.received()) == 1, what="the one real message")
+    await asyncio.sleep(0.2)
+    assert [m.id for m in rec.received()] == ["P5"]
+    assert downloads == []
+
+
 async def test_logged_out_from_the_phone(linked: Any) -> None:
     engine, _, net = linked
     assert engine.has_credentials()

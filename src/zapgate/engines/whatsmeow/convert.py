@@ -71,6 +71,27 @@ def text(message: Any) -> str | None:
     return None
 
 
+def has_content(message: Any) -> bool:
+    """Whether an (unwrapped) message carries something zapgate delivers: text or media.
+
+    whatsmeow dispatches every encrypted part of a stanza as its own message event with the
+    stanza's id (message.go, whatsmeow#184): in a group, the sender's first message (and
+    the first after each sender-key rotation) arrives as a part holding only a
+    `senderKeyDistributionMessage`, then the part with the content. Protocol messages
+    (edits, deletes, reactions, poll votes, pins, timers) are message events too. None of
+    those is an inbound message of its own.
+    """
+    if text(message) is not None:
+        return True
+    return any(message.HasField(name) for name in MEDIA_FIELDS)
+
+
+def is_status_or_newsletter(chat: Any) -> bool:
+    """Status updates (`status@broadcast`) and channels (`@newsletter`) look like chats in
+    whatsmeow's events; they are not conversations of this number."""
+    return str(chat.Server) in ("broadcast", "newsletter")
+
+
 def unwrap(message: Any) -> Any:
     """The message inside the wrappers WhatsApp puts around a document with a caption and
     around view-once media."""

@@ -396,7 +396,14 @@ class WhatsmeowEngine(Engine):
         source = ev.Info.MessageSource
         if source.IsFromMe:
             return  # our own messages, echoed from the phone or another linked device
+        if convert.is_status_or_newsletter(source.Chat):
+            return  # contacts' stories and channels: never downloaded, never stored
         message = convert.unwrap(ev.Message)
+        if not convert.has_content(message):
+            # A sender-key-only part of a group stanza or a protocol message: emitting it
+            # would store a content-less row under the id the real content arrives with.
+            self.log.debug("message %s: a part without content; not delivered", ev.Info.ID)
+            return
         await self.emit(
             MessageReceived(
                 id=str(ev.Info.ID),
