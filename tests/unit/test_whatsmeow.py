@@ -292,6 +292,31 @@ async def test_protocol_status_and_newsletter_events_are_not_messages(linked: An
     assert downloads == []
 
 
+async def test_pairing_deadline_ends_with_whatsmeows_login_window(tmp_path: Path) -> None:
+    """Issue 14.9: whatsmeow closes the login socket 160 s after the first QR, pairing code
+    or not; the engine waited up to 140 s from the code request, so a code asked for late
+    outlived the socket it needed."""
+    net = FakeWhatsApp()
+    engine, _ = make(tmp_path, WhatsmeowConfig(reconnect_base=0.01))
+    engine.probe_target = None
+    engine.client_factory = functools.partial(net.factory)
+    engine.login_window = 1.5  # stands for whatsmeow's 160 s
+    try:
+        await engine.start()
+        await wait_for(lambda: engine.state is S.SCAN_QR, what="SCAN_QR")
+        await asyncio.sleep(0.5)
+        asked = time.monotonic()
+        await engine.pair_code("+5511999990002")
+        assert engine.state is S.PAIRING
+        await wait_for(lambda: engine.state is S.STOPPED, timeout=5, what="the pairing deadline")
+        took = time.monotonic() - asked
+        assert engine.state_reason == "pair_code_timeout"
+        # what was left of the window (about 1 s), not the configured 60 s + rotations
+        assert took < 1.5, took
+    finally:
+        await engine.stop()
+
+
 async def test_logged_out_from_the_phone(linked: Any) -> None:
     engine, _, net = linked
     assert engine.has_credentials()

@@ -21,6 +21,7 @@ import contextlib
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +62,9 @@ from zapgate.errors import EngineError, not_connected, pairing_needs_qr_phase
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
 
+# whatsmeow closes the login websocket this long after the first QR code, whether a
+# pairing code was asked for or not (qrchan.go); a pairing deadline past it waits for nothing.
+LOGIN_WINDOW = 160.0
 STORE_FILE = "whatsmeow.db"
 DEVICE_FILE = "whatsmeow-device.json"
 
@@ -107,6 +111,8 @@ class WhatsmeowEngine(Engine):
         self._closing = False
         self._logged_out: str | None = None
         self._qr_shown = 0
+        self._login_started: float | None = None  # monotonic time of the first QR
+        self.login_window = LOGIN_WINDOW
         self._settled = asyncio.Event()
 
     # -- paths and stored credentials ----------------------------------------------------------
@@ -308,6 +314,8 @@ class WhatsmeowEngine(Engine):
             return
         self._qr_shown += 1
         first = self._qr_shown == 1
+        if first:
+            self._login_started = time.monotonic()
         ttl = self.options.qr_first_ttl if first else self.options.qr_ttl
         await self.set_state(SessionState.SCAN_QR)
         self._settled.set()
@@ -327,7 +335,12 @@ class WhatsmeowEngine(Engine):
 
     async def _pairing_deadline(self) -> None:
         opts = self.options
-        await asyncio.sleep(opts.qr_first_ttl + opts.qr_ttl * max(opts.qr_max_rotations - 1, 0))
+        wait = opts.qr_first_ttl + opts.qr_ttl * max(opts.qr_max_rotations - 1, 0)
+        if self._login_started is not None:
+            # Not past the moment whatsmeow closes the login socket (issue 14 item 9).
+            closes_in = self._login_started + self.login_window - time.monotonic()
+            wait = min(wait, max(closes_in, 0.0))
+        await asyncio.sleep(wait)
         self.log.info("pairing code not entered in time; stopping")
         self._waiter = None
         await self.stop(reason="pair_code_timeout")
@@ -371,6 +384,7 @@ class WhatsmeowEngine(Engine):
             stored = self._stored_device()
             phone = convert.phone_of(JID(User=str(stored["user"]))) if stored else None
         self._qr_shown = 0
+        self._login_started = None
         await self.set_state(SessionState.CONNECTED, None, phone=phone)
         self._settled.set()
 
@@ -458,6 +472,7 @@ class WhatsmeowEngine(Engine):
         self._closing = False
         self._logged_out = None
         self._qr_shown = 0
+        self._login_started = None
         self._settled = asyncio.Event()
         self._inbox = asyncio.Queue()
         self._runner = self._spawn(self._run(), "runner")
