@@ -317,6 +317,59 @@ async def test_pairing_deadline_ends_with_whatsmeows_login_window(tmp_path: Path
         await engine.stop()
 
 
+async def test_connect_failure_ends_the_attempt_and_reconnects(linked: Any) -> None:
+    """Issue 14.6: whatsmeow turns its own reconnect off before a ConnectFailure while
+    connect() keeps blocking; the session sat in its state forever. Now the attempt ends,
+    the reason is shown, and the runner connects again after its backoff."""
+    from neonize.events import ConnectFailureEv
+    from neonize.proto.Neonize_pb2 import ConnectFailureReason, Node
+
+    engine, rec, _ = linked
+    old = engine._client
+    failure = ConnectFailureEv(
+        Reason=ConnectFailureReason.GENERIC,
+        Message="try later",
+        Raw=Node(Tag="failure", Nil=False, Bytes=b""),
+    )
+    await asyncio.to_thread(execute, old, failure)
+    await wait_for(
+        lambda: (S.DISCONNECTED, "connect_failure generic: try later") in rec.states(),
+        what="DISCONNECTED with the failure's reason",
+    )
+    await wait_for(
+        lambda: engine.state is S.CONNECTED and engine._client is not old,
+        what="a new connection",
+    )
+
+
+async def test_keepalive_timeout_shows_disconnected_until_restored(linked: Any) -> None:
+    """Issue 14.6: whatsmeow's forced reconnect after a keep-alive timeout emits no
+    Disconnected, so CONNECTED was shown on a dead socket."""
+    from neonize.events import KeepAliveRestoredEv, KeepAliveTimeoutEv
+
+    engine, _, _ = linked
+    client = engine._client
+    await asyncio.to_thread(execute, client, KeepAliveTimeoutEv(ErrorCount=3, LastSuccess=0))
+    await wait_for(lambda: engine.state is S.DISCONNECTED, what="DISCONNECTED")
+    assert engine.state_reason == "keep-alive timed out; reconnecting"
+    await asyncio.to_thread(execute, client, KeepAliveRestoredEv())
+    await wait_for(lambda: engine.state is S.CONNECTED, what="CONNECTED again")
+
+
+async def test_temporary_ban_says_until_when_and_retries_after_it(linked: Any) -> None:
+    """Issue 14.6: a temporary ban went to FAILED for good, without saying until when."""
+    from neonize.events import TemporaryBanEv
+
+    engine, _, _ = linked
+    engine.ban_margin = 0.0
+    ban = TemporaryBanEv(Code=TemporaryBanEv.SEND_TO_TOO_MANY_PEOPLE, Expire=1)
+    await asyncio.to_thread(execute, engine._client, ban)
+    await wait_for(lambda: engine.state is S.FAILED, what="FAILED")
+    reason = engine.state_reason or ""
+    assert reason.startswith("temporary_ban: code ") and ", until 20" in reason, reason
+    await wait_for(lambda: engine.state is S.CONNECTED, timeout=10, what="CONNECTED after the ban")
+
+
 async def test_logged_out_from_the_phone(linked: Any) -> None:
     engine, _, net = linked
     assert engine.has_credentials()

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from neonize.events import LoggedOutEv
+from neonize.events import ConnectFailureEv, LoggedOutEv
 from neonize.proto.Neonize_pb2 import Receipt
 
 from zapgate.domain.ids import normalize_phone
@@ -111,6 +111,17 @@ def timestamp(raw: int) -> datetime:
         return datetime.now(UTC)
     seconds = raw / 1000 if raw > 10**11 else raw  # neonize has sent both s and ms
     return datetime.fromtimestamp(seconds, UTC)
+
+
+_CONNECT_FAILURES: Any = ConnectFailureEv.DESCRIPTOR.fields_by_name["Reason"].enum_type
+
+
+def connect_failure_reason(ev: Any) -> str:
+    """A ConnectFailureEv as a DISCONNECTED reason: WhatsApp's reason name and message."""
+    name = _CONNECT_FAILURES.values_by_number.get(int(ev.Reason))
+    label = name.name.lower() if name else str(int(ev.Reason))
+    message = f": {ev.Message}" if ev.Message else ""
+    return f"connect_failure {label}{message}"[:300]
 
 
 def logout_reason(ev: Any) -> str:

@@ -33,6 +33,8 @@ from neonize.events import (
     ConnectedEv,
     ConnectFailureEv,
     DisconnectedEv,
+    KeepAliveRestoredEv,
+    KeepAliveTimeoutEv,
     LoggedOutEv,
     MessageEv,
     PairStatusEv,
@@ -65,6 +67,8 @@ from zapgate.jsonfile import atomic_write_json, read_json
 # whatsmeow closes the login websocket this long after the first QR code, whether a
 # pairing code was asked for or not (qrchan.go); a pairing deadline past it waits for nothing.
 LOGIN_WINDOW = 160.0
+# Seconds past a temporary ban's expiry before connecting again.
+BAN_MARGIN = 30.0
 STORE_FILE = "whatsmeow.db"
 DEVICE_FILE = "whatsmeow-device.json"
 
@@ -112,7 +116,11 @@ class WhatsmeowEngine(Engine):
         self._logged_out: str | None = None
         self._qr_shown = 0
         self._login_started: float | None = None  # monotonic time of the first QR
+        # Set by an event that ends the current connection attempt (a ConnectFailure,
+        # after which whatsmeow does not reconnect by itself): the runner backs off.
+        self._attempt_error: str | None = None
         self.login_window = LOGIN_WINDOW
+        self.ban_margin = BAN_MARGIN
         self._settled = asyncio.Event()
 
     # -- paths and stored credentials ----------------------------------------------------------
@@ -295,6 +303,9 @@ class WhatsmeowEngine(Engine):
                 self.log.warning("ignored a malformed %s: %r", signal.kind, exc)
             if self._logged_out is not None or self._closing:
                 return None
+            if self._attempt_error is not None:
+                error, self._attempt_error = self._attempt_error, None
+                return error
 
     async def _dropped(self, reason: str) -> None:
         self._cancel_waiter()
@@ -364,11 +375,26 @@ class WhatsmeowEngine(Engine):
             # whatsmeow reconnects an established connection by itself; say so meanwhile.
             await self.set_state(SessionState.DISCONNECTED, "connection lost; reconnecting")
         elif ev_type is ConnectFailureEv:
-            self.log.warning("connect failure %s: %s", int(ev.Reason), ev.Message)
+            # whatsmeow turned its own reconnect off before dispatching this, while
+            # connect() goes on blocking: end the attempt; the runner backs off and retries.
+            reason = convert.connect_failure_reason(ev)
+            self.log.warning("%s", reason)
+            self._attempt_error = reason
+        elif ev_type is KeepAliveTimeoutEv:
+            # whatsmeow forces a reconnect after this and emits no Disconnected for it.
+            await self.set_state(SessionState.DISCONNECTED, "keep-alive timed out; reconnecting")
+        elif ev_type is KeepAliveRestoredEv:
+            if self._state is SessionState.DISCONNECTED:
+                await self.set_state(SessionState.CONNECTED, None)
         elif ev_type is StreamReplacedEv:
             await self._give_up("stream_replaced: this device connected from somewhere else")
         elif ev_type is TemporaryBanEv:
-            await self._give_up(f"temporary_ban: code {int(ev.Code)}, expires in {int(ev.Expire)}s")
+            expires = datetime.now(UTC) + timedelta(seconds=max(int(ev.Expire), 0))
+            await self._give_up(
+                f"temporary_ban: code {int(ev.Code)}, until {expires.isoformat(timespec='seconds')}"
+            )
+            # Try again once the ban has expired; a stop or start meanwhile cancels this.
+            self._waiter = self._spawn(self._after_ban(max(int(ev.Expire), 0)), "ban")
         elif ev_type is ClientOutdatedEv:
             await self._give_up(
                 "client_outdated: WhatsApp refuses this neonize version; upgrade it"
@@ -459,6 +485,11 @@ class WhatsmeowEngine(Engine):
         await self.set_state(SessionState.LOGGED_OUT, reason)
         self._settled.set()
 
+    async def _after_ban(self, seconds: float) -> None:
+        await asyncio.sleep(seconds + self.ban_margin)
+        self.log.info("the temporary ban has expired; starting again")
+        await self.start()
+
     async def _give_up(self, reason: str) -> None:
         self._cancel_waiter()
         self._closing = True
@@ -471,6 +502,7 @@ class WhatsmeowEngine(Engine):
         await self._shutdown()
         self._closing = False
         self._logged_out = None
+        self._attempt_error = None
         self._qr_shown = 0
         self._login_started = None
         self._settled = asyncio.Event()
