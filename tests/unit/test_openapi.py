@@ -90,6 +90,8 @@ def test_error_statuses_use_the_error_body(doc: dict[str, Any]) -> None:
             assert error_schema(op, 422) == ERROR_REF, (method, path)
         if op.get("requestBody"):
             assert error_schema(op, 413) == ERROR_REF, (method, path)
+            if "application/json" in op["requestBody"]["content"]:
+                assert error_schema(op, 400) == ERROR_REF, (method, path)  # invalid_json
 
 
 def test_routes_with_a_path_param_answer_404_and_ids_are_ranged(doc: dict[str, Any]) -> None:

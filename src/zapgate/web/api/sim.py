@@ -21,7 +21,7 @@ from zapgate.web.schemas.sim import SimPhoneMessage, SimScan
 router = APIRouter(prefix="/v1/sim", tags=["simulated network"])
 
 
-@router.post("/scan", responses=errors(401, 404, 413, 422, 502, 503))
+@router.post("/scan", responses=errors(400, 401, 404, 413, 422, 502, 503))
 async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
     phone = normalize_phone(body.phone)
     sessions = [s for s in await ctx.sessions.list_for(user) if s.engine == "sim"]
@@ -44,7 +44,7 @@ async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
 
 
 @router.post(
-    "/phones/{phone}/messages", status_code=201, responses=errors(401, 404, 413, 422, 502, 503)
+    "/phones/{phone}/messages", status_code=201, responses=errors(400, 401, 404, 413, 422, 502, 503)
 )
 async def phone_send(
     phone: Annotated[str, Path(json_schema_extra=PHONE_SCHEMA)],

@@ -18,6 +18,7 @@ class ErrorBody(BaseModel):
 
 
 _DESCRIPTIONS = {
+    400: "The body is not valid JSON",
     401: "No API key, or an unknown or revoked one",
     403: "The key's user may not do this",
     404: "Not found (another user's resource is not found either)",
@@ -41,6 +42,6 @@ ADMIN = errors(401, 403)
 # A route on one session: unknown name, and a worker that may be unreachable or fail.
 SESSION = errors(401, 404, 422, 502, 503)
 SESSION_ACTION = errors(401, 404, 409, 422, 501, 502, 503)
-WITH_BODY = errors(401, 413, 422)
-SESSION_WITH_BODY = errors(401, 404, 409, 413, 422, 501, 502, 503)
+WITH_BODY = errors(400, 401, 413, 422)
+SESSION_WITH_BODY = errors(400, 401, 404, 409, 413, 422, 501, 502, 503)
 WEBHOOK = errors(401, 404, 422)
