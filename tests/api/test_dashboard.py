@@ -320,3 +320,25 @@ def test_private_webhook_url_is_refused_readably(dev: Dev) -> None:
         assert f'value="{url}"' in r.text and 'aria-invalid="true"' in r.text  # kept, marked
         assert 'value="message.received" checked' in r.text
     assert "data-webhook-id=" not in c.get("/webhooks").text
+
+
+def test_out_of_range_ids_in_dashboard_paths_are_a_page_never_a_500(dev: Dev) -> None:
+    """Issue 8 item 4: a key or webhook id beyond 64 bits (or not positive) is the
+    dashboard's 422 page, never an overflow in SQL."""
+    c = signed_up(dev.url, "ranges@example.com")
+    token = csrf(c.get("/keys").text)
+    for bad in (str(2**63), str(2**64 + 5), "9" * 40, "0", "-1"):
+        pages = [
+            c.get(f"/webhooks/{bad}"),
+            c.get(f"/ui/webhooks/{bad}/deliveries"),
+            c.post(f"/webhooks/{bad}/ping", data={"csrf_token": token}),
+            c.post(f"/webhooks/{bad}/delete", data={"csrf_token": token}),
+            c.post(f"/keys/{bad}/revoke", data={"csrf_token": token}),
+        ]
+        for r in pages:
+            assert r.status_code == 422, (r.request.url, r.status_code, r.text[:300])
+            assert r.headers["content-type"].startswith("text/html"), r.request.url
+    # The largest id that fits is still just one that does not exist.
+    assert c.get(f"/webhooks/{2**63 - 1}").status_code == 404
+    r = c.post(f"/keys/{2**63 - 1}/revoke", data={"csrf_token": token})
+    assert r.status_code == 404

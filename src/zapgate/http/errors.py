@@ -116,7 +116,11 @@ def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.error("unexpected error: %r", exc, exc_info=exc)
-        return await respond(request, errors.GatewayError())
+        response = await respond(request, errors.GatewayError())
+        # Starlette re-raises the exception once this answer is sent, and the server then
+        # drops the connection: say so, so a keep-alive client does not reuse it.
+        response.headers["Connection"] = "close"
+        return response
 
 
 def json_error_body(err: errors.GatewayError) -> bytes:

@@ -15,9 +15,21 @@ from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import ValidationFailed
 from zapgate.i18n import N_
 from zapgate.services.media import MediaFile, MediaIntake
-from zapgate.web.deps import Ctx, CurrentUser
-from zapgate.web.schemas.messages import MessageList, MessagePublic, SendMessage
+from zapgate.web.deps import Ctx, CurrentUser, SessionName
+from zapgate.web.schemas.errors import (
+    AUTHED,
+    SESSION,
+    SESSION_ACTION,
+    SESSION_WITH_BODY,
+)
+from zapgate.web.schemas.messages import (
+    MEDIA_TYPE_SCHEMA,
+    MessageList,
+    MessagePublic,
+    SendMessage,
+)
 from zapgate.web.schemas.sessions import (
+    PHONE_SCHEMA,
     PairCodeIn,
     PairCodeOut,
     QrPublic,
@@ -29,14 +41,17 @@ from zapgate.web.schemas.sessions import (
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-@router.get("")
+@router.get("", responses=AUTHED)
 async def list_sessions(ctx: Ctx, user: CurrentUser) -> SessionList:
     return SessionList(items=[SessionPublic.of(s) for s in await ctx.sessions.list_for(user)])
 
 
-@router.put("/{name}", responses={201: {"model": SessionPublic}})
+@router.put(
+    "/{name}",
+    responses={201: {"model": SessionPublic, "description": "Created"}, **SESSION_WITH_BODY},
+)
 async def get_or_create(
-    name: str,
+    name: SessionName,
     ctx: Ctx,
     user: CurrentUser,
     response: Response,
@@ -52,37 +67,44 @@ async def get_or_create(
     return SessionPublic.of(session)
 
 
-@router.get("/{name}")
-async def get_session(name: str, ctx: Ctx, user: CurrentUser) -> SessionPublic:
+@router.get("/{name}", responses=SESSION)
+async def get_session(name: SessionName, ctx: Ctx, user: CurrentUser) -> SessionPublic:
     return SessionPublic.of(await ctx.sessions.get(user, name))
 
 
-@router.delete("/{name}", status_code=204)
-async def delete_session(name: str, ctx: Ctx, user: CurrentUser) -> Response:
+@router.delete("/{name}", status_code=204, responses=SESSION_ACTION)
+async def delete_session(name: SessionName, ctx: Ctx, user: CurrentUser) -> Response:
     await ctx.sessions.delete(user, name)
     return Response(status_code=204)
 
 
-@router.post("/{name}/start")
-async def start(name: str, ctx: Ctx, user: CurrentUser) -> SessionPublic:
+@router.post("/{name}/start", responses=SESSION_ACTION)
+async def start(name: SessionName, ctx: Ctx, user: CurrentUser) -> SessionPublic:
     return SessionPublic.of(await ctx.sessions.start(user, name))
 
 
-@router.post("/{name}/stop")
-async def stop(name: str, ctx: Ctx, user: CurrentUser) -> SessionPublic:
+@router.post("/{name}/stop", responses=SESSION_ACTION)
+async def stop(name: SessionName, ctx: Ctx, user: CurrentUser) -> SessionPublic:
     return SessionPublic.of(await ctx.sessions.stop(user, name))
 
 
-@router.post("/{name}/logout")
-async def logout(name: str, ctx: Ctx, user: CurrentUser) -> SessionPublic:
+@router.post("/{name}/logout", responses=SESSION_ACTION)
+async def logout(name: SessionName, ctx: Ctx, user: CurrentUser) -> SessionPublic:
     return SessionPublic.of(await ctx.sessions.logout(user, name))
 
 
 @router.get(
     "/{name}/qr",
-    responses={200: {"content": {"image/png": {}}, "description": "JSON, or PNG on Accept"}},
+    responses={
+        200: {
+            "model": QrPublic,
+            "content": {"image/png": {}},
+            "description": "JSON, or PNG on Accept",
+        },
+        **SESSION_ACTION,
+    },
 )
-async def qr(name: str, ctx: Ctx, user: CurrentUser, request: Request) -> Response:
+async def qr(name: SessionName, ctx: Ctx, user: CurrentUser, request: Request) -> Response:
     status = await ctx.sessions.qr(user, name)
     assert status.qr is not None  # SessionService.qr only returns a status with a QR
     buf = io.BytesIO()
@@ -99,8 +121,10 @@ async def qr(name: str, ctx: Ctx, user: CurrentUser, request: Request) -> Respon
     )
 
 
-@router.post("/{name}/pair-code")
-async def pair_code(name: str, body: PairCodeIn, ctx: Ctx, user: CurrentUser) -> PairCodeOut:
+@router.post("/{name}/pair-code", responses=SESSION_WITH_BODY)
+async def pair_code(
+    name: SessionName, body: PairCodeIn, ctx: Ctx, user: CurrentUser
+) -> PairCodeOut:
     return PairCodeOut(code=await ctx.sessions.pair_code(user, name, body.phone))
 
 
@@ -110,10 +134,11 @@ async def pair_code(name: str, body: PairCodeIn, ctx: Ctx, user: CurrentUser) ->
     responses={
         200: {"model": MessagePublic, "description": "Replay of an Idempotency-Key"},
         202: {"model": MessagePublic, "description": "Queued: sent when it can go"},
+        **SESSION_WITH_BODY,
     },
 )
 async def send_message(
-    name: str,
+    name: SessionName,
     body: SendMessage,
     ctx: Ctx,
     user: CurrentUser,
@@ -169,15 +194,23 @@ def _sent(message: Message, created: bool, name: str, response: Response) -> Mes
     responses={
         200: {"model": MessagePublic, "description": "Replay of an Idempotency-Key"},
         202: {"model": MessagePublic, "description": "Queued: sent when it can go"},
+        **SESSION_WITH_BODY,
     },
 )
 async def send_media_upload(
-    name: str,
+    name: SessionName,
     ctx: Ctx,
     user: CurrentUser,
     response: Response,
-    to: Annotated[str, Form(max_length=32)],
-    type: Annotated[str, Form(max_length=16, description="image, document, audio or video")],
+    to: Annotated[str, Form(max_length=32, json_schema_extra=PHONE_SCHEMA)],
+    type: Annotated[
+        str,
+        Form(
+            max_length=16,
+            description="image, document, audio or video",
+            json_schema_extra=MEDIA_TYPE_SCHEMA,
+        ),
+    ],
     file: UploadFile,
     caption: Annotated[str | None, Form()] = None,
     mime: Annotated[str | None, Form(max_length=200)] = None,
@@ -203,9 +236,14 @@ async def send_media_upload(
 
 @router.get(
     "/{name}/messages/{message_id}/media",
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+        **SESSION,
+    },
 )
-async def message_media(name: str, message_id: str, ctx: Ctx, user: CurrentUser) -> Response:
+async def message_media(
+    name: SessionName, message_id: str, ctx: Ctx, user: CurrentUser
+) -> Response:
     message, data = await ctx.sessions.media(user, name, message_id)
     assert message.media is not None
     fname = message.media.filename or message.id
@@ -219,9 +257,9 @@ async def message_media(name: str, message_id: str, ctx: Ctx, user: CurrentUser)
     return Response(data, media_type=message.media.mime, headers=headers)
 
 
-@router.get("/{name}/messages")
+@router.get("/{name}/messages", responses=SESSION)
 async def list_messages(
-    name: str,
+    name: SessionName,
     ctx: Ctx,
     user: CurrentUser,
     direction: Annotated[str | None, Query(pattern="^(in|out)$")] = None,

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.media import sniff
 from zapgate.errors import NotFound, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.web.deps import Ctx, CurrentUser
+from zapgate.web.schemas.errors import errors
+from zapgate.web.schemas.sessions import PHONE_SCHEMA
 from zapgate.web.schemas.sim import SimPhoneMessage, SimScan
 
 router = APIRouter(prefix="/v1/sim", tags=["simulated network"])
 
 
-@router.post("/scan")
+@router.post("/scan", responses=errors(400, 401, 404, 413, 422, 502, 503))
 async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
     phone = normalize_phone(body.phone)
     sessions = [s for s in await ctx.sessions.list_for(user) if s.engine == "sim"]
@@ -41,8 +43,15 @@ async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
     raise last
 
 
-@router.post("/phones/{phone}/messages", status_code=201)
-async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser) -> dict[str, str]:
+@router.post(
+    "/phones/{phone}/messages", status_code=201, responses=errors(400, 401, 404, 413, 422, 502, 503)
+)
+async def phone_send(
+    phone: Annotated[str, Path(json_schema_extra=PHONE_SCHEMA)],
+    body: SimPhoneMessage,
+    ctx: Ctx,
+    _: CurrentUser,
+) -> dict[str, str]:
     sender, to = normalize_phone(phone), normalize_phone(body.to)
     targets = [s for s in await ctx.sessions.find_by_phone(to) if s.engine == "sim"]
     if not targets:

@@ -14,7 +14,8 @@ from fastapi.responses import StreamingResponse
 from zapgate.domain.ids import MAX_DB_INT, parse_cursor
 from zapgate.errors import ValidationFailed
 from zapgate.i18n import N_
-from zapgate.web.deps import Ctx, CurrentUser
+from zapgate.web.deps import Ctx, CurrentUser, SessionName
+from zapgate.web.schemas.errors import SESSION
 
 router = APIRouter(prefix="/v1/sessions", tags=["events"])
 KEEPALIVE_SECONDS = 15.0
@@ -23,10 +24,10 @@ KEEPALIVE_SECONDS = 15.0
 @router.get(
     "/{name}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **SESSION},
 )
 async def events(
-    name: str,
+    name: SessionName,
     ctx: Ctx,
     user: CurrentUser,
     request: Request,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from zapgate.web.deps import AdminUser, Ctx
+from zapgate.web.schemas.errors import ADMIN
 from zapgate.web.schemas.sessions import SessionPublic
 from zapgate.web.schemas.system import (
     AdminSession,
@@ -26,7 +27,7 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": Ready}})
+@router.get("/readyz", responses={503: {"model": Ready, "description": "Not ready"}})
 async def readyz(ctx: Ctx) -> JSONResponse:
     db = "ok"
     try:
@@ -42,14 +43,14 @@ async def readyz(ctx: Ctx) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/v1/admin/workers", tags=["admin"])
+@router.get("/v1/admin/workers", tags=["admin"], responses=ADMIN)
 async def admin_workers(ctx: Ctx, _: AdminUser) -> WorkerList:
     statuses = await ctx.admin.workers()
     items = [WorkerInfo(**dataclasses.asdict(w)) for w in statuses]
     return WorkerList(topology=ctx.topology.value, items=items)
 
 
-@router.get("/v1/admin/sessions", tags=["admin"])
+@router.get("/v1/admin/sessions", tags=["admin"], responses=ADMIN)
 async def admin_sessions(ctx: Ctx, _: AdminUser) -> AdminSessionList:
     return AdminSessionList(
         items=[

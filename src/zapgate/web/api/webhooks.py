@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from zapgate.web.deps import Ctx, CurrentUser, DbId
+from zapgate.web.schemas.errors import AUTHED, WEBHOOK, WITH_BODY
 from zapgate.web.schemas.webhooks import (
     DeliveryList,
     DeliveryPublic,
@@ -19,34 +20,34 @@ from zapgate.web.schemas.webhooks import (
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
-@router.get("")
+@router.get("", responses=AUTHED)
 async def list_webhooks(ctx: Ctx, user: CurrentUser) -> WebhookList:
     return WebhookList(items=[WebhookPublic.of(w) for w in await ctx.webhooks.list_for(user)])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=WITH_BODY)
 async def create_webhook(body: WebhookCreate, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
     hook = await ctx.webhooks.create(user, url=body.url, events=body.events, secret=body.secret)
     return WebhookPublic.of(hook, with_secret=True)
 
 
-@router.get("/{webhook_id}")
+@router.get("/{webhook_id}", responses=WEBHOOK)
 async def get_webhook(webhook_id: DbId, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
     return WebhookPublic.of(await ctx.webhooks.get(user, webhook_id))
 
 
-@router.delete("/{webhook_id}", status_code=204)
+@router.delete("/{webhook_id}", status_code=204, responses=WEBHOOK)
 async def delete_webhook(webhook_id: DbId, ctx: Ctx, user: CurrentUser) -> Response:
     await ctx.webhooks.delete(user, webhook_id)
     return Response(status_code=204)
 
 
-@router.post("/{webhook_id}/ping", status_code=202)
+@router.post("/{webhook_id}/ping", status_code=202, responses=WEBHOOK)
 async def ping_webhook(webhook_id: DbId, ctx: Ctx, user: CurrentUser) -> PingOut:
     return PingOut(event_id=(await ctx.webhooks.ping(user, webhook_id)).id)
 
 
-@router.get("/{webhook_id}/deliveries")
+@router.get("/{webhook_id}/deliveries", responses=WEBHOOK)
 async def deliveries(
     webhook_id: DbId,
     ctx: Ctx,

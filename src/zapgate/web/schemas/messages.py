@@ -6,18 +6,32 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from zapgate.domain.media import media_url
-from zapgate.domain.models import MediaMeta, Message
+from zapgate.domain.models import MEDIA_KINDS, MediaMeta, Message
+from zapgate.web.schemas.sessions import PHONE_SCHEMA
+
+# Checked by the media intake, which names the kinds it accepts.
+MEDIA_TYPE_SCHEMA: JsonDict = {"enum": list(MEDIA_KINDS)}
 
 
 class MediaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: str = Field(max_length=16, description="image, document, audio or video")
-    url: str | None = Field(
-        default=None, max_length=2000, description="http(s) URL zapgate downloads the file from"
+    type: str = Field(
+        max_length=16,
+        description="image, document, audio or video",
+        json_schema_extra=MEDIA_TYPE_SCHEMA,
     )
-    base64: str | None = Field(default=None, description="The file, base64 (or a data: URL)")
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="http(s) URL zapgate downloads the file from",
+    )
+    base64: str | None = Field(
+        default=None, min_length=1, description="The file, base64 (or a data: URL)"
+    )
     mime: str | None = Field(default=None, max_length=200, description="Default: detected")
     filename: str | None = Field(default=None, max_length=255)
     caption: str | None = None
@@ -27,7 +41,7 @@ class SendMessage(BaseModel):
     """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`."""
 
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(max_length=32)
+    to: str = Field(max_length=32, json_schema_extra=PHONE_SCHEMA)
     text: str | None = None
     media: MediaIn | None = None
 

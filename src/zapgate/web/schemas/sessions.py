@@ -5,14 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from zapgate.domain.models import Session
 from zapgate.domain.state import SessionState
 
+# What a phone number may look like on the wire; the service then requires E.164 (or a
+# national number of a default country) and answers `invalid_phone` with a hint, so the
+# constraints below are documented rather than checked twice with a vaguer message.
+PHONE_SCHEMA: JsonDict = {"pattern": r"^[0-9+\s().-]+$", "minLength": 1, "maxLength": 32}
+
 
 class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    engine: str | None = Field(default=None, max_length=40)
+    engine: str | None = Field(
+        default=None, max_length=40, description="sim or whatsmeow; default: the server's"
+    )
     start: bool = True
     send_rate: str | None = Field(
         default=None,
@@ -65,7 +73,7 @@ class QrPublic(BaseModel):
 
 class PairCodeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    phone: str = Field(max_length=32)
+    phone: str = Field(max_length=32, json_schema_extra=PHONE_SCHEMA)
 
 
 class PairCodeOut(BaseModel):

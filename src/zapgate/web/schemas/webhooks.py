@@ -7,13 +7,29 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from zapgate.domain.models import Delivery, Webhook
+from zapgate.registry.outbox import EVENT_TYPES
 
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2000)
-    events: list[str] = Field(default_factory=list, max_length=10)
-    secret: str | None = Field(default=None, max_length=200)
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="A public http(s) URL (private addresses only with ZAPGATE_ALLOW_PRIVATE_URLS)",
+    )
+    # The service names the unknown types and the short secret in its own words.
+    events: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Event types to receive; none means all",
+        json_schema_extra={"items": {"type": "string", "enum": list(EVENT_TYPES)}},
+    )
+    secret: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Default: generated",
+        json_schema_extra={"minLength": 16},
+    )
 
 
 class WebhookPublic(BaseModel):

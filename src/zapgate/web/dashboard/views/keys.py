@@ -10,6 +10,7 @@ from zapgate.errors import NotFound
 from zapgate.i18n import N_
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.views.deps import UserPage, UserPost, _user
+from zapgate.web.deps import DbId
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +43,7 @@ async def create_key(page: UserPost, name: Annotated[str, Form(max_length=200)] 
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: int, page: UserPost) -> Response:
+async def revoke_key(key_id: DbId, page: UserPost) -> Response:
     if not await page.svc.revoke_api_key(_user(page), key_id):
         raise NotFound(N_("There is no such API key."))
     return page.redirect("/keys?revoked=1")

@@ -14,6 +14,7 @@ from zapgate.errors import GatewayError, NotFound, ValidationFailed
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.service import WEBHOOK_EVENTS, WebhookLog
 from zapgate.web.dashboard.views.deps import UserPage, UserPost, _user
+from zapgate.web.deps import DbId
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ async def _webhook_page(page: Page, webhook_id: int, status: int = 200, **extra:
 
 
 @router.get("/webhooks/{webhook_id}")
-async def webhook_page(webhook_id: int, page: UserPage) -> Response:
+async def webhook_page(webhook_id: DbId, page: UserPage) -> Response:
     notice = None
     if page.request.query_params.get("pinged") == "1":
         notice = page._("Test event sent. Its delivery shows up below.")
@@ -138,12 +139,12 @@ async def webhook_page(webhook_id: int, page: UserPage) -> Response:
 
 
 @router.get("/ui/webhooks/{webhook_id}/deliveries")
-async def webhook_deliveries(webhook_id: int, page: UserPage) -> Response:
+async def webhook_deliveries(webhook_id: DbId, page: UserPage) -> Response:
     return _deliveries(page, await page.svc.webhook_log(_user(page), webhook_id))
 
 
 @router.post("/webhooks/{webhook_id}/ping")
-async def ping_webhook(webhook_id: int, page: UserPost) -> Response:
+async def ping_webhook(webhook_id: DbId, page: UserPost) -> Response:
     user = _user(page)
     error: GatewayError | None = None
     try:
@@ -165,7 +166,7 @@ async def ping_webhook(webhook_id: int, page: UserPost) -> Response:
 
 
 @router.post("/webhooks/{webhook_id}/delete")
-async def delete_webhook(webhook_id: int, page: UserPost) -> Response:
+async def delete_webhook(webhook_id: DbId, page: UserPost) -> Response:
     await page.svc.delete_webhook(_user(page), webhook_id)
     logger.info("dashboard: user %s deleted webhook %s", _user(page).id, webhook_id)
     return page.redirect("/webhooks?deleted=1")
