@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zapgate.config import Settings
-from zapgate.domain.models import User
+from zapgate.domain.models import ApiKey, User
 from zapgate.errors import NotFound, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.registry import Registry, credentials
@@ -14,15 +14,29 @@ async def _open(settings: Settings) -> Registry:
     return await Registry.open(settings.resolved_database_url)
 
 
-async def create_user(settings: Settings, email: str, password: str | None, admin: bool) -> User:
-    if "@" not in email or len(email) > 254:
-        raise ValidationFailed(N_("{email!r} is not an e-mail address."), email=email[:80])
-    if password is not None and len(password) < credentials.MIN_PASSWORD_CHARS:
+def _check_password(password: str) -> None:
+    if len(password) < credentials.MIN_PASSWORD_CHARS:
         raise ValidationFailed(
             N_("The password needs at least {n} characters."),
             hint=N_("Pipe a longer password into --password-stdin."),
             n=credentials.MIN_PASSWORD_CHARS,
         )
+
+
+async def _user(registry: Registry, email: str) -> User:
+    user = await registry.users.get_by_email(email)
+    if user is None:
+        raise NotFound(
+            N_("No user {email!r}."), hint=N_("zapgate users create {email}"), email=email
+        )
+    return user
+
+
+async def create_user(settings: Settings, email: str, password: str | None, admin: bool) -> User:
+    if "@" not in email or len(email) > 254:
+        raise ValidationFailed(N_("{email!r} is not an e-mail address."), email=email[:80])
+    if password is not None:
+        _check_password(password)
     registry = await _open(settings)
     try:
         return await registry.users.create(email, password, is_admin=admin)
@@ -33,13 +47,51 @@ async def create_user(settings: Settings, email: str, password: str | None, admi
 async def create_key(settings: Settings, email: str, name: str) -> str:
     registry = await _open(settings)
     try:
-        user = await registry.users.get_by_email(email)
-        if user is None:
-            raise NotFound(
-                N_("No user {email!r}."), hint=N_("zapgate users create {email}"), email=email
-            )
+        user = await _user(registry, email)
         _, key = await registry.keys.create(user.id, name)
         return key
+    finally:
+        await registry.close()
+
+
+async def set_password(settings: Settings, email: str, password: str) -> User:
+    _check_password(password)
+    registry = await _open(settings)
+    try:
+        user = await _user(registry, email)
+        await registry.users.set_password(user.id, password)
+        return user
+    finally:
+        await registry.close()
+
+
+async def list_users(settings: Settings) -> list[User]:
+    registry = await _open(settings)
+    try:
+        return await registry.users.list()
+    finally:
+        await registry.close()
+
+
+async def list_keys(settings: Settings, email: str) -> list[ApiKey]:
+    registry = await _open(settings)
+    try:
+        return await registry.keys.list((await _user(registry, email)).id)
+    finally:
+        await registry.close()
+
+
+async def revoke_key(settings: Settings, email: str, key_id: int) -> None:
+    registry = await _open(settings)
+    try:
+        user = await _user(registry, email)
+        if not await registry.keys.revoke(user.id, key_id):
+            raise NotFound(
+                N_("{email!r} has no API key {id}."),
+                hint=N_("zapgate keys list {email}"),
+                email=email,
+                id=key_id,
+            )
     finally:
         await registry.close()
 

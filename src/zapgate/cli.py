@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -261,10 +262,100 @@ def users_create(
     """Create a user; prints the numeric user id."""
     from zapgate import admin_ops
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    password = _password_from_stdin() if password_stdin else None
     settings = _settings(data_dir=data_dir, database_url=database_url)
     user = _run(admin_ops.create_user(settings, email, password, admin))
     typer.echo(user.id)
+
+
+def _password_from_stdin() -> str:
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: str,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the new dashboard password (8+ characters) from the first line of stdin.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Set a user's dashboard password (read from stdin, never from the command line)."""
+    from zapgate import admin_ops
+
+    if not password_stdin:
+        typer.secho("error: give the password on stdin with --password-stdin.", fg="red", err=True)
+        typer.echo(
+            "hint: printf '%s\n' \"$PASSWORD\" | zapgate users set-password EMAIL --password-stdin",
+            err=True,
+        )
+        raise typer.Exit(2)
+    password = _password_from_stdin()
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    user = _run(admin_ops.set_password(settings, email, password))
+    typer.echo(f"password set for {user.email}")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """List users: id, e-mail, admin, created."""
+    from zapgate import admin_ops
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    users = _run(admin_ops.list_users(settings))
+    _columns(
+        ["ID", "EMAIL", "ADMIN", "CREATED"],
+        [[str(u.id), u.email, "yes" if u.is_admin else "no", _when(u.created_at)] for u in users],
+    )
+
+
+@keys_app.command("list")
+def keys_list(email: str, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """List a user's API keys (never the keys themselves): id, name, prefix, created, last used."""
+    from zapgate import admin_ops
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    keys = _run(admin_ops.list_keys(settings, email))
+    _columns(
+        ["ID", "NAME", "PREFIX", "CREATED", "LAST USED"],
+        [
+            [str(k.id), k.name, f"{k.prefix}…", _when(k.created_at), _when(k.last_used_at)]
+            for k in keys
+        ],
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    email: str,
+    key_id: Annotated[
+        int,
+        typer.Argument(help="The key's ID, as `zapgate keys list` shows it.", min=1, max=2**63 - 1),
+    ],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Revoke one of a user's API keys; it stops working at once."""
+    from zapgate import admin_ops
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _run(admin_ops.revoke_key(settings, email, key_id))
+    typer.echo(f"revoked API key {key_id} of {email}")
 
 
 @keys_app.command("create")

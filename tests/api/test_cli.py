@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import httpx
 
 from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli
 
@@ -23,6 +26,73 @@ def test_users_and_keys(tmp_path: Path) -> None:
     missing = run_cli(["keys", "create", "nobody@example.com"], env)
     assert missing.returncode != 0 and "zapgate users create" in missing.stderr
     assert run_cli(["users", "create", "not-an-email"], env).returncode != 0
+
+
+def _signs_in(base: str, email: str, password: str) -> bool:
+    c = httpx.Client(base_url=base, headers={"Accept": "text/html"}, timeout=20)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+    assert token
+    r = c.post("/login", data={"csrf_token": token[1], "email": email, "password": password})
+    return r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_set_password_then_sign_in_and_list_and_revoke_keys(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path / "data", ZAPGATE_PORT=str(port))
+    assert run_cli(["users", "create", "bo@example.com", "--admin"], env).returncode == 0
+    assert run_cli(["users", "create", "cy@example.com"], env).returncode == 0
+    short = run_cli(
+        ["users", "set-password", "bo@example.com", "--password-stdin"], env, "1234567\n"
+    )
+    assert short.returncode != 0 and "at least 8 characters" in short.stderr
+    nobody = run_cli(["users", "set-password", "no@example.com", "--password-stdin"], env, "x" * 9)
+    assert nobody.returncode != 0 and "No user 'no@example.com'" in nobody.stderr
+    no_flag = run_cli(["users", "set-password", "bo@example.com"], env)
+    assert no_flag.returncode == 2 and "--password-stdin" in no_flag.stderr
+    ok = run_cli(
+        ["users", "set-password", "BO@example.com", "--password-stdin"], env, "pw-1234567\n"
+    )
+    assert ok.returncode == 0, ok.stderr
+
+    listed = run_cli(["users", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["ID", "EMAIL", "ADMIN", "CREATED"]
+    assert lines[1].split()[:3] == ["1", "bo@example.com", "yes"]
+    assert lines[2].split()[:3] == ["2", "cy@example.com", "no"]
+
+    first = run_cli(["keys", "create", "bo@example.com", "--name", "ci"], env).stdout.split()[-1]
+    second = run_cli(["keys", "create", "bo@example.com", "--name", "laptop"], env).stdout.split()[
+        -1
+    ]
+    keys = run_cli(["keys", "list", "bo@example.com"], env)
+    assert keys.returncode == 0, keys.stderr
+    rows = keys.stdout.splitlines()
+    assert rows[0].split() == ["ID", "NAME", "PREFIX", "CREATED", "LAST", "USED"]
+    assert [r.split()[:2] for r in rows[1:]] == [["1", "ci"], ["2", "laptop"]]
+    assert first not in keys.stdout and second not in keys.stdout  # never the key itself
+    assert rows[1].split()[2] == first[:10] + "…" and rows[1].rstrip().endswith("-")
+
+    # cy cannot revoke bo's key; a missing key is an error naming the command to list them
+    other = run_cli(["keys", "revoke", "cy@example.com", "1"], env)
+    assert other.returncode != 0 and "zapgate keys list cy@example.com" in other.stderr
+    huge = run_cli(["keys", "revoke", "bo@example.com", str(2**64)], env)
+    assert huge.returncode == 2 and "Traceback" not in huge.stderr
+    assert run_cli(["keys", "revoke", "bo@example.com", "1"], env).returncode == 0
+    again = run_cli(["keys", "revoke", "bo@example.com", "1"], env)
+    assert again.returncode != 0 and "no API key 1" in again.stderr
+    keys = run_cli(["keys", "list", "bo@example.com"], env).stdout.splitlines()
+    assert [r.split()[:2] for r in keys[1:]] == [["2", "laptop"]]
+
+    proc = ZapgateProcess(["serve"], env, port, tmp_path / "serve.log").start()
+    try:
+        assert _signs_in(proc.url, "bo@example.com", "pw-1234567")
+        assert not _signs_in(proc.url, "cy@example.com", "pw-1234567")  # has no password
+        auth = lambda k: {"Authorization": f"Bearer {k}"}  # noqa: E731
+        assert httpx.get(proc.url + "/v1/sessions", headers=auth(first)).status_code == 401
+        assert httpx.get(proc.url + "/v1/sessions", headers=auth(second)).status_code == 200
+    finally:
+        proc.stop()
 
 
 def test_migrate_and_doctor_embedded(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the QR timeout card, an unreachable worker explained, translated API errors."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,3 +343,21 @@ def test_out_of_range_ids_in_dashboard_paths_are_a_page_never_a_500(dev: Dev) ->
     assert c.get(f"/webhooks/{2**63 - 1}").status_code == 404
     r = c.post(f"/keys/{2**63 - 1}/revoke", data={"csrf_token": token})
     assert r.status_code == 404
+
+
+def test_portuguese_pages_say_nothing_in_english(dev: Dev) -> None:
+    """Texts that used to stay English under pt-BR (issue 8 item 20)."""
+    c = signed_up(dev.url, "pt-texts@example.com")
+    token = csrf(c.get("/").text)
+    c.post("/lang", data={"csrf_token": token, "lang": "pt_BR"})
+    # a send before the home page's session exists: no internal name 'default'
+    r = htmx_post(c, "/ui/sessions/default/messages", {"to": "+5511988887777", "text": "oi"})
+    assert "Conecte seu WhatsApp antes: toque em “Conectar WhatsApp”" in r.text
+    assert "default" not in re.sub(r'(href|hx-\w+|action)="[^"]*"', "", r.text)
+    # the phone number error
+    r = htmx_post(c, "/ui/sessions/default/pair", {"phone": "12"})
+    assert "'12' não é um número de telefone no formato E.164." in html.unescape(r.text)
+    # the 404 page
+    r = c.get("/nada-aqui")
+    assert r.status_code == 404 and "Página não encontrada" in r.text
+    assert "Not found" not in r.text and "Check the URL" not in r.text

@@ -166,6 +166,13 @@ def format_time(value: datetime | None, lang: str, tz: str = "UTC") -> str:
     return str(_babel_datetime(value, "HH:mm", tzinfo=zone(tz), locale=Locale.parse(lang)))
 
 
+def zone_label(value: datetime, tz: str) -> str:
+    """The short name of `tz` at `value` ("UTC", "-03", "CET"), shown beside a time."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone(tz)).tzname() or tz
+
+
 def format_ago(value: datetime | None, lang: str, now: datetime | None = None) -> str:
     """ "5 minutes ago" / "há 5 minutos"."""
     if value is None:

@@ -123,6 +123,22 @@ class UserRepo:
                 )
         logger.info("registry: user %s is_admin=%s", user_id, is_admin)
 
+    async def set_password(self, user_id: int, password: str) -> None:
+        """Replace a user's dashboard password (hashed off the event loop)."""
+        if not password:
+            raise ValidationFailed(N_("password: must not be empty (leave it out for none)"))
+        password_hash = await asyncio.to_thread(credentials.hash_password, password)
+        async with self._db.write() as s:
+            result = await s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(password_hash=password_hash)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(result) == 0:
+                raise NotFound(N_("No user {id}."), id=user_id)
+        logger.info("registry: set the password of user %s", user_id)
+
     async def set_lang(self, user_id: int, lang: str | None) -> None:
         """The dashboard language a user picked; None follows the browser again."""
         async with self._db.write() as s:

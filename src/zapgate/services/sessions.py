@@ -185,6 +185,15 @@ class SessionService:
             hint = N_("Nobody scanned in time: POST /v1/sessions/{{name}}/start for a new QR.")
         else:
             hint = N_("POST /v1/sessions/{{name}}/start, then ask for the QR again.")
+        if status.state is SessionState.DISCONNECTED and status.state_reason:
+            # Say why it is not connecting (an unreachable WhatsApp, a lost connection).
+            raise WrongState(
+                N_("Session '{name}' is {state} ({reason}): there is no QR to show."),
+                hint=N_("It keeps retrying by itself; fix the cause, then ask for the QR again."),
+                name=name,
+                state=str(status.state),
+                reason=status.state_reason,
+            )
         raise WrongState(
             N_("Session '{name}' is {state}: there is no QR to show."),
             hint=hint,
@@ -197,6 +206,19 @@ class SessionService:
         phone = normalize_phone(phone)
         try:
             return await self._call(session, lambda w: w.pair_code(session.client_id, phone))
+        except WrongState as exc:
+            if exc.params.get("client_id") != session.client_id:
+                raise
+            # The engine names its internal client id; the caller knows the session's name.
+            raise WrongState(
+                N_(
+                    "Session '{name}' is {state}: a pairing code is only given while it waits "
+                    "for the QR scan (SCAN_QR)."
+                ),
+                hint=N_("POST /v1/sessions/{name}/start first; a linked session needs no code."),
+                name=name,
+                state=str(exc.params.get("state", "")),
+            ) from exc
         except NotFound as exc:
             if exc.errcode != NotFound.errcode:
                 raise

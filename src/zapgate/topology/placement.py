@@ -6,6 +6,7 @@ migration.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,14 +41,15 @@ class Placement:
         url = f"http://{self.worker_host}:{port}"
         return Route(worker_id=worker_id_for(url), worker_url=url, port=port)
 
-    def describe(self) -> str:
+    def describe(self, gettext: Callable[[str], str] = str) -> str:
+        """One line on where sessions live, its template looked up through `gettext`."""
         if self.topology is Topology.EMBEDDED:
-            return "embedded: one worker inside the web process"
+            return gettext(N_("embedded: one worker inside the web process"))
         if self.topology is Topology.SHARED:
-            return f"shared: every session on {self.worker_url}"
-        return (
-            f"per-user: user N on http://{self.worker_host}:{self.base_port}+N-1 (development only)"
-        )
+            return gettext(N_("shared: every session on {url}")).format(url=self.worker_url)
+        return gettext(
+            N_("per-user: user N on http://{host}:{port}+N-1 (development only)")
+        ).format(host=self.worker_host, port=self.base_port)
 
     def unreachable_hint(self, route: Route, *, production: bool) -> str:
         return self.unreachable_hint_template(production=production).format(port=route.port)

@@ -18,6 +18,7 @@ from zapgate import __version__, i18n
 from zapgate.domain.models import User
 from zapgate.errors import GatewayError
 from zapgate.i18n.errors import translate, translate_text
+from zapgate.i18n.reasons import state_reason
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard.security import COOKIE_MAX_AGE, COOKIE_NAME, CookieCodec, WebSession
 from zapgate.web.dashboard.service import DashboardService
@@ -91,6 +92,15 @@ class Page:
     def _(self, msgid: str) -> str:
         return i18n.gettext(self.lang, msgid)
 
+    @property
+    def display_zone(self) -> str:
+        """ZAPGATE_TIMEZONE when the operator set it; else Brazil's for pt-BR, UTC otherwise.
+        The browser then shows every <time> in its own zone (static/app.js)."""
+        settings = self.ctx.settings
+        if "timezone" in settings.model_fields_set or self.lang != "pt_BR":
+            return settings.timezone
+        return "America/Sao_Paulo"
+
     def error_text(self, err: GatewayError) -> str:
         return translate(err, self.lang)[0]
 
@@ -98,7 +108,7 @@ class Page:
         return translate(err, self.lang)[1]
 
     def template_context(self, **extra: Any) -> dict[str, Any]:
-        lang, tz = self.lang, self.ctx.settings.timezone
+        lang, tz = self.lang, self.display_zone
         cat = i18n.catalog(lang)
 
         def fmt_dt(value: datetime | None) -> str:
@@ -106,6 +116,16 @@ class Page:
 
         def fmt_time(value: datetime | None) -> str:
             return i18n.format_time(value, lang, tz)
+
+        def when(value: datetime | None, style: str = "datetime") -> Markup:
+            """A <time> the browser rewrites into its own zone (static/app.js); the server's
+            rendering, with its zone named, is what a page without JavaScript shows."""
+            if value is None:
+                return Markup("")
+            text = fmt_time(value) if style == "time" else fmt_dt(value)
+            return Markup('<time datetime="{}" data-local="{}">{} {}</time>').format(
+                value.isoformat(), style, text, i18n.zone_label(value, tz)
+            )
 
         def fmt_ago(value: datetime | None) -> str:
             return i18n.format_ago(value, lang)
@@ -118,6 +138,7 @@ class Page:
             "_": cat.gettext,
             "ngettext": cat.ngettext,
             "tr": lambda text: translate_text(text, lang),
+            "reason": lambda text: state_reason(text, lang),
             "err_text": self.error_text,
             "err_hint": self.error_hint,
             "lang": lang,
@@ -129,6 +150,7 @@ class Page:
             "fmt_dt": fmt_dt,
             "fmt_time": fmt_time,
             "fmt_ago": fmt_ago,
+            "when": when,
             "fmt_num": fmt_num,
             "qr_svg": qr_svg,
             "nav": "",

@@ -240,9 +240,16 @@ class DashboardService:
     async def send(self, user: User, name: str, to: str, text: str) -> Message:
         if not to.strip():
             raise ValidationFailed(N_("to: must not be empty"))
-        message, _ = await self.ctx.sessions.send_text(
-            user, name, to=to, text=text, idempotency_key=None
-        )
+        try:
+            message, _ = await self.ctx.sessions.send_text(
+                user, name, to=to, text=text, idempotency_key=None
+            )
+        except SessionNotFound:
+            # The home page's session is made on the first "Connect": its internal name
+            # ('default') means nothing to the person at the form.
+            raise WrongState(
+                N_("Connect your WhatsApp first: press “Connect WhatsApp” and scan the QR code.")
+            ) from None
         return message
 
     # -- simulated phone (development, sim engine) ------------------------------------------

@@ -43,3 +43,39 @@
     }
   });
 })();
+
+// Times in the browser's own zone, its name shown: <time datetime="ISO" data-local="datetime|time">.
+// The server rendered them in ZAPGATE_TIMEZONE (Brazil's for pt-BR when unset) for pages
+// read without JavaScript.
+(function () {
+  "use strict";
+  if (!window.Intl || !Intl.DateTimeFormat) return;
+  var lang = document.documentElement.lang || undefined;
+  var styles = {
+    datetime: { day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" },
+    time: { hour: "2-digit", minute: "2-digit", timeZoneName: "short" }
+  };
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+
+  function localize(root) {
+    var nodes = (root || document).querySelectorAll("time[data-local]");
+    nodes.forEach(function (node) {
+      var when = new Date(node.getAttribute("datetime"));
+      var options = styles[node.getAttribute("data-local")];
+      if (isNaN(when.getTime()) || !options) return;
+      try {
+        node.textContent = new Intl.DateTimeFormat(lang, options).format(when);
+        if (zone) node.setAttribute("title", zone);
+        node.setAttribute("data-zone", zone);
+      } catch (e) { /* an unknown locale: keep the server's rendering */ }
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { localize(document); });
+  } else {
+    localize(document);
+  }
+  // htmx swaps in fragments (messages, deliveries) rendered by the server.
+  document.addEventListener("htmx:load", function (event) { localize(event.target); });
+})();

@@ -18,7 +18,7 @@ async def admin(page: UserPage) -> Response:
         nav="admin",
         tab="workers",
         topology=page.ctx.topology.value,
-        placement=page.ctx.placement.describe(),
+        placement=page.ctx.placement.describe(page._),
         workers=await page.svc.workers(),
         rows=[],
     )
@@ -33,7 +33,7 @@ async def admin_sessions(page: UserPage) -> Response:
         nav="admin",
         tab="sessions",
         topology=page.ctx.topology.value,
-        placement=page.ctx.placement.describe(),
+        placement=page.ctx.placement.describe(page._),
         workers=[],
         rows=await page.svc.all_sessions(),
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Response
 
-from zapgate.domain.models import Message
+from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import GatewayError, WorkerUnreachable
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.service import DEFAULT_SESSION, SessionView
@@ -118,14 +118,15 @@ async def send(
 ) -> Response:
     user = _user(page)
     error: str | None = None
+    queued = False
     try:
-        await page.svc.send(user, name, to, text)
+        queued = (await page.svc.send(user, name, to, text)).status is MessageStatus.QUEUED
     except GatewayError as exc:
         error = page.error_text(exc)
     if not page.is_htmx:
         return page.redirect("/" if name == DEFAULT_SESSION else f"/sessions/{name}")
     items = await page.svc.recent_messages(user, name)
-    response = _messages(page, name, items, send_error=error, oob_feedback=True)
+    response = _messages(page, name, items, send_error=error, send_queued=queued, oob_feedback=True)
     if error is None:
         response.headers["HX-Trigger"] = "zapgate:sent"
     return response

@@ -49,6 +49,8 @@ class FormError:
             field = prefix.group(1)
             text = f"{labels[field]}: {text[prefix.end() :]}"
         hint = err.hint if err.hint and err.hint != ValidationFailed.default_hint else None
+        if hint and not text.endswith((".", "!", "?")):
+            text += "."  # a sentence of its own before the hint
         return cls(
             text=text,
             hint=page.error_hint(err) if hint else None,
