@@ -39,7 +39,8 @@ async def create_user(settings: Settings, email: str, password: str | None, admi
         _check_password(password)
     registry = await _open(settings)
     try:
-        return await registry.users.create(email, password, is_admin=admin)
+        # The same first-user rule as a dashboard sign-up: the first user is an admin.
+        return await registry.users.create(email, password, is_admin=admin, first_is_admin=True)
     finally:
         await registry.close()
 
@@ -101,5 +102,20 @@ async def migrate(settings: Settings) -> str | None:
     try:
         await registry.migrate()
         return await registry.revision()
+    finally:
+        await registry.close()
+
+
+async def set_session_limit(settings: Settings, email: str, limit: int | None) -> User:
+    """A user's own session limit; None follows ZAPGATE_MAX_SESSIONS_PER_USER again."""
+    registry = await _open(settings)
+    try:
+        user = await registry.users.get_by_email(email)
+        if user is None:
+            raise NotFound(
+                N_("No user {email!r}."), hint=N_("zapgate users create {email}"), email=email
+            )
+        await registry.users.set_max_sessions(user.id, limit)
+        return user
     finally:
         await registry.close()

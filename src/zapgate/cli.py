@@ -384,6 +384,43 @@ def migrate(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     typer.echo(f"database at revision {rev}")
 
 
+@users_app.command("set-limit")
+def users_set_limit(
+    email: str,
+    limit: Annotated[
+        str,
+        typer.Argument(
+            help="Sessions the user may have (0 or more), or 'default' to follow "
+            "ZAPGATE_MAX_SESSIONS_PER_USER."
+        ),
+    ],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Set how many sessions a user may have (over ZAPGATE_MAX_SESSIONS_PER_USER)."""
+    from zapgate import admin_ops
+    from zapgate.errors import ValidationFailed
+    from zapgate.i18n import N_
+
+    value: int | None = None
+    if limit.strip().lower() != "default":
+        try:
+            value = int(limit)
+        except ValueError:
+            _fail(
+                ValidationFailed(
+                    N_("The session limit must be a whole number or 'default', not {value!r}."),
+                    hint=N_("For example: zapgate users set-limit {email} 20"),
+                    value=limit[:40],
+                    email=email,
+                )
+            )
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _run(admin_ops.set_session_limit(settings, email, value))
+    shown = "the default (ZAPGATE_MAX_SESSIONS_PER_USER)" if value is None else str(value)
+    typer.echo(f"session limit of {email}: {shown}")
+
+
 @app.command()
 def doctor(
     topology: Annotated[

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     worker_timeout: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_text_chars: int = Field(default=65_536, ge=1)
+    # Sessions one user may have (issue 8): an admin raises it per user with
+    # `zapgate users set-limit EMAIL N`.
+    max_sessions_per_user: int = Field(default=10, ge=0)
     # Media (issue 3): WhatsApp's own ceilings are 16 MB for image/audio/video and 100 MB
     # for documents; checked before anything is stored or sent.
     max_media_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

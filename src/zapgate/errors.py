@@ -196,6 +196,16 @@ class UserExists(Conflict):
     default_hint = N_("Use another e-mail address, or sign in with this one.")
 
 
+class SessionLimitReached(Conflict):
+    errcode = "session_limit_reached"
+    template = N_("This account already has {limit} sessions, the most it may have.")
+    default_hint = N_(
+        "Delete a session you no longer use (DELETE /v1/sessions/{{name}}), or ask an "
+        "administrator to raise your limit (zapgate users set-limit)."
+    )
+    body_params = ("limit",)
+
+
 class DeviceNotLinked(Conflict):
     errcode = "device_not_linked"
     template = N_("device {device_id} is not linked to a phone")

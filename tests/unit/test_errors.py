@@ -23,6 +23,7 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "host": "10.0.0.1",
     "ip": "10.0.0.1",
     "retry_after": 30,
+    "limit": 10,
     "worker_url": "http://127.0.0.1:5003",
     "port": 5003,
     "session": "u1/default",

@@ -63,6 +63,8 @@ class User:
     is_admin: bool
     created_at: datetime
     lang: str | None = None
+    # Sessions this user may have; None follows ZAPGATE_MAX_SESSIONS_PER_USER.
+    max_sessions: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

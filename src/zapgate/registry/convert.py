@@ -53,6 +53,7 @@ def user(row: UserRow) -> User:
         is_admin=row.is_admin,
         created_at=as_utc(row.created_at),
         lang=row.lang,
+        max_sessions=row.max_sessions,
     )
 
 

@@ -16,6 +16,7 @@ from zapgate.registry import migrator, retention
 from zapgate.registry.cursors import CursorRepo
 from zapgate.registry.db import Database
 from zapgate.registry.keys import KeyRepo
+from zapgate.registry.logins import LoginRepo
 from zapgate.registry.messages import MessageRepo
 from zapgate.registry.outbox import OutboxRepo
 from zapgate.registry.sessions import SessionRepo
@@ -27,13 +28,14 @@ logger = logging.getLogger(__name__)
 class Registry:
     """Open with `await Registry.open(url)`; close with `await registry.close()`.
 
-    `users`, `keys`, `sessions`, `messages`, `outbox` (events, webhooks, deliveries) and
-    `cursors` are the repositories."""
+    `users`, `logins` (dashboard sign-ins), `keys`, `sessions`, `messages`, `outbox`
+    (events, webhooks, deliveries) and `cursors` are the repositories."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self.dialect: str = db.dialect
         self.users = UserRepo(db)
+        self.logins = LoginRepo(db)
         self.keys = KeyRepo(db, self.users)
         self.sessions = SessionRepo(db, self.users)
         self.messages = MessageRepo(db)

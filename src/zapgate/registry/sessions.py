@@ -6,19 +6,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapgate.aio import KeyedLock
 from zapgate.domain.ids import derive_client_id, is_valid_client_id, session_dir_for
 from zapgate.domain.models import Route, Session
 from zapgate.domain.state import SessionState
-from zapgate.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
+from zapgate.errors import (
+    Conflict,
+    NotFound,
+    SessionLimitReached,
+    SessionNotFound,
+    ValidationFailed,
+)
 from zapgate.i18n import N_
 from zapgate.registry import convert, outbox
 from zapgate.registry.convert import utcnow
 from zapgate.registry.db import Database, rowcount
-from zapgate.registry.tables import SessionRow
+from zapgate.registry.tables import SessionRow, UserRow
 from zapgate.registry.users import UserRepo
 
 logger = logging.getLogger(__name__)
@@ -42,7 +49,12 @@ class SessionRepo:
         engine: str,
         route: Route,
         client_id: str | None = None,
+        limit: int | None = None,
     ) -> tuple[Session, bool]:
+        """The user's session `name`, created when missing. A new session is refused with
+        `session_limit_reached` once the user has as many sessions as their own
+        `max_sessions`, or `limit` when they have none; `limit` None (an import) checks no
+        limit at all."""
         if client_id is not None and not is_valid_client_id(client_id):
             raise ValidationFailed(
                 N_("client_id {client_id!r} is not valid."),
@@ -73,6 +85,7 @@ class SessionRepo:
                 )
                 try:
                     async with self._db.write() as s:
+                        await self._check_limit(s, user_id, name, limit)
                         s.add(row)
                 except IntegrityError:
                     # Another process created the same (user, name) first, or the client
@@ -99,6 +112,30 @@ class SessionRepo:
                 )
                 return convert.session(row), True
         raise Conflict(N_("Could not derive a free client id for user {id}."), id=user_id)
+
+    async def _check_limit(
+        self, s: AsyncSession, user_id: int, name: str, limit: int | None
+    ) -> None:
+        if limit is None:
+            return
+        # Counting and inserting are one transaction that concurrent creators of the same
+        # user cannot interleave with. SQLite: write() began with BEGIN IMMEDIATE (the one
+        # write lock, held until commit). PostgreSQL: the user's row is locked FOR UPDATE,
+        # so a second creator waits here and counts (a new READ COMMITTED snapshot) after
+        # the first one committed.
+        own = await s.scalar(
+            select(UserRow.max_sessions).where(UserRow.id == user_id).with_for_update()
+        )
+        limit = own if own is not None else limit
+        # The session itself doesn't count: created meanwhile, the insert finds it instead.
+        count = await s.scalar(
+            select(func.count())
+            .select_from(SessionRow)
+            .where(SessionRow.user_id == user_id, SessionRow.name != name)
+        )
+        if int(count or 0) >= limit:
+            logger.info("registry: user %s is at the session limit (%s)", user_id, limit)
+            raise SessionLimitReached(limit=limit)
 
     async def get(self, user_id: int, name: str) -> Session | None:
         async with self._db.read() as s:

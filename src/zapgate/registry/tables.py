@@ -56,6 +56,25 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The dashboard language the user picked ("en", "pt_BR"); NULL follows the browser.
     lang: Mapped[str | None] = mapped_column(String(16))
+    # How many sessions this user may have; NULL follows ZAPGATE_MAX_SESSIONS_PER_USER.
+    max_sessions: Mapped[int | None] = mapped_column(Integer)
+
+
+class DashboardSessionRow(Base):
+    """One signed-in browser: the signed cookie names its random id, and every dashboard
+    request checks it here, so signing out (or a new password) ends it on the server."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # A digest of the password hash at sign-in: a new password ends every older session.
+    password_stamp: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKeyRow(Base):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from zapgate.domain.models import User
 from zapgate.errors import Conflict, NotFound, UserExists, ValidationFailed
 from zapgate.i18n import N_
-from zapgate.registry import convert, credentials
+from zapgate.registry import convert, credentials, logins
 from zapgate.registry.convert import utcnow
 from zapgate.registry.db import Database, rowcount
 from zapgate.registry.tables import UserRow
@@ -33,8 +33,12 @@ class UserRepo:
         password: str | None = None,
         *,
         is_admin: bool = False,
+        first_is_admin: bool = False,
         user_id: int | None = None,
     ) -> User:
+        """A new user. With `first_is_admin` (sign-up and `zapgate users create`) the user
+        is also an administrator when no other user exists: decided inside the insert's
+        transaction, so concurrent first sign-ups give exactly one admin."""
         email = normalize_email(email)
         if not email:
             raise ValidationFailed(N_("email: must not be empty"))
@@ -52,6 +56,18 @@ class UserRepo:
             row.id = user_id
         try:
             async with self._db.write() as s:
+                if first_is_admin:
+                    # Atomic on both dialects. SQLite: write() began with BEGIN IMMEDIATE,
+                    # which holds the database's one write lock until commit, so no other
+                    # writer (of any process) inserts between the check and the insert.
+                    # PostgreSQL: SHARE ROW EXCLUSIVE conflicts with itself and with the
+                    # ROW EXCLUSIVE lock every INSERT takes, so a concurrent first sign-up
+                    # waits here until this one commits, and its check (a new snapshot
+                    # under READ COMMITTED) then sees this user.
+                    if self._db.dialect == "postgresql":
+                        await s.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+                    others = await s.scalar(select(UserRow.id).limit(1))
+                    row.is_admin = is_admin or others is None
                 s.add(row)
                 if user_id is not None:
                     await s.flush()
@@ -74,7 +90,7 @@ class UserRepo:
                     id=user_id,
                 ) from None
             raise
-        logger.info("registry: created user %s%s", row.id, " (admin)" if is_admin else "")
+        logger.info("registry: created user %s%s", row.id, " (admin)" if row.is_admin else "")
         return convert.user(row)
 
     async def get(self, user_id: int) -> User | None:
@@ -106,6 +122,7 @@ class UserRepo:
                     .values(password_hash=fresh)
                     .execution_options(synchronize_session=False)
                 )
+                await logins.restamp(s, row.id, stored, fresh)
             logger.info("registry: rehashed the password of user %s", row.id)
         return convert.user(row)
 
@@ -124,7 +141,8 @@ class UserRepo:
         logger.info("registry: user %s is_admin=%s", user_id, is_admin)
 
     async def set_password(self, user_id: int, password: str) -> None:
-        """Replace a user's dashboard password (hashed off the event loop)."""
+        """Replace a user's dashboard password (hashed off the event loop). Dashboard
+        sessions opened under the old password end (see `logins.password_stamp`)."""
         if not password:
             raise ValidationFailed(N_("password: must not be empty (leave it out for none)"))
         password_hash = await asyncio.to_thread(credentials.hash_password, password)
@@ -138,6 +156,25 @@ class UserRepo:
             if rowcount(result) == 0:
                 raise NotFound(N_("No user {id}."), id=user_id)
         logger.info("registry: set the password of user %s", user_id)
+
+    async def set_max_sessions(self, user_id: int, limit: int | None) -> None:
+        """How many sessions the user may have; None follows ZAPGATE_MAX_SESSIONS_PER_USER."""
+        if limit is not None and limit < 0:
+            raise ValidationFailed(
+                N_("The session limit must be 0 or more (got {n})."),
+                hint=N_("Use 'default' to follow ZAPGATE_MAX_SESSIONS_PER_USER again."),
+                n=limit,
+            )
+        async with self._db.write() as s:
+            result = await s.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(max_sessions=limit)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(result) == 0:
+                raise NotFound(N_("No user {id}."), id=user_id)
+        logger.info("registry: user %s max_sessions=%s", user_id, limit)
 
     async def set_lang(self, user_id: int, lang: str | None) -> None:
         """The dashboard language a user picked; None follows the browser again."""

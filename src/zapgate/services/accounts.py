@@ -26,11 +26,23 @@ class AccountService:
         return await self.registry.users.get(user_id)
 
     async def sign_up(self, email: str, password: str) -> User:
-        # The first account of a fresh install administers it: nobody else could.
-        first = await self.registry.users.count() == 0
-        user = await self.registry.users.create(email, password, is_admin=first)
-        logger.info("dashboard: user %s signed up%s", user.id, " (first: admin)" if first else "")
+        # The first account of a fresh install administers it: nobody else could. The
+        # registry decides "first" atomically (see UserRepo.create), as for `users create`.
+        user = await self.registry.users.create(email, password, first_is_admin=True)
+        logger.info(
+            "dashboard: user %s signed up%s", user.id, " (first: admin)" if user.is_admin else ""
+        )
         return user
+
+    async def open_dashboard_session(self, user: User) -> str:
+        """A server-side record of a new dashboard sign-in; its id goes in the cookie."""
+        return await self.registry.logins.open(user.id)
+
+    async def dashboard_session_valid(self, sid: str, user_id: int) -> bool:
+        return await self.registry.logins.check(sid, user_id)
+
+    async def close_dashboard_session(self, sid: str) -> None:
+        await self.registry.logins.revoke(sid)
 
     async def set_lang(self, user: User, lang: str | None) -> None:
         await self.registry.users.set_lang(user.id, lang)

@@ -86,7 +86,7 @@ class SessionService:
         engine = validate_engine_name(engine or self.settings.engine)
         route = self.migrator.placement.place(user.id)
         session, created = await self.registry.sessions.get_or_create(
-            user.id, name, engine=engine, route=route
+            user.id, name, engine=engine, route=route, limit=self.settings.max_sessions_per_user
         )
         if created:
             logger.info(

@@ -200,8 +200,11 @@ async def load_page(request: Request) -> Page:
         web = WebSession(dirty=True)
     user: User | None = None
     if web.user_id is not None:
-        user = await ctx.accounts.get(web.user_id)
-        if user is None:  # the account was deleted: the cookie means nobody now
+        # The cookie alone is not enough: its server-side session must still be open
+        # (not signed out, not opened under an older password), and the account exist.
+        if web.sid is not None and await ctx.accounts.dashboard_session_valid(web.sid, web.user_id):
+            user = await ctx.accounts.get(web.user_id)
+        if user is None:
             web.sign_out()
     lang = i18n.choose_lang(
         user.lang if user else web.lang,

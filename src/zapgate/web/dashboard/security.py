@@ -59,38 +59,44 @@ def resolve_secret_key(settings: Settings, data_dir: Path) -> str:
 
 @dataclass
 class WebSession:
-    """What the signed cookie carries: the signed-in user (if any), the CSRF token and,
-    for visitors, the language they picked."""
+    """What the signed cookie carries: the signed-in user (if any) and the id of their
+    server-side dashboard session (checked on every request, revoked by signing out), the
+    CSRF token and, for visitors, the language they picked."""
 
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     user_id: int | None = None
+    sid: str | None = None
     lang: str | None = None
     dirty: bool = False
 
     def to_payload(self) -> dict[str, Any]:
-        return {"c": self.csrf, "u": self.user_id, "l": self.lang}
+        return {"c": self.csrf, "u": self.user_id, "s": self.sid, "l": self.lang}
 
     @classmethod
     def from_payload(cls, data: Any) -> WebSession | None:
         if not isinstance(data, dict):
             return None
-        csrf, uid, lang = data.get("c"), data.get("u"), data.get("l")
+        csrf, uid, sid, lang = data.get("c"), data.get("u"), data.get("s"), data.get("l")
         if not isinstance(csrf, str) or len(csrf) < 16:
             return None
         if uid is not None and (not isinstance(uid, int) or isinstance(uid, bool)):
             return None
+        if sid is not None and (not isinstance(sid, str) or len(sid) > 64):
+            return None
         if lang is not None and not isinstance(lang, str):
             return None
-        return cls(csrf=csrf, user_id=uid, lang=lang)
+        return cls(csrf=csrf, user_id=uid, sid=sid, lang=lang)
 
-    def sign_in(self, user_id: int) -> None:
+    def sign_in(self, user_id: int, sid: str) -> None:
         # A fresh CSRF token on every sign-in: a token seen before it is useless after.
         self.user_id = user_id
+        self.sid = sid
         self.csrf = secrets.token_urlsafe(32)
         self.dirty = True
 
     def sign_out(self) -> None:
         self.user_id = None
+        self.sid = None
         self.csrf = secrets.token_urlsafe(32)
         self.dirty = True
 

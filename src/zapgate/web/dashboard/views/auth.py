@@ -56,7 +56,7 @@ async def login(
             "login.html", status=401, email=email, error=page._("Wrong e-mail or password.")
         )
     limiter.succeeded(ip, email)
-    page.web.sign_in(user.id)
+    page.web.sign_in(user.id, await page.ctx.accounts.open_dashboard_session(user))
     logger.info("dashboard: user %s signed in", user.id)
     return page.redirect("/")
 
@@ -90,7 +90,7 @@ async def signup(
         except UserExists:
             error = page._("There is already an account with this e-mail. Sign in instead.")
         else:
-            page.web.sign_in(user.id)
+            page.web.sign_in(user.id, await page.ctx.accounts.open_dashboard_session(user))
             if page.web.lang:
                 await page.svc.set_lang(user, page.web.lang)
             return page.redirect("/")
@@ -101,6 +101,9 @@ async def signup(
 async def logout(page: AnyPost) -> Response:
     if page.user is not None:
         logger.info("dashboard: user %s signed out", page.user.id)
+    if page.web.sid is not None:
+        # Ended on the server: a copy of this cookie (CSRF token included) is dead too.
+        await page.ctx.accounts.close_dashboard_session(page.web.sid)
     page.web.sign_out()
     return page.redirect("/login")
 
