@@ -160,6 +160,17 @@ class NumberNotLinked(NotFound):
     )
 
 
+class PhoneNotYours(NotFound):
+    """A simulated phone's number that another account has linked to a session."""
+
+    errcode = "phone_not_yours"
+    template = N_("{phone} is linked to a session of another account.")
+    default_hint = N_(
+        "The simulated phone only uses your numbers: one of your sessions' numbers, or one "
+        "no other account has linked."
+    )
+
+
 class Conflict(GatewayError):
     errcode = "conflict"
     status = 409
