@@ -172,8 +172,10 @@ class Settings(BaseSettings):
 
     @property
     def sim_api_enabled(self) -> bool:
-        """The /v1/sim endpoints: on outside production unless switched off."""
-        return self.sim_api if self.sim_api is not None else not self.is_production
+        """The /v1/sim endpoints (and the dashboard's simulated phone): on when the default
+        engine is sim, or ZAPGATE_SIM_API=true; never in production."""
+        wanted = self.sim_api if self.sim_api is not None else self.engine == "sim"
+        return wanted and not self.is_production
 
     @property
     def effective_topology(self) -> Topology:
@@ -206,6 +208,13 @@ class Settings(BaseSettings):
         naming what to set."""
         problems: list[str] = []
         if self.is_production:
+            if self.sim_api:
+                problems.append(
+                    "ZAPGATE_SIM_API=true in production: the simulated network's API lets "
+                    "any API key play a phone, so it never runs in production. Remove "
+                    "ZAPGATE_SIM_API (or set ZAPGATE_ENV to something other than production "
+                    "on a development server)."
+                )
             if topology is Topology.PER_USER:
                 problems.append(
                     "ZAPGATE_TOPOLOGY=per-user is for development only: it gives user N the "

@@ -160,6 +160,17 @@ class NumberNotLinked(NotFound):
     )
 
 
+class PhoneNotYours(NotFound):
+    """A simulated phone's number that another account has linked to a session."""
+
+    errcode = "phone_not_yours"
+    template = N_("{phone} is linked to a session of another account.")
+    default_hint = N_(
+        "The simulated phone only uses your numbers: one of your sessions' numbers, or one "
+        "no other account has linked."
+    )
+
+
 class Conflict(GatewayError):
     errcode = "conflict"
     status = 409
@@ -239,8 +250,20 @@ class PayloadTooLarge(GatewayError):
 class ValidationFailed(GatewayError):
     errcode = "validation_error"
     status = 422
-    default_hint = N_("Fix the fields named in 'details' and retry.")
+    default_hint = N_("Fix the request and retry; /docs describes every field.")
     body_params = ("details",)
+
+
+# The hint of a ValidationFailed that carries `details` (one entry per field at fault).
+DETAILS_HINT = N_("Fix the fields named in 'details' and retry.")
+
+
+class NotJson(ValidationFailed):
+    """A body sent without a JSON Content-Type to a route that reads JSON."""
+
+    errcode = "content_type_not_json"
+    template = N_("The request body was not read as JSON: its Content-Type is {content_type}.")
+    default_hint = N_("Send Content-Type: application/json with a JSON body.")
 
 
 class InvalidPhone(ValidationFailed):

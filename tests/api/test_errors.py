@@ -317,3 +317,63 @@ def test_api_keys_in_a_query_string_never_reach_the_log(server: Server) -> None:
     log = server.proc.log()
     assert "/v1/sessions?api_key=" in log  # the request was logged...
     assert key not in log and "zg_" + "q" * 30 not in log  # ...without the key
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/sessions/"),
+        ("GET", "/v1/sessions/"),
+        ("POST", "/v1/sessions/x/messages/"),
+        ("GET", "/v1/webhooks/"),
+        ("GET", "/healthz/"),
+    ],
+)
+def test_trailing_slash_is_404_in_shape_not_a_redirect(
+    server: Server, method: str, path: str
+) -> None:
+    # Issue 8 item 14: Starlette answered these with a bodiless 307 to another route.
+    r = server.alice.request(method, path, json={}, follow_redirects=False)
+    body = assert_error(r, 404, "not_found")
+    assert "location" not in r.headers
+    assert path in body["error"] and "trailing '/'" in body["hint"]
+
+
+def test_every_hint_naming_details_comes_with_details(server: Server) -> None:
+    server.alice.put("/v1/sessions/det", json={"start": False})
+    responses = [
+        server.alice.put("/v1/sessions/det", json={"start": "maybe"}),
+        server.alice.post("/v1/sessions/det/messages", json={"to": "+5511999990001"}),
+        server.alice.post("/v1/sessions/det/messages", json={"to": "+5511999990001", "text": " "}),
+        server.alice.get("/v1/sessions/det/messages?before=abc"),
+        server.alice.post(
+            "/v1/sessions/det/messages",
+            json={"to": "+5511999990001", "text": "x"},
+            headers={"Idempotency-Key": "k" * 201},
+        ),
+    ]
+    with_details = 0
+    for r in responses:
+        body = assert_error(r, 422)
+        if "details" in body["hint"]:
+            assert body.get("details"), body
+            with_details += 1
+        else:
+            assert "details" not in body, body
+    assert with_details == 1  # only the schema error lists fields
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_json_without_its_content_type_says_so(server: Server, content_type: str | None) -> None:
+    server.alice.put("/v1/sessions/ctype", json={"start": False})
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    for method, path, payload in [
+        ("POST", "/v1/sessions/ctype/messages", b'{"to": "+5511999990001", "text": "x"}'),
+        ("PUT", "/v1/sessions/ctype", b'{"start": false}'),
+        ("POST", "/v1/webhooks", b'{"url": "https://example.com/h"}'),
+    ]:
+        r = server.alice.request(method, path, content=payload, headers=headers)
+        body = assert_error(r, 422, "content_type_not_json")
+        assert "Content-Type: application/json" in body["hint"]
+        assert (content_type or "missing") in body["error"]
+    assert server.alice.get("/v1/sessions/ctype/messages").json()["items"] == []

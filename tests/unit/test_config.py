@@ -187,3 +187,35 @@ def test_a_bad_secret_value_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert "not-a-port" in info.value.error
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled"),
+    [
+        ({"ZAPGATE_ENGINE": "sim"}, True),
+        ({"ZAPGATE_ENGINE": "whatsmeow"}, False),
+        ({"ZAPGATE_ENGINE": "whatsmeow", "ZAPGATE_SIM_API": "true"}, True),
+        ({"ZAPGATE_ENGINE": "sim", "ZAPGATE_SIM_API": "false"}, False),
+        ({"ZAPGATE_ENGINE": "sim", "ZAPGATE_ENV": "production"}, False),
+        ({"ZAPGATE_SIM_API": "true", "ZAPGATE_ENV": "production"}, False),
+    ],
+)
+def test_sim_api_only_with_the_sim_engine_or_the_switch_and_never_in_production(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], enabled: bool
+) -> None:
+    # Issue 8 item 2.
+    for name in ("ZAPGATE_ENGINE", "ZAPGATE_SIM_API", "ZAPGATE_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().sim_api_enabled is enabled
+
+
+def test_sim_api_switch_in_production_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZAPGATE_ENV", "production")
+    monkeypatch.setenv("ZAPGATE_SIM_API", "true")
+    monkeypatch.setenv("ZAPGATE_SECRET_KEY", STRONG)
+    with pytest.raises(ConfigError, match="ZAPGATE_SIM_API=true in production"):
+        Settings().validate_for_start(Topology.EMBEDDED)
+    monkeypatch.delenv("ZAPGATE_SIM_API")
+    Settings().validate_for_start(Topology.EMBEDDED)

@@ -31,6 +31,7 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "details": [{"loc": ["body", "to"], "msg": "required"}],
     "engine": "sim",
     "feature": "pair_code",
+    "content_type": "text/plain",
 }
 
 

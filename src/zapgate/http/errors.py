@@ -35,6 +35,21 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _no_route(request: Request) -> errors.NotFound:
+    path = request.url.path
+    hint = (
+        N_("Remove the trailing '/': no endpoint ends with one (see /docs).")
+        if path.endswith("/") and path != "/"
+        else errors.NotFound.default_hint
+    )
+    return errors.NotFound(
+        N_("There is no endpoint {method} {path}."),
+        hint=hint,
+        method=request.method,
+        path=path[:200],
+    )
+
+
 # The dashboard sets app.state.html_error_renderer: a browser gets an HTML page, an API
 # client (or the renderer answering None) the JSON shape.
 HtmlErrorRenderer = Callable[[Request, errors.GatewayError], Awaitable[Response | None]]
@@ -87,11 +102,21 @@ def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
         raw = exc.errors()
         if any(e.get("type") == "json_invalid" for e in raw):
             return await respond(request, errors.InvalidJSON())
+        if any(
+            tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in raw
+        ):
+            # FastAPI hands a route the raw bytes when the Content-Type is not JSON.
+            content_type = request.headers.get("content-type") or "missing"
+            return await respond(request, errors.NotJson(content_type=content_type[:100]))
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid"}
         where = ".".join(p for p in first["loc"] if p != "body") or "request"
         invalid = errors.ValidationFailed(
-            N_("{where}: {msg}"), where=where, msg=first["msg"], details=details
+            N_("{where}: {msg}"),
+            hint=errors.DETAILS_HINT,
+            where=where,
+            msg=first["msg"],
+            details=details,
         )
         return await respond(request, invalid)
 
@@ -103,6 +128,9 @@ def install_error_handlers(app: FastAPI, *, localize: bool = False) -> None:
             404: errors.NotFound,
             413: errors.PayloadTooLarge,
         }
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            # No route matched (a route's own 404 is a GatewayError, never this).
+            return await respond(request, _no_route(request))
         cls = mapping.get(exc.status_code)
         if cls is not None:
             return await respond(request, cls(str(exc.detail)))

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from zapgate.errors import GatewayError, ValidationFailed
+from zapgate.errors import DETAILS_HINT, GatewayError, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.simnet.network import SimNetwork
 
@@ -100,7 +100,7 @@ def create_app(network: SimNetwork) -> FastAPI:
         body = {
             "errcode": "validation_error",
             "error": "the request does not match the simulated network's API",
-            "hint": ValidationFailed.default_hint,
+            "hint": DETAILS_HINT,
             "details": [
                 {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
                 for e in exc.errors()

@@ -36,6 +36,8 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # `/v1/sessions/` is a 404 in the usual shape, not a bodiless 307 to another route.
+        redirect_slashes=False,
     )
     install_error_handlers(app, localize=True)
     app.add_middleware(

@@ -18,6 +18,7 @@ from zapgate.services.accounts import AccountService
 from zapgate.services.admin import AdminService
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
+from zapgate.services.sim import SimService
 from zapgate.services.webhooks import WebhookService
 from zapgate.topology.migration import RouteMigrator
 from zapgate.topology.placement import EMBEDDED_WORKER_ID, Placement, build_placement
@@ -40,6 +41,7 @@ class AppContext:
     migrator: RouteMigrator
     puller: JournalPuller
     sessions: SessionService
+    sim: SimService
     outbound: OutboundQueue
     sender: OutboundSender
     dispatcher: WebhookDispatcher
@@ -110,6 +112,7 @@ class AppContext:
             migrator=migrator,
             puller=puller,
             sessions=sessions,
+            sim=SimService(registry, sessions, pool),
             outbound=outbound,
             sender=sender,
             dispatcher=dispatcher,

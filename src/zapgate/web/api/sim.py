@@ -1,5 +1,5 @@
-"""/v1/sim: drive the simulated WhatsApp network (development only): a simulated phone
-scans a QR, or writes to a linked number."""
+"""/v1/sim: drive the simulated WhatsApp network (sim engine, never in production): a
+simulated phone scans a QR of your session, or writes to a number linked to your sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path
 
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.media import sniff
-from zapgate.errors import NotFound, ValidationFailed
+from zapgate.errors import ValidationFailed
 from zapgate.i18n import N_
 from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas.errors import errors
@@ -23,24 +23,14 @@ router = APIRouter(prefix="/v1/sim", tags=["simulated network"])
 
 @router.post("/scan", responses=errors(400, 401, 404, 413, 422, 502, 503))
 async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
-    phone = normalize_phone(body.phone)
-    sessions = [s for s in await ctx.sessions.list_for(user) if s.engine == "sim"]
-    if not sessions:
-        raise NotFound(
-            N_("You have no session on the sim engine."),
-            hint=N_('PUT /v1/sessions/{name} with {"engine": "sim"} first.'),
-        )
-    routes = {s.route: s.label for s in sessions}
-    last: Exception | None = None
-    for route, label in routes.items():
-        try:
-            device = await ctx.pool.call(route, label, lambda w: w.sim_scan(body.qr, phone))
-        except NotFound as exc:
-            last = exc
-            continue
-        return {"device_id": device, "phone": phone}
-    assert last is not None
-    raise last
+    """A simulated phone scans the QR one of your sim sessions shows: that session is
+    linked to `phone`."""
+    session = await ctx.sim.scan(user, body.qr, body.phone)
+    return {
+        "session": session.name,
+        "device_id": session.client_id,
+        "phone": normalize_phone(body.phone),
+    }
 
 
 @router.post(
@@ -50,16 +40,9 @@ async def phone_send(
     phone: Annotated[str, Path(json_schema_extra=PHONE_SCHEMA)],
     body: SimPhoneMessage,
     ctx: Ctx,
-    _: CurrentUser,
+    user: CurrentUser,
 ) -> dict[str, str]:
-    sender, to = normalize_phone(phone), normalize_phone(body.to)
-    targets = [s for s in await ctx.sessions.find_by_phone(to) if s.engine == "sim"]
-    if not targets:
-        raise NotFound(
-            N_("No sim session is linked to {phone}."),
-            hint=N_("Link one first: start a sim session and scan its QR."),
-            phone=to,
-        )
+    """The simulated phone `phone` writes to `to`, a number linked to your sim sessions."""
     media: dict[str, Any] | None = None
     if body.media is not None:
         try:
@@ -74,8 +57,4 @@ async def phone_send(
         }
     elif body.text is None:
         raise ValidationFailed(N_("text: required (or send media)"))
-    target = targets[0]
-    msg_id = await ctx.pool.call(
-        target.route, target.label, lambda w: w.sim_phone_send(sender, to, body.text, media)
-    )
-    return {"id": msg_id}
+    return {"id": await ctx.sim.phone_send(user, phone, body.to, body.text, media)}

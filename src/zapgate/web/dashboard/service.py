@@ -254,23 +254,10 @@ class DashboardService:
 
     # -- simulated phone (development, sim engine) ------------------------------------------
     async def sim_scan(self, user: User, name: str, qr: str | None, phone: str) -> str:
-        phone = normalize_phone(phone)
-        session = await self.ctx.sessions.get(user, name)
-        if not qr:
-            status = await self.ctx.sessions.live_status(session)
-            qr = status.qr
-        if not qr:
-            raise WrongState(
-                N_("There is no QR code on the screen to scan."),
-                hint=N_("Press \u201cConnect WhatsApp\u201d first."),
-            )
-        scanned = qr
-        return await self.ctx.pool.call(
-            session.route, session.label, lambda w: w.sim_scan(scanned, phone)
-        )
+        session = await self.ctx.sim.scan_session(user, name, qr, phone)
+        return session.client_id
 
     async def sim_write(self, user: User, name: str, sender: str, text: str) -> str:
-        sender = normalize_phone(sender)
         if not text.strip():
             raise ValidationFailed(N_("text: must not be empty"))
         session = await self.ctx.sessions.get(user, name)
@@ -279,10 +266,7 @@ class DashboardService:
                 N_("Connect your WhatsApp first: the simulated phone writes to its number."),
                 hint=N_("Scan the QR code with the simulated phone."),
             )
-        to = session.phone
-        return await self.ctx.pool.call(
-            session.route, session.label, lambda w: w.sim_phone_send(sender, to, text)
-        )
+        return await self.ctx.sim.phone_send(user, sender, session.phone, text)
 
     # -- api keys ----------------------------------------------------------------------------
     async def api_keys(self, user: User) -> list[ApiKey]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Response
 
-from zapgate.errors import GatewayError, NotFound, ValidationFailed
+from zapgate.errors import DETAILS_HINT, GatewayError, NotFound, ValidationFailed
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.service import WEBHOOK_EVENTS, WebhookLog
 from zapgate.web.dashboard.views.deps import UserPage, UserPost, _user
@@ -48,7 +48,8 @@ class FormError:
         if prefix is not None:
             field = prefix.group(1)
             text = f"{labels[field]}: {text[prefix.end() :]}"
-        hint = err.hint if err.hint and err.hint != ValidationFailed.default_hint else None
+        api_hints = (ValidationFailed.default_hint, DETAILS_HINT)
+        hint = err.hint if err.hint and err.hint not in api_hints else None
         if hint and not text.endswith((".", "!", "?")):
             text += "."  # a sentence of its own before the hint
         return cls(
