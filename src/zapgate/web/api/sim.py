@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from zapgate.domain.ids import normalize_phone
 from zapgate.domain.media import sniff
 from zapgate.errors import NotFound, ValidationFailed
 from zapgate.i18n import N_
@@ -21,7 +20,7 @@ router = APIRouter(prefix="/v1/sim", tags=["simulated network"])
 
 @router.post("/scan")
 async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
-    phone = normalize_phone(body.phone)
+    phone = ctx.sessions.phone(body.phone)
     sessions = [s for s in await ctx.sessions.list_for(user) if s.engine == "sim"]
     if not sessions:
         raise NotFound(
@@ -43,7 +42,7 @@ async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
 
 @router.post("/phones/{phone}/messages", status_code=201)
 async def phone_send(phone: str, body: SimPhoneMessage, ctx: Ctx, _: CurrentUser) -> dict[str, str]:
-    sender, to = normalize_phone(phone), normalize_phone(body.to)
+    sender, to = ctx.sessions.phone(phone), ctx.sessions.phone(body.to)
     targets = [s for s in await ctx.sessions.find_by_phone(to) if s.engine == "sim"]
     if not targets:
         raise NotFound(
