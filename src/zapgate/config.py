@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -129,6 +130,9 @@ class Settings(BaseSettings):
     webhook_backoff_base: float = Field(default=2.0, gt=0)
     webhook_backoff_cap: float = Field(default=3600.0, gt=0)
     send_rate: str = "5/3s"
+    # Country of phone numbers written without '+' (ISO 3166 alpha-2, e.g. BR), for
+    # sessions that set none; unset: such numbers are refused as ambiguous.
+    default_country: str | None = None
     queue_deadline: float = Field(default=86_400.0, gt=0)
     message_retention_days: float = Field(default=90.0, gt=0)
     poll_interval: float = Field(default=0.5, gt=0)
@@ -153,6 +157,18 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             v = v.strip().lower()
             return v or None
+        return v
+
+    @field_validator("default_country", mode="before")
+    @classmethod
+    def _country(cls, v: object) -> object:
+        if isinstance(v, str):
+            if not v.strip():
+                return None
+            code = v.strip().upper()
+            if code not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError("not a two-letter ISO 3166 country code such as BR, PT or US")
+            return code
         return v
 
     def media_limit(self, kind: str) -> int:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from zapgate.config import load_settings
 from zapgate.domain.ids import (
     derive_client_id,
     is_valid_client_id,
@@ -11,9 +12,10 @@ from zapgate.domain.ids import (
     normalize_phone,
     resolve_session_dir,
     session_dir_for,
+    validate_country,
     validate_session_name,
 )
-from zapgate.errors import InvalidPhone, InvalidSessionName, ValidationFailed
+from zapgate.errors import ConfigError, InvalidPhone, InvalidSessionName, ValidationFailed
 
 
 @pytest.mark.parametrize("name", ["default", "a", "loja-1", "x_y", "0" * 63])
@@ -56,22 +58,83 @@ def test_session_dir_resolves_inside(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("raw", "e164"),
-    [
-        ("+5511999990003", "+5511999990003"),
-        ("55 (11) 99999-0003", "+5511999990003"),
-        ("+1 415.555.0100", "+14155550100"),
-    ],
-)
-def test_phones(raw: str, e164: str) -> None:
-    assert normalize_phone(raw) == e164
+# (input, default country, E.164 or None when refused)
+PHONES = [
+    # E.164, with or without a default country
+    ("+5511999990003", None, "+5511999990003"),
+    ("+5511999990003", "BR", "+5511999990003"),
+    ("+351912345678", "BR", "+351912345678"),
+    ("+1 415.555.0100", None, "+14155550100"),
+    ("+55 (11) 98888-7777", None, "+5511988887777"),
+    ("+55\t11 98888 7777", None, "+5511988887777"),
+    # the reported defect: national formats are not international numbers
+    ("(11) 98888-7777", None, None),
+    ("11988887777", None, None),
+    ("5511999990003", None, None),
+    ("55 (11) 99999-0003", None, None),
+    # ... but are read in the default country
+    ("(11) 98888-7777", "BR", "+5511988887777"),
+    ("11 98888-7777", "br", "+5511988887777"),
+    ("(11) 3333-4444", "BR", "+551133334444"),
+    ("55 (11) 99999-0003", "BR", "+5511999990003"),
+    ("912 345 678", "PT", "+351912345678"),
+    # Brazil's ninth digit: the old 8-digit mobile form is accepted as typed
+    ("(11) 8888-7777", "BR", "+551188887777"),
+    ("+55 11 8888-7777", None, "+551188887777"),
+    ("(11) 98888-77", "BR", None),
+    # the 00 international prefix: ambiguous without a country, that country's rules with one
+    ("0055 11 99999 0003", None, None),
+    ("0055 11 99999 0003", "PT", "+5511999990003"),
+    ("0055 11 99999 0003", "BR", None),  # in Brazil 00 is followed by a carrier code
+    ("011 55 11 99999 0003", "US", "+5511999990003"),
+    # garbage, too short, too long, letters
+    ("", None, None),
+    ("", "BR", None),
+    ("abc", "BR", None),
+    ("+1-800-FLOWERS", None, None),
+    ("0800 FLORES", "BR", None),
+    ("++55", None, None),
+    ("+0123456789", None, None),
+    ("+55", None, None),
+    ("+55 11 99", None, None),
+    ("+55119999900031234567", None, None),
+    ("551199999000312345", "BR", None),
+    ("12", "BR", None),
+]
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "+0123456789", "+55", "+55119999900031234567", "++55"])
-def test_bad_phones(raw: str) -> None:
-    with pytest.raises(InvalidPhone):
-        normalize_phone(raw)
+@pytest.mark.parametrize(("raw", "country", "e164"), PHONES)
+def test_phones(raw: str, country: str | None, e164: str | None) -> None:
+    if e164 is None:
+        with pytest.raises(InvalidPhone) as info:
+            normalize_phone(raw, country.upper() if country else None)
+        assert info.value.status == 422 and info.value.hint
+    else:
+        assert normalize_phone(raw, country.upper() if country else None) == e164
+
+
+def test_national_number_without_country_says_how_to_fix() -> None:
+    with pytest.raises(InvalidPhone) as info:
+        normalize_phone("(11) 98888-7777")
+    assert "ZAPGATE_DEFAULT_COUNTRY" in info.value.hint and "default_country" in info.value.hint
+
+
+def test_country_codes() -> None:
+    assert validate_country(" br ") == "BR"
+    for bad in ("XX", "BRA", "", "55"):
+        with pytest.raises(ValidationFailed):
+            validate_country(bad)
+
+
+def test_default_country_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZAPGATE_DEFAULT_COUNTRY", "br")
+    assert load_settings().default_country == "BR"
+    monkeypatch.setenv("ZAPGATE_DEFAULT_COUNTRY", "")
+    assert load_settings().default_country is None
+    monkeypatch.setenv("ZAPGATE_DEFAULT_COUNTRY", "Brasil")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "ZAPGATE_DEFAULT_COUNTRY" in info.value.error
 
 
 def test_message_ids_look_like_whatsapp() -> None:

@@ -6,12 +6,19 @@ import re
 import secrets
 from pathlib import Path
 
+import phonenumbers
+
 from zapgate.errors import InvalidPhone, InvalidSessionName, ValidationFailed
 from zapgate.i18n import N_
 
 SESSION_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+# What a person may type around the digits of a phone number.
+_PHONE_SEPARATORS_RE = re.compile(r"[\s().-]")
+_PHONE_CHARS_RE = re.compile(r"^\+?[0-9]{1,17}$")
+# Brazil's ninth digit: mobiles got a leading 9 (2012-2016). A mobile written the old way,
+# 8 digits after the 2-digit area code and starting with 6-9, is accepted as typed.
+_BR_OLD_MOBILE_RE = re.compile(r"^[1-9][1-9][6-9][0-9]{7}$")
 # Every numeric id and cursor is a 64-bit signed integer in both databases: anything larger
 # is refused at the edge (a 422), never handed to SQL (an overflow there was a 500).
 MAX_DB_INT = 2**63 - 1
@@ -65,16 +72,76 @@ def resolve_session_dir(data_dir: Path, session_dir: str) -> Path:
     return target
 
 
-def normalize_phone(raw: str) -> str:
-    """Return an E.164 number. Spaces, dashes, dots and parentheses are tolerated."""
+def validate_country(code: str) -> str:
+    """A default country for national phone numbers: an ISO 3166 alpha-2 code that
+    `phonenumbers` knows (`BR`, `PT`, `US`), upper-cased."""
+    value = code.strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed(
+            N_("default_country: {code!r} is not a country code"),
+            hint=N_("Use a two-letter ISO 3166 code such as BR, PT or US."),
+            code=code[:20],
+        )
+    return value
+
+
+def _is_old_br_mobile(number: phonenumbers.PhoneNumber) -> bool:
+    """A Brazilian mobile written without the ninth digit ((11) 8888-7777): valid once the 9
+    is put back after the area code."""
+    national = str(number.national_number)
+    if number.country_code != 55 or not _BR_OLD_MOBILE_RE.fullmatch(national):
+        return False
+    with_nine = phonenumbers.PhoneNumber(
+        country_code=55, national_number=int(national[:2] + "9" + national[2:])
+    )
+    return phonenumbers.number_type(with_nine) == phonenumbers.PhoneNumberType.MOBILE
+
+
+def normalize_phone(raw: str, default_country: str | None = None) -> str:
+    """The one parser of phone numbers: E.164 out, or InvalidPhone (422).
+
+    Spaces, dashes, dots and parentheses are tolerated. A number with `+` is international
+    and must have a real country code and a possible length. Anything else (national
+    formats, `00` or `011` prefixes, bare digits) is ambiguous: `(11) 98888-7777` is not
+    `+11988887777`. It is refused unless `default_country` names the country to read it
+    in; then `phonenumbers` parses it by that country's dialing rules and it must be a
+    valid number there. Brazilian mobiles written without the ninth digit are accepted as
+    typed (WhatsApp accounts of pre-2012 numbers often have that JID)."""
     if not isinstance(raw, str):
         raise InvalidPhone(N_("A phone number must be a string."))
-    compact = re.sub(r"[\s().-]", "", raw)
-    if compact.isdigit():
-        compact = "+" + compact
-    if not _E164_RE.fullmatch(compact):
-        raise InvalidPhone(N_("{phone!r} is not a phone number in E.164 form."), phone=raw[:40])
-    return compact
+    compact = _PHONE_SEPARATORS_RE.sub("", raw)
+    if not _PHONE_CHARS_RE.fullmatch(compact):
+        raise InvalidPhone(N_("{phone!r} is not a phone number."), phone=raw[:40])
+    international = compact.startswith("+")
+    if not international and default_country is None:
+        raise InvalidPhone(
+            N_("{phone!r} has no country code: it could be a number of any country."),
+            hint=N_(
+                "Write it in E.164: a '+', the country code and the number, e.g. "
+                "+5511999990003. For national numbers, set the session's default_country "
+                "(PUT /v1/sessions/{{name}}) or ZAPGATE_DEFAULT_COUNTRY."
+            ),
+            phone=raw[:40],
+        )
+    try:
+        number = phonenumbers.parse(compact, None if international else default_country)
+    except phonenumbers.NumberParseException:
+        number = None
+    if international:
+        ok = number is not None and phonenumbers.is_possible_number(number)
+    else:
+        ok = number is not None and (
+            phonenumbers.is_valid_number(number) or _is_old_br_mobile(number)
+        )
+    if number is None or not ok:
+        if international:
+            raise InvalidPhone(N_("{phone!r} is not a phone number in E.164 form."), phone=raw[:40])
+        raise InvalidPhone(
+            N_("{phone!r} is not a valid phone number in {country}."),
+            phone=raw[:40],
+            country=default_country,
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def new_message_id() -> str:

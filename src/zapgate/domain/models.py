@@ -94,6 +94,7 @@ class Session:
     created_at: datetime
     updated_at: datetime
     send_rate: str | None = None
+    default_country: str | None = None
 
     @property
     def route(self) -> Route:

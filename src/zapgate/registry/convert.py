@@ -85,6 +85,7 @@ def session(row: SessionRow) -> Session:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         send_rate=row.send_rate,
+        default_country=row.default_country,
     )
 
 

@@ -216,6 +216,9 @@ class SessionRepo:
     async def set_send_rate(self, session_id: int, rate: str | None) -> Session | None:
         return await self._update(session_id, {"send_rate": rate})
 
+    async def set_default_country(self, session_id: int, country: str | None) -> Session | None:
+        return await self._update(session_id, {"default_country": country})
+
     async def delete(self, session_id: int) -> None:
         # Messages go with it: ON DELETE CASCADE (SQLite enforces it with foreign_keys=ON).
         async with self._db.write() as s:

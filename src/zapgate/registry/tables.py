@@ -112,6 +112,9 @@ class SessionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Per-session anti-ban send rate ("5/3s", "off"); NULL follows ZAPGATE_SEND_RATE.
     send_rate: Mapped[str | None] = mapped_column(String(32))
+    # Per-session country of national phone numbers ("BR"); NULL follows
+    # ZAPGATE_DEFAULT_COUNTRY.
+    default_country: Mapped[str | None] = mapped_column(String(2))
 
 
 class MessageRow(Base):

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from zapgate.config import Settings
-from zapgate.domain.ids import normalize_phone, validate_session_name
+from zapgate.domain.ids import normalize_phone, validate_country, validate_session_name
 from zapgate.domain.models import Event, Message, Session, User
 from zapgate.domain.ratelimit import parse_rate
 from zapgate.domain.state import SessionState
@@ -203,7 +203,7 @@ class SessionService:
 
     async def pair_code(self, user: User, name: str, phone: str) -> str:
         session = await self.get(user, name)
-        phone = normalize_phone(phone)
+        phone = self.phone(phone, session)
         try:
             return await self._call(session, lambda w: w.pair_code(session.client_id, phone))
         except WrongState as exc:
@@ -233,7 +233,7 @@ class SessionService:
         self, user: User, name: str, *, to: str, text: str, idempotency_key: str | None
     ) -> tuple[Message, bool]:
         session = await self.get(user, name)
-        to = normalize_phone(to)
+        to = self.phone(to, session)
         if not text.strip():
             raise ValidationFailed(N_("text: must not be empty"))
         if len(text) > self.settings.max_text_chars:
@@ -270,7 +270,7 @@ class SessionService:
         it runs after the session, number and Idempotency-Key are checked, and before
         anything is stored or sent (size limits, SSRF guard)."""
         session = await self.get(user, name)
-        to = normalize_phone(to)
+        to = self.phone(to, session)
         prior = await self._prior(session, idempotency_key)
         if prior is not None:
             return prior, False
@@ -323,6 +323,18 @@ class SessionService:
         updated = await self.registry.sessions.set_send_rate(session.id, rate)
         self.outbound.scheduler.forget(session.id)
         return updated or session
+
+    async def set_default_country(self, user: User, name: str, country: str | None) -> Session:
+        session = await self.get(user, name)
+        value = validate_country(country) if country is not None else None
+        updated = await self.registry.sessions.set_default_country(session.id, value)
+        return updated or session
+
+    def phone(self, raw: str, session: Session | None = None) -> str:
+        """A phone number a user typed for this session, in E.164: national formats are
+        read in the session's default country, else ZAPGATE_DEFAULT_COUNTRY."""
+        country = session.default_country if session is not None else None
+        return normalize_phone(raw, country or self.settings.default_country)
 
     async def messages(
         self, user: User, name: str, *, direction: str | None, limit: int, before: int | None

@@ -10,7 +10,6 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import Session, User
 from zapgate.errors import NotFound, NumberNotLinked, PhoneNotYours, QrNotFound, WorkerUnreachable
 from zapgate.i18n import N_
@@ -45,7 +44,7 @@ class SimService:
     async def scan(self, user: User, qr: str, phone: str) -> Session:
         """A simulated phone scans `qr`, which must be the QR one of the caller's sim
         sessions shows now; that session is linked to `phone` and returned."""
-        phone = normalize_phone(phone)
+        phone = self.sessions.phone(phone)
         qr = qr.strip()
         sessions = [s for s in await self.sessions.list_for(user) if s.engine == SIM]
         if not sessions:
@@ -66,8 +65,8 @@ class SimService:
     async def scan_session(self, user: User, name: str, qr: str | None, phone: str) -> Session:
         """The dashboard's panel: scan the QR session `name` shows (`qr`, when given, must
         be that one)."""
-        phone = normalize_phone(phone)
         session = await self.sessions.get(user, name)
+        phone = self.sessions.phone(phone, session)
         await self._check_phone_is_usable(user, phone)
         shown = await self._shown_qr(session) if session.engine == SIM else None
         if shown is None:
@@ -93,7 +92,7 @@ class SimService:
     ) -> str:
         """`sender` writes to `to`, a number linked only to sim sessions of the caller;
         the new message's id."""
-        sender, to = normalize_phone(sender), normalize_phone(to)
+        sender, to = self.sessions.phone(sender), self.sessions.phone(to)
         await self._check_phone_is_usable(user, sender)
         linked = await self.registry.sessions.find_by_phone(to)
         mine = [s for s in linked if s.user_id == user.id and s.engine == SIM]

@@ -4,6 +4,7 @@ migrations match the models."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 
@@ -18,8 +19,12 @@ from zapgate.registry.tables import metadata
 
 async def test_opened_registry_is_at_head(registry: Registry, db_url: str) -> None:
     versions = Path(migrator.__file__).parent / "migrations" / "versions"
-    newest = max(p.name.split("_")[0] for p in versions.glob("[0-9]*.py"))
-    assert registry.head_revision() == newest
+    # Migrations sort by file name (0004_media, 0005_..., 0005c_default_country); the
+    # newest file's `revision` is the head.
+    newest = max(versions.glob("[0-9]*.py"), key=lambda p: p.name)
+    match = re.search(r'^revision: str = "([^"]+)"', newest.read_text(), re.MULTILINE)
+    assert match is not None, newest
+    assert registry.head_revision() == match.group(1)
     assert await registry.revision() == registry.head_revision()
     assert registry.dialect == make_url(db_url).get_backend_name()
     await registry.ping()

@@ -63,6 +63,8 @@ async def get_or_create(
     )
     if "send_rate" in body.model_fields_set:
         session = await ctx.sessions.set_send_rate(user, name, body.send_rate)
+    if "default_country" in body.model_fields_set:
+        session = await ctx.sessions.set_default_country(user, name, body.default_country)
     response.status_code = 201 if created else 200
     return SessionPublic.of(session)
 

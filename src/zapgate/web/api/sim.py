@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from zapgate.domain.ids import normalize_phone
 from zapgate.domain.media import sniff
 from zapgate.errors import ValidationFailed
 from zapgate.i18n import N_
@@ -29,7 +28,7 @@ async def scan(body: SimScan, ctx: Ctx, user: CurrentUser) -> dict[str, str]:
     return {
         "session": session.name,
         "device_id": session.client_id,
-        "phone": normalize_phone(body.phone),
+        "phone": ctx.sessions.phone(body.phone, session),
     }
 
 

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import ApiKey, Delivery, Message, Session, User, Webhook
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
@@ -198,7 +197,7 @@ class DashboardService:
         return await self.ctx.sessions.start(user, name)
 
     async def pair(self, user: User, name: str, phone: str) -> str:
-        phone = normalize_phone(phone)
+        phone = self.ctx.sessions.phone(phone, await self.find(user, name))
         session = await self.connect(user, name)
         deadline = time.monotonic() + PAIR_START_WAIT
         while True:
@@ -261,6 +260,7 @@ class DashboardService:
         if not text.strip():
             raise ValidationFailed(N_("text: must not be empty"))
         session = await self.ctx.sessions.get(user, name)
+        sender = self.ctx.sessions.phone(sender, session)
         if session.phone is None or session.state is not SessionState.CONNECTED:
             raise WrongState(
                 N_("Connect your WhatsApp first: the simulated phone writes to its number."),

@@ -27,6 +27,15 @@ class SessionCreate(BaseModel):
         max_length=32,
         description="Anti-ban send rate for this number: BURST/INTERVALs (e.g. 5/3s) or off",
     )
+    default_country: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description=(
+            "Country of phone numbers written without '+' (ISO 3166 alpha-2, e.g. BR); "
+            "null follows ZAPGATE_DEFAULT_COUNTRY"
+        ),
+    )
 
 
 class SessionPublic(BaseModel):
@@ -40,6 +49,7 @@ class SessionPublic(BaseModel):
     worker_url: str | None
     port: int | None
     send_rate: str | None
+    default_country: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -56,6 +66,7 @@ class SessionPublic(BaseModel):
             worker_url=s.worker_url,
             port=s.port,
             send_rate=s.send_rate,
+            default_country=s.default_country,
             created_at=s.created_at,
             updated_at=s.updated_at,
         )
