@@ -19,7 +19,7 @@ from zapgate.registry.tables import metadata
 
 async def test_opened_registry_is_at_head(registry: Registry, db_url: str) -> None:
     versions = Path(migrator.__file__).parent / "migrations" / "versions"
-    # Migrations sort by file name (0004_media, 0005_..., 0005c_default_country); the
+    # Migrations sort by file name (0004_media, 0005_auth_limits, 0006_...); the
     # newest file's `revision` is the head.
     newest = max(versions.glob("[0-9]*.py"), key=lambda p: p.name)
     match = re.search(r'^revision: str = "([^"]+)"', newest.read_text(), re.MULTILINE)
