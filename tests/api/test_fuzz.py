@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.conftest import make_user
@@ -41,6 +42,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     proc = ZapgateProcess(args=["serve"], env=env, port=port, log_path=tmp_path / "serve.log")
     proc.start()
     try:
+        # The document's example session name, so the fuzzer also reaches a live session.
+        created = httpx.put(
+            f"{proc.url}/v1/sessions/default", headers={"X-Api-Key": key}, json={"start": True}
+        )
+        assert created.status_code == 201, created.text
         run = subprocess.run(
             [
                 str(ST),

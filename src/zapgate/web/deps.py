@@ -28,6 +28,7 @@ SessionName = Annotated[
     str,
     Path(
         description="Your name for the session",
+        examples=["default"],
         json_schema_extra={"pattern": SESSION_NAME_RE.pattern, "minLength": 1, "maxLength": 63},
     ),
 ]
