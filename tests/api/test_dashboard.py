@@ -357,6 +357,14 @@ def test_portuguese_pages_say_nothing_in_english(dev: Dev) -> None:
     # the phone number error
     r = htmx_post(c, "/ui/sessions/default/pair", {"phone": "12"})
     assert "'12' não é um número de telefone no formato E.164." in html.unescape(r.text)
+    # the private-URL error ends its sentence before the hint
+    token = csrf(c.get("/webhooks").text)
+    r = c.post("/webhooks", data={"csrf_token": token, "url": "http://127.0.0.1:9/hook"})
+    error = re.search(r'id="webhook-error">(.*?)</div>', r.text, re.DOTALL)
+    assert error, r.text
+    assert re.search(r'\.\s*<span class="muted">Use uma URL http\(s\) pública\.', error[1]), error[
+        1
+    ]
     # the 404 page
     r = c.get("/nada-aqui")
     assert r.status_code == 404 and "Página não encontrada" in r.text

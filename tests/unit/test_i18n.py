@@ -12,6 +12,7 @@ import pytest
 from zapgate import errors, i18n
 from zapgate.i18n import N_
 from zapgate.i18n.errors import translate, translate_text
+from zapgate.i18n.reasons import state_reason
 
 DASHBOARD = Path(i18n.__file__).parent.parent / "web" / "dashboard"
 CALL = re.compile(
@@ -138,3 +139,27 @@ def test_formatting_per_locale() -> None:
 )
 def test_format_phone(phone: str | None, shown: str) -> None:
     assert i18n.format_phone(phone) == shown
+
+
+@pytest.mark.parametrize(
+    ("reason", "lang", "shown"),
+    [
+        (
+            "cannot reach web.whatsapp.com:443: Connection refused",
+            "pt_BR",
+            "não foi possível alcançar web.whatsapp.com:443: Connection refused",
+        ),
+        (
+            "cannot reach proxy 127.0.0.1:9: timed out after 5s",
+            "pt_BR",
+            "não foi possível alcançar o proxy 127.0.0.1:9: timed out after 5s",
+        ),
+        ("qr_timeout", "pt_BR", "ninguém escaneou o QR code a tempo"),
+        ("qr_timeout", "en", "nobody scanned the QR code in time"),
+        ("connection lost; reconnecting", "pt_BR", "a conexão caiu; reconectando"),
+        ("something new from an engine", "pt_BR", "something new from an engine"),
+        (None, "pt_BR", ""),
+    ],
+)
+def test_state_reason(reason: str | None, lang: str, shown: str) -> None:
+    assert state_reason(reason, lang) == shown
