@@ -74,7 +74,9 @@ def test_signing_out_kills_a_copied_cookie_and_its_csrf_token(fresh: ZapgateProc
     r = copy.post("/keys", data={"csrf_token": token, "name": "stolen"})
     assert r.status_code == 403
     r = copy.post(
-        "/keys", data={"csrf_token": token, "name": "stolen"}, headers={"Accept": "application/json"}
+        "/keys",
+        data={"csrf_token": token, "name": "stolen"},
+        headers={"Accept": "application/json"},
     )
     assert r.status_code == 403 and r.json()["errcode"] == "csrf_failed"
     # Only that browser was signed out: the other one still works, and no key was made.
