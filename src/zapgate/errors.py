@@ -201,6 +201,17 @@ def pairing_needs_qr_phase(client_id: str, state: object) -> WrongState:
     )
 
 
+class EngineCannotChange(Conflict):
+    errcode = "engine_cannot_change"
+    template = N_(
+        "Session '{name}' runs on the {engine} engine; its engine cannot change to {wanted}."
+    )
+    default_hint = N_(
+        'Leave out "engine", or use another session name for a {wanted} session '
+        "(or DELETE this one first)."
+    )
+
+
 class UserExists(Conflict):
     errcode = "user_exists"
     template = N_("A user with e-mail {email!r} already exists.")
@@ -264,6 +275,24 @@ class NotJson(ValidationFailed):
     errcode = "content_type_not_json"
     template = N_("The request body was not read as JSON: its Content-Type is {content_type}.")
     default_hint = N_("Send Content-Type: application/json with a JSON body.")
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    errcode = "idempotency_key_reused"
+    template = N_("Idempotency-Key {key!r} was already used with a different request.")
+    default_hint = N_(
+        "Use a new key for a new message; retry with the same key only with the same request."
+    )
+
+
+class MediaTypeMismatch(ValidationFailed):
+    """Media whose bytes are not of the type it was declared (or named) as."""
+
+    errcode = "media_type_mismatch"
+    default_hint = N_(
+        "Send the file its type says, or give the mime of the file you send (or leave "
+        "mime out: it is read from the bytes)."
+    )
 
 
 class InvalidPhone(ValidationFailed):

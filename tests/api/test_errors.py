@@ -377,3 +377,48 @@ def test_json_without_its_content_type_says_so(server: Server, content_type: str
         assert "Content-Type: application/json" in body["hint"]
         assert (content_type or "missing") in body["error"]
     assert server.alice.get("/v1/sessions/ctype/messages").json()["items"] == []
+
+
+def test_the_engine_of_an_existing_session_cannot_change(server: Server) -> None:
+    # Issue 8 item 11: this was a 200 with the engine silently unchanged.
+    alice = server.alice
+    r = alice.put("/v1/sessions/eng-lock", json={"engine": "sim", "start": False})
+    assert r.status_code == 201
+    r = alice.put(
+        "/v1/sessions/eng-lock",
+        json={"engine": "whatsmeow", "start": False, "send_rate": "1/60s"},
+    )
+    body = assert_error(r, 409, "engine_cannot_change")
+    assert "sim" in body["error"] and "whatsmeow" in body["error"]
+    after = alice.get("/v1/sessions/eng-lock").json()
+    assert after["engine"] == "sim" and after["send_rate"] is None
+    assert (
+        alice.put("/v1/sessions/eng-lock", json={"engine": "sim", "start": False}).status_code
+        == 200
+    )
+    assert alice.put("/v1/sessions/eng-lock", json={"start": False}).status_code == 200
+
+
+def test_an_idempotency_key_reused_with_another_request_is_422(server: Server) -> None:
+    # Issue 8 item 11: the first message used to come back whatever the new body said.
+    alice = server.alice
+    alice.put("/v1/sessions/idem", json={"start": False})
+    url, key = "/v1/sessions/idem/messages", {"Idempotency-Key": "order-42"}
+    first = alice.post(url, json={"to": "+5511999990001", "text": "pedido 42"}, headers=key)
+    assert first.status_code == 202, first.text
+    same = alice.post(url, json={"to": "+5511999990001", "text": "pedido 42"}, headers=key)
+    assert same.status_code == 200 and same.json()["id"] == first.json()["id"]
+    for body in [
+        {"to": "+5511999990001", "text": "pedido 43"},
+        {"to": "+5511999990002", "text": "pedido 42"},
+        {"to": "+5511999990001", "media": {"type": "document", "base64": "JVBERi0xLjQK"}},
+    ]:
+        r = alice.post(url, json=body, headers=key)
+        assert "order-42" in assert_error(r, 422, "idempotency_key_reused")["error"]
+    items = alice.get(url).json()["items"]
+    assert [m["id"] for m in items] == [first.json()["id"]]
+    # The same request under another key is another message.
+    other = alice.post(
+        url, json={"to": "+5511999990001", "text": "pedido 42"}, headers={"Idempotency-Key": "o-43"}
+    )
+    assert other.status_code == 202 and other.json()["id"] != first.json()["id"]

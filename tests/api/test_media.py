@@ -18,7 +18,7 @@ from tests.api.conftest import Api, make_user
 from tests.api.test_errors import assert_error
 from tests.api.test_events import link
 from tests.conftest import ZapgateProcess, base_env, free_port, wait_until
-from tests.media_samples import PDF, png_bytes
+from tests.media_samples import MP4, OGG, PDF, png_bytes
 
 ALICE_PHONE = "+5511999991001"
 BOB_PHONE = "+5511999991002"
@@ -37,6 +37,7 @@ class Files(http.server.BaseHTTPRequestHandler):
             "/img.png": (200, IMAGE, {"Content-Type": "image/png"}),
             "/big.png": (200, BIG, {"Content-Type": "image/png"}),
             "/redirect": (302, b"", {"Location": "/img.png"}),
+            "/fake.png": (200, b"<html>not an image</html>", {"Content-Type": "image/png"}),
         }
         status, body, headers = routes.get(self.path, (404, b"no", {}))
         self.send_response(status)
@@ -168,11 +169,23 @@ def test_document_by_upload(gw: tuple[ZapgateProcess, Api, Api]) -> None:
     assert r2.content == PDF and "contrato.pdf" in r2.headers["content-disposition"]
     again = alice.post(
         "/v1/sessions/main/messages/media",
-        data={"to": BOB_PHONE, "type": "document"},
+        data={"to": BOB_PHONE, "type": "document", "caption": "contrato"},
         files={"file": ("contrato.pdf", PDF, "application/pdf")},
         headers={"Idempotency-Key": "upload-1"},
     )
     assert again.status_code == 200 and again.json()["id"] == sent["id"]
+    # The same key with another file, or another caption, is another request (item 11).
+    for data, content in [
+        ({"to": BOB_PHONE, "type": "document", "caption": "contrato"}, PDF + b"%v2\n"),
+        ({"to": BOB_PHONE, "type": "document", "caption": "outro"}, PDF),
+    ]:
+        r = alice.post(
+            "/v1/sessions/main/messages/media",
+            data=data,
+            files={"file": ("contrato.pdf", content, "application/pdf")},
+            headers={"Idempotency-Key": "upload-1"},
+        )
+        assert_error(r, 422, "idempotency_key_reused")
 
 
 def test_too_big_is_413_before_anything_is_sent(
@@ -297,3 +310,89 @@ def test_private_url_without_the_flag_is_422(tmp_path: Path, files: str) -> None
         assert api.get("/v1/sessions/s/messages").json()["items"] == []
     finally:
         proc.stop()
+
+
+def test_bytes_that_are_not_the_declared_type_are_422(
+    gw: tuple[ZapgateProcess, Api, Api], files: str
+) -> None:
+    # Issue 8 item 11: an "image" whose bytes were a PDF (or nothing known) was accepted.
+    _, alice, bob = gw
+    before_out, before_in = alice.get("/v1/sessions/main/messages").json()["items"], inbound(bob)
+    url = "/v1/sessions/main/messages"
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    attempts: list[tuple[Any, str]] = [
+        (
+            alice.post(
+                url + "/media",
+                data={"to": BOB_PHONE, "type": "image"},
+                files={"file": ("foto.png", PDF, "image/png")},
+            ),
+            "application/pdf",
+        ),
+        (
+            alice.post(
+                url,
+                json={
+                    "to": BOB_PHONE,
+                    "media": {"type": "image", "base64": b64(IMAGE), "mime": "image/jpeg"},
+                },
+            ),
+            "image/png",
+        ),
+        (
+            alice.post(
+                url, json={"to": BOB_PHONE, "media": {"type": "image", "url": files + "/fake.png"}}
+            ),
+            "no known file signature",
+        ),
+        (
+            alice.post(
+                url,
+                json={
+                    "to": BOB_PHONE,
+                    "media": {"type": "document", "base64": b64(IMAGE), "mime": "application/pdf"},
+                },
+            ),
+            "image/png",
+        ),
+        (
+            alice.post(
+                url,
+                json={
+                    "to": BOB_PHONE,
+                    "media": {"type": "audio", "base64": b64(MP4), "mime": "audio/ogg"},
+                },
+            ),
+            "video/mp4",
+        ),
+        (
+            alice.post(
+                url + "/media",
+                data={"to": BOB_PHONE, "type": "video"},
+                files={"file": ("clip.mp4", b"plain text, not a video", "video/mp4")},
+            ),
+            "no known file signature",
+        ),
+    ]
+    for r, named in attempts:
+        body = assert_error(r, 422, "media_type_mismatch")
+        assert named in body["error"], body
+    # The right declarations pass: an Ogg as audio/ogg, an MP4 upload as video/mp4.
+    ok = alice.post(
+        url,
+        json={"to": BOB_PHONE, "media": {"type": "audio", "base64": b64(OGG), "mime": "audio/ogg"}},
+    )
+    assert ok.status_code in (201, 202), ok.text
+    ok2 = alice.post(
+        url + "/media",
+        data={"to": BOB_PHONE, "type": "video"},
+        files={"file": ("clip.mp4", MP4, "video/mp4")},
+    )
+    assert ok2.status_code in (201, 202), ok2.text
+    out = alice.get("/v1/sessions/main/messages").json()["items"]
+    assert len(out) == len(before_out) + 2
+    received(bob, ok2.json()["id"])
+    assert len(inbound(bob)) == len(before_in) + 2

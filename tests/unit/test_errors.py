@@ -32,6 +32,10 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "engine": "sim",
     "feature": "pair_code",
     "content_type": "text/plain",
+    "wanted": "whatsmeow",
+    "key": "order-42",
+    "mime": "image/png",
+    "detected": "application/pdf",
 }
 
 

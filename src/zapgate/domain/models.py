@@ -122,6 +122,8 @@ class Message:
     scheduled_at: datetime | None = None
     deadline_at: datetime | None = None
     media: MediaMeta | None = None
+    # The digest of the request an Idempotency-Key came with (None: no key, or older rows).
+    idempotency_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

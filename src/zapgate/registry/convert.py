@@ -100,6 +100,7 @@ def message(row: MessageRow) -> Message:
         status=MessageStatus(row.status),
         status_reason=row.status_reason,
         idempotency_key=row.idempotency_key,
+        idempotency_hash=row.idempotency_hash,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         scheduled_at=as_utc_or_none(row.scheduled_at),

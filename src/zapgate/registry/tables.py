@@ -139,6 +139,8 @@ class MessageRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of the request that carried the key: the same key with another request is refused.
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Outbound queue: not before `scheduled_at` (rate limit), failed after `deadline_at`.

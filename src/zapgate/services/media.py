@@ -19,9 +19,16 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from zapgate.config import Settings
-from zapgate.domain.media import clean_filename, file_name, guess_mime, normalize_mime, sniff
+from zapgate.domain.media import (
+    bytes_match,
+    clean_filename,
+    file_name,
+    guess_mime,
+    normalize_mime,
+    sniff,
+)
 from zapgate.domain.models import MEDIA_KINDS
-from zapgate.errors import MediaFetchFailed, PayloadTooLarge, ValidationFailed
+from zapgate.errors import MediaFetchFailed, MediaTypeMismatch, PayloadTooLarge, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.net.ssrf import check_url
 
@@ -30,6 +37,7 @@ logger = logging.getLogger(__name__)
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
 MEDIA_DIR = "media"
+OCTET_STREAM = "application/octet-stream"
 Reader = Callable[[int], Awaitable[bytes]]
 
 
@@ -90,13 +98,24 @@ class MediaIntake:
         if not data:
             raise ValidationFailed(N_("media: the file is empty"))
         filename = clean_filename(filename)
+        detected = sniff(data)
+        declared = normalize_mime(mime)
         resolved = (
-            normalize_mime(mime)
-            or sniff(data)
+            (declared if declared != OCTET_STREAM else None)
+            or detected
             or _generic_or_none(served_mime)
             or guess_mime(filename)
-            or "application/octet-stream"
+            or OCTET_STREAM
         )
+        if resolved != OCTET_STREAM and not bytes_match(resolved, detected):
+            if detected is None:
+                raise MediaTypeMismatch(
+                    N_("media: the bytes are not {mime} (no known file signature)"),
+                    mime=resolved,
+                )
+            raise MediaTypeMismatch(
+                N_("media: the bytes are {detected}, not {mime}"), detected=detected, mime=resolved
+            )
         if kind != "document" and resolved.split("/", 1)[0] != kind:
             raise ValidationFailed(
                 N_("media: a {mime} file cannot be sent as {kind}"),

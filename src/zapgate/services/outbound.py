@@ -57,6 +57,7 @@ class OutboundQueue:
         to: str,
         text: str | None,
         idempotency_key: str | None,
+        idempotency_hash: str | None = None,
         media: MediaFile | None = None,
     ) -> tuple[Message, bool]:
         """Write the send (and its media bytes, first), then send it now or queue it.
@@ -85,6 +86,7 @@ class OutboundQueue:
             text=text,
             status=MessageStatus.PENDING if immediate else MessageStatus.QUEUED,
             idempotency_key=idempotency_key,
+            idempotency_hash=idempotency_hash,
             scheduled_at=at,
             deadline_at=now + timedelta(seconds=self.settings.queue_deadline),
             media=meta,

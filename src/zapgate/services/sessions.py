@@ -4,8 +4,10 @@ does not exist for them) and puts it on the route the topology wants."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from zapgate.config import Settings
@@ -15,6 +17,8 @@ from zapgate.domain.ratelimit import parse_rate
 from zapgate.domain.state import SessionState
 from zapgate.engines import validate_engine_name
 from zapgate.errors import (
+    EngineCannotChange,
+    IdempotencyKeyReused,
     MediaNotFound,
     NotFound,
     SessionNotFound,
@@ -33,6 +37,21 @@ from zapgate.worker.schemas import SessionStatus
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def request_digest(**fields: str | None) -> str:
+    """The sha256 of a send's parameters, stored with its Idempotency-Key."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_request(result: tuple[Message, bool], digest: str) -> tuple[Message, bool]:
+    """A message found by its Idempotency-Key (`created` False) must come from the same
+    request; rows from before the digest was stored are taken as they are."""
+    message, created = result
+    if not created and message.idempotency_hash not in (None, digest):
+        raise IdempotencyKeyReused(key=(message.idempotency_key or "")[:80])
+    return result
 
 
 class SessionService:
@@ -83,11 +102,13 @@ class SessionService:
         self, user: User, name: str, *, engine: str | None, start: bool
     ) -> tuple[Session, bool]:
         validate_session_name(name)
-        engine = validate_engine_name(engine or self.settings.engine)
+        wanted = validate_engine_name(engine or self.settings.engine)
         route = self.migrator.placement.place(user.id)
         session, created = await self.registry.sessions.get_or_create(
-            user.id, name, engine=engine, route=route, limit=self.settings.max_sessions_per_user
+            user.id, name, engine=wanted, route=route, limit=self.settings.max_sessions_per_user
         )
+        if not created and engine is not None and session.engine != wanted:
+            raise EngineCannotChange(name=name, engine=session.engine, wanted=wanted)
         if created:
             logger.info(
                 "user %s created session %s (%s) on %s",
@@ -242,19 +263,32 @@ class SessionService:
                 hint=N_("Split the text into several messages."),
                 max=self.settings.max_text_chars,
             )
-        prior = await self._prior(session, idempotency_key)
+        digest = request_digest(to=to, text=text)
+        prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
             return prior, False
-        return await self.outbound.submit(
-            session, to=to, text=text, idempotency_key=idempotency_key
+        return _same_request(
+            await self.outbound.submit(
+                session,
+                to=to,
+                text=text,
+                idempotency_key=idempotency_key,
+                idempotency_hash=digest if idempotency_key is not None else None,
+            ),
+            digest,
         )
 
-    async def _prior(self, session: Session, idempotency_key: str | None) -> Message | None:
+    async def _prior(
+        self, session: Session, idempotency_key: str | None, digest: str
+    ) -> Message | None:
+        """The message an earlier request with this Idempotency-Key created, if any; the
+        same key with a different request is refused."""
         if idempotency_key is None:
             return None
         if not 1 <= len(idempotency_key) <= 200:
             raise ValidationFailed(N_("Idempotency-Key: must be 1-200 characters"))
-        return await self.registry.messages.get_by_idempotency_key(session.id, idempotency_key)
+        prior = await self.registry.messages.get_by_idempotency_key(session.id, idempotency_key)
+        return None if prior is None else _same_request((prior, False), digest)[0]
 
     async def send_media(
         self,
@@ -264,26 +298,34 @@ class SessionService:
         to: str,
         caption: str | None,
         idempotency_key: str | None,
+        source: Mapping[str, str | None],
         load: Callable[[MediaIntake], Awaitable[MediaFile]],
     ) -> tuple[Message, bool]:
-        """Send media. `load` turns the request's URL, base64 or upload into checked bytes;
-        it runs after the session, number and Idempotency-Key are checked, and before
-        anything is stored or sent (size limits, SSRF guard)."""
+        """Send media. `source` names the media as the request gave it (type, the URL or a
+        digest of the bytes, mime, filename), for the Idempotency-Key check. `load` turns
+        the request's URL, base64 or upload into checked bytes; it runs after the session,
+        number and Idempotency-Key are checked, and before anything is stored or sent
+        (size limits, SSRF guard)."""
         session = await self.get(user, name)
         to = self.phone(to, session)
-        prior = await self._prior(session, idempotency_key)
+        digest = request_digest(to=to, caption=caption, **source)
+        prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
             return prior, False
         media = await load(self.intake)
         logger.info(
             "session %s: %s of %d bytes to send", session.label, media.kind, len(media.data)
         )
-        return await self.outbound.submit(
-            session,
-            to=to,
-            text=caption or None,
-            idempotency_key=idempotency_key,
-            media=media,
+        return _same_request(
+            await self.outbound.submit(
+                session,
+                to=to,
+                text=caption or None,
+                idempotency_key=idempotency_key,
+                idempotency_hash=digest if idempotency_key is not None else None,
+                media=media,
+            ),
+            digest,
         )
 
     async def media(self, user: User, name: str, message_id: str) -> tuple[Message, bytes]:

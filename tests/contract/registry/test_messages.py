@@ -32,6 +32,7 @@ async def test_add_and_get_message(registry: Registry) -> None:
         text="olá 👋",
         status=MessageStatus.PENDING,
         idempotency_key="k1",
+        idempotency_hash="a" * 64,
     )
     assert created
     assert (message.session_id, message.id, message.direction, message.chat, message.text) == (
@@ -42,7 +43,7 @@ async def test_add_and_get_message(registry: Registry) -> None:
         "olá 👋",
     )
     assert message.status is MessageStatus.PENDING and message.status_reason is None
-    assert message.idempotency_key == "k1"
+    assert message.idempotency_key == "k1" and message.idempotency_hash == "a" * 64
     assert is_utc(message.created_at) and is_utc(message.updated_at)
     assert await registry.messages.get(sid, "3EB0AAA") == message
     assert await registry.messages.get_by_idempotency_key(sid, "k1") == message

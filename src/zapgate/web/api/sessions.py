@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from typing import Annotated
 from urllib.parse import quote
@@ -14,7 +15,7 @@ from zapgate.domain.ids import parse_cursor
 from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import ValidationFailed
 from zapgate.i18n import N_
-from zapgate.services.media import MediaFile, MediaIntake
+from zapgate.services.media import CHUNK, MediaFile, MediaIntake
 from zapgate.web.deps import Ctx, CurrentUser, SessionName
 from zapgate.web.schemas.errors import (
     AUTHED,
@@ -177,9 +178,20 @@ async def send_message(
             to=body.to,
             caption=media.caption,
             idempotency_key=idempotency_key,
+            source={
+                "type": media.type,
+                "url": media.url,
+                "base64": None if media.base64 is None else _sha256(media.base64.encode()),
+                "mime": media.mime,
+                "filename": media.filename,
+            },
             load=load,
         )
     return _sent(message, created, name, response)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _sent(message: Message, created: bool, name: str, response: Response) -> MessagePublic:
@@ -230,8 +242,24 @@ async def send_media_upload(
             caption=caption,
         )
 
+    digest = hashlib.sha256()
+    while chunk := await file.read(CHUNK):
+        digest.update(chunk)
+    await file.seek(0)
+    source = {
+        "type": type,
+        "file": digest.hexdigest(),
+        "mime": mime or file.content_type,
+        "filename": filename or file.filename,
+    }
     message, created = await ctx.sessions.send_media(
-        user, name, to=to, caption=caption, idempotency_key=idempotency_key, load=load
+        user,
+        name,
+        to=to,
+        caption=caption,
+        idempotency_key=idempotency_key,
+        source=source,
+        load=load,
     )
     return _sent(message, created, name, response)
 
