@@ -316,7 +316,8 @@ class MediaFetchFailed(ValidationFailed):
 
 class UrlNotAllowed(ValidationFailed):
     errcode = "url_not_allowed"
-    template = N_("url: {host} resolves to {ip}, a non-public address")
+    # Never the address it resolved to: that would reveal the internal DNS to the caller.
+    template = N_("url: {host} resolves to a non-public address.")
     default_hint = N_(
         "Use a public http(s) URL. Operators can allow private addresses with "
         "ZAPGATE_ALLOW_PRIVATE_URLS=true."

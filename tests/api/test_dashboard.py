@@ -301,12 +301,12 @@ def test_private_webhook_url_is_refused_readably(dev: Dev) -> None:
         (
             "en",
             "This server only sends webhooks to public addresses.",
-            "URL: 127.0.0.1 resolves to 127.0.0.1, a non-public address",
+            "URL: 127.0.0.1 resolves to a non-public address.",
         ),
         (
             "pt-BR",
             "Este servidor só envia webhooks para endereços públicos.",
-            "URL: 127.0.0.1 aponta para 127.0.0.1, um endereço que não é público",
+            "URL: 127.0.0.1 aponta para um endereço que não é público.",
         ),
     ):
         token = csrf(c.get("/webhooks").text)

@@ -21,7 +21,7 @@ from zapgate import __version__
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, Webhook
 from zapgate.errors import GatewayError
-from zapgate.net.ssrf import check_url
+from zapgate.net.client import guarded_client
 from zapgate.pipeline.base import PollingLoop
 from zapgate.registry import Registry
 
@@ -46,9 +46,12 @@ class WebhookDispatcher(PollingLoop):
         self.settings = settings
         self.registry = registry
         self._running: set[int] = set()
-        self._http = httpx.AsyncClient(
+        # Redirects are not followed (a 3xx is a failed delivery); every connection is
+        # checked by the SSRF guard on the address it goes to, so DNS changed since the
+        # webhook was made cannot turn it to an internal address.
+        self._http = guarded_client(
+            allow_private=settings.allow_private_urls,
             timeout=settings.webhook_timeout,
-            follow_redirects=False,
             headers={"User-Agent": f"zapgate/{__version__}"},
         )
 
@@ -104,8 +107,6 @@ class WebhookDispatcher(PollingLoop):
         code: int | None = None
         error: str | None = None
         try:
-            # Checked again at send time: DNS may have changed since the webhook was made.
-            await check_url(hook.url, allow_private=self.settings.allow_private_urls)
             resp = await self._http.post(hook.url, content=body, headers=headers)
             code = resp.status_code
         except GatewayError as exc:

@@ -30,7 +30,8 @@ from zapgate.domain.media import (
 from zapgate.domain.models import MEDIA_KINDS
 from zapgate.errors import MediaFetchFailed, MediaTypeMismatch, PayloadTooLarge, ValidationFailed
 from zapgate.i18n import N_
-from zapgate.net.ssrf import check_url
+from zapgate.net.client import guarded_client
+from zapgate.net.ssrf import check_syntax
 
 logger = logging.getLogger(__name__)
 
@@ -182,12 +183,11 @@ class MediaIntake:
     ) -> tuple[bytes, str | None, str | None]:
         allow = self.settings.allow_private_urls
         timeout = self.settings.media_fetch_timeout
-        # Redirects are followed by hand so that every hop passes the SSRF guard.
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False
-        ) as client:
+        # Redirects are followed by hand: each hop is a new request, and the guarded
+        # client checks the address each one connects to (SSRF, DNS rebinding).
+        async with guarded_client(allow_private=allow, timeout=timeout) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                await check_url(url, allow_private=allow)
+                check_syntax(url)
                 try:
                     async with client.stream("GET", url) as resp:
                         if resp.is_redirect and "location" in resp.headers:
