@@ -356,7 +356,9 @@ def test_portuguese_pages_say_nothing_in_english(dev: Dev) -> None:
     assert "default" not in re.sub(r'(href|hx-\w+|action)="[^"]*"', "", r.text)
     # the phone number error
     r = htmx_post(c, "/ui/sessions/default/pair", {"phone": "12"})
-    assert "'12' não é um número de telefone no formato E.164." in html.unescape(r.text)
+    assert "'12' não tem código de país: poderia ser um número de qualquer país." in html.unescape(
+        r.text
+    )
     # the private-URL error ends its sentence before the hint
     token = csrf(c.get("/webhooks").text)
     r = c.post("/webhooks", data={"csrf_token": token, "url": "http://127.0.0.1:9/hook"})
