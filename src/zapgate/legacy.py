@@ -89,6 +89,25 @@ async def _import_one(
         await registry.users.create(email, None, user_id=user_id)
         report.notes.append(f"user {user_id}: created {email} (no password; set one to sign in)")
     client_id = value.get("client_id")
+    existing = await registry.sessions.get(user_id, LEGACY_SESSION_NAME)
+    if existing is not None:
+        # Imported before (or created since): the stored session wins; say what of the
+        # legacy record was not applied instead of pretending it was.
+        if client_id is not None and client_id != existing.client_id:
+            report.notes.append(
+                f"user {user_id}: legacy client_id {str(client_id)[:40]!r} not applied; "
+                f"the session keeps {existing.client_id!r}"
+            )
+        if port is not None and port != existing.port:
+            report.notes.append(
+                f"user {user_id}: legacy port {port} not applied; the session is on port "
+                f"{existing.port} (the topology decides where it lives)"
+            )
+        report.imported.append(
+            f"user {user_id}: kept the existing session {existing.label} "
+            f"({existing.client_id}) on port {existing.port}"
+        )
+        return
     if client_id is not None and not (isinstance(client_id, str) and is_valid_client_id(client_id)):
         report.notes.append(
             f"user {user_id}: client_id {str(client_id)[:40]!r} is unsafe; a new one was derived"
@@ -113,9 +132,8 @@ async def _import_one(
     session, created = await registry.sessions.get_or_create(
         user_id, LEGACY_SESSION_NAME, engine=settings.engine, route=route, client_id=client_id
     )
-    what = "session" if created else "existing session"
+    what = "session" if created else "kept the existing session"
     report.imported.append(
-        f"user {user_id}: {what} {session.label} ({session.client_id}) recorded on port "
-        f"{session.port}"
+        f"user {user_id}: {what} {session.label} ({session.client_id}) on port {session.port}"
     )
     logger.info("legacy import: user %s -> %s port %s", user_id, session.client_id, session.port)

@@ -166,6 +166,16 @@ def test_import_legacy_then_migrate_on_start(tmp_path: Path) -> None:
     assert "u3/default" in text and f"port {base + 2}" in text
     again = run_cli(["import-legacy", str(path)], env)
     assert "existing session" in again.stdout  # idempotent
+    # Issue 8.21: a re-import neither contradicts itself nor ignores silently.
+    assert "already in use; a new one was derived" not in again.stdout
+    changed = {**legacy, "2": {"port": base + 7, "client_id": "other-client"}}
+    path.write_text(json.dumps(changed))
+    moved = run_cli(["import-legacy", str(path)], env)
+    assert f"user 2: legacy port {base + 7} not applied; the session is on port {base + 1}" in (
+        moved.stdout
+    )
+    assert "user 2: legacy client_id 'other-client' not applied" in moved.stdout
+    path.write_text(json.dumps(legacy))
 
     # Production, shared on `base`: every imported record is moved there at start-up.
     port = free_port()
