@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from zapgate.config import Settings
 from zapgate.domain.models import ApiKey, User
 from zapgate.errors import NotFound, ValidationFailed
@@ -9,9 +12,14 @@ from zapgate.i18n import N_
 from zapgate.registry import Registry, credentials
 
 
-async def _open(settings: Settings) -> Registry:
+@contextlib.asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[Registry]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return await Registry.open(settings.resolved_database_url)
+    registry = await Registry.open(settings.resolved_database_url)
+    try:
+        yield registry
+    finally:
+        await registry.close()
 
 
 def _check_password(password: str) -> None:
@@ -37,54 +45,38 @@ async def create_user(settings: Settings, email: str, password: str | None, admi
         raise ValidationFailed(N_("{email!r} is not an e-mail address."), email=email[:80])
     if password is not None:
         _check_password(password)
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         # The same first-user rule as a dashboard sign-up: the first user is an admin.
         return await registry.users.create(email, password, is_admin=admin, first_is_admin=True)
-    finally:
-        await registry.close()
 
 
 async def create_key(settings: Settings, email: str, name: str) -> str:
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         user = await _user(registry, email)
         _, key = await registry.keys.create(user.id, name)
         return key
-    finally:
-        await registry.close()
 
 
 async def set_password(settings: Settings, email: str, password: str) -> User:
     _check_password(password)
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         user = await _user(registry, email)
         await registry.users.set_password(user.id, password)
         return user
-    finally:
-        await registry.close()
 
 
 async def list_users(settings: Settings) -> list[User]:
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         return await registry.users.list()
-    finally:
-        await registry.close()
 
 
 async def list_keys(settings: Settings, email: str) -> list[ApiKey]:
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         return await registry.keys.list((await _user(registry, email)).id)
-    finally:
-        await registry.close()
 
 
 async def revoke_key(settings: Settings, email: str, key_id: int) -> None:
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         user = await _user(registry, email)
         if not await registry.keys.revoke(user.id, key_id):
             raise NotFound(
@@ -93,29 +85,17 @@ async def revoke_key(settings: Settings, email: str, key_id: int) -> None:
                 email=email,
                 id=key_id,
             )
-    finally:
-        await registry.close()
 
 
 async def migrate(settings: Settings) -> str | None:
-    registry = await _open(settings)
-    try:
+    async with _opened(settings) as registry:
         await registry.migrate()
         return await registry.revision()
-    finally:
-        await registry.close()
 
 
 async def set_session_limit(settings: Settings, email: str, limit: int | None) -> User:
     """A user's own session limit; None follows ZAPGATE_MAX_SESSIONS_PER_USER again."""
-    registry = await _open(settings)
-    try:
-        user = await registry.users.get_by_email(email)
-        if user is None:
-            raise NotFound(
-                N_("No user {email!r}."), hint=N_("zapgate users create {email}"), email=email
-            )
+    async with _opened(settings) as registry:
+        user = await _user(registry, email)
         await registry.users.set_max_sessions(user.id, limit)
         return user
-    finally:
-        await registry.close()

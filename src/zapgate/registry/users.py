@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -126,18 +127,24 @@ class UserRepo:
             logger.info("registry: rehashed the password of user %s", row.id)
         return convert.user(row)
 
-    async def set_admin(self, user_id: int, is_admin: bool) -> None:
+    async def _set(self, user_id: int, **values: Any) -> None:
+        """Update columns of one user; NotFound when there is no such user."""
         async with self._db.write() as s:
             result = await s.execute(
                 update(UserRow)
                 .where(UserRow.id == user_id)
-                .values(is_admin=is_admin)
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             if rowcount(result) == 0:
                 raise NotFound(
-                    N_("No user {id}."), hint=N_("List users with `zapgate users`."), id=user_id
+                    N_("No user {id}."),
+                    hint=N_("List users with `zapgate users list`."),
+                    id=user_id,
                 )
+
+    async def set_admin(self, user_id: int, is_admin: bool) -> None:
+        await self._set(user_id, is_admin=is_admin)
         logger.info("registry: user %s is_admin=%s", user_id, is_admin)
 
     async def set_password(self, user_id: int, password: str) -> None:
@@ -146,15 +153,7 @@ class UserRepo:
         if not password:
             raise ValidationFailed(N_("password: must not be empty (leave it out for none)"))
         password_hash = await asyncio.to_thread(credentials.hash_password, password)
-        async with self._db.write() as s:
-            result = await s.execute(
-                update(UserRow)
-                .where(UserRow.id == user_id)
-                .values(password_hash=password_hash)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(result) == 0:
-                raise NotFound(N_("No user {id}."), id=user_id)
+        await self._set(user_id, password_hash=password_hash)
         logger.info("registry: set the password of user %s", user_id)
 
     async def set_max_sessions(self, user_id: int, limit: int | None) -> None:
@@ -165,28 +164,12 @@ class UserRepo:
                 hint=N_("Use 'default' to follow ZAPGATE_MAX_SESSIONS_PER_USER again."),
                 n=limit,
             )
-        async with self._db.write() as s:
-            result = await s.execute(
-                update(UserRow)
-                .where(UserRow.id == user_id)
-                .values(max_sessions=limit)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(result) == 0:
-                raise NotFound(N_("No user {id}."), id=user_id)
+        await self._set(user_id, max_sessions=limit)
         logger.info("registry: user %s max_sessions=%s", user_id, limit)
 
     async def set_lang(self, user_id: int, lang: str | None) -> None:
         """The dashboard language a user picked; None follows the browser again."""
-        async with self._db.write() as s:
-            result = await s.execute(
-                update(UserRow)
-                .where(UserRow.id == user_id)
-                .values(lang=lang)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(result) == 0:
-                raise NotFound(N_("No user {id}."), id=user_id)
+        await self._set(user_id, lang=lang)
 
     async def count(self) -> int:
         async with self._db.read() as s:
