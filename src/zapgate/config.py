@@ -139,13 +139,14 @@ class Settings(BaseSettings):
     sim_api: bool | None = None
     # whatsmeow engine (issue 3): auth-state store (None: SQLite in each session dir, or the
     # registry's database when that is PostgreSQL; "sqlite" forces SQLite; or a postgres://
-    # URL), an optional proxy for WhatsApp's websocket, and the reconnect backoff; after
-    # `whatsmeow_max_failures` failed connections in a row a session goes to FAILED (0: never).
+    # URL), an optional proxy for WhatsApp's websocket, the reconnect backoff (a session
+    # retries for ever, at most every `whatsmeow_reconnect_cap` seconds), and how many
+    # linked sessions share one host process (issue 14: unlinked ones get their own).
     whatsmeow_store: str | None = None
     whatsmeow_proxy: str | None = None
     whatsmeow_reconnect_base: float = Field(default=1.0, gt=0)
     whatsmeow_reconnect_cap: float = Field(default=60.0, gt=0)
-    whatsmeow_max_failures: int = Field(default=12, ge=0)
+    whatsmeow_sessions_per_host: int = Field(default=25, ge=1, le=1000)
     # `zapgate doctor` checks that WhatsApp's servers can be reached when the engine is
     # whatsmeow: "info" reports without failing, "require" fails, "off" skips the check.
     doctor_whatsapp: str = "info"

@@ -33,7 +33,7 @@ from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines import EngineBackends, build_engine
-from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
+from zapgate.engines.backends import WhatsmeowRuntime
 from zapgate.engines.base import Engine, EngineOptions
 from zapgate.simnet.client import HttpSimLink, LocalSimLink, SimLink
 from zapgate.simnet.network import SimNetwork
@@ -228,24 +228,21 @@ class SimHttpHarness(SimHarness):
 
 
 class WhatsmeowHarness(EngineHarness):
-    """The whatsmeow engine (real neonize clients) over a fake WhatsApp that drives them
-    through neonize's own event entry point; see tests/contract/whatsmeow_fake.py."""
+    """The whatsmeow engine (real neonize clients, in host processes) over a fake WhatsApp
+    that drives them through neonize's own event entry point; see
+    tests/contract/whatsmeow_fake.py."""
 
     keeps_message_id = False
 
     async def setup(self) -> None:
         from tests.contract.whatsmeow_fake import FakeWhatsApp
 
-        self.network = FakeWhatsApp()
-        self.backends = EngineBackends(
-            whatsmeow=WhatsmeowRuntime(WhatsmeowConfig(reconnect_base=0.01))
-        )
+        self.network = FakeWhatsApp().serve()
+        self.backends = EngineBackends(whatsmeow=WhatsmeowRuntime(self.network.config()))
 
     def build(
         self, client_id: str, session_dir: Path, emit: Recorder, options: EngineOptions
     ) -> Engine:
-        import functools
-
         engine = build_engine(
             "whatsmeow",
             client_id=client_id,
@@ -255,9 +252,7 @@ class WhatsmeowHarness(EngineHarness):
             backends=self.backends,
         )
         engine.probe_target = None  # type: ignore[attr-defined]
-        engine.client_factory = functools.partial(  # type: ignore[attr-defined]
-            self.network.factory, qr_first_ttl=options.qr_first_ttl, qr_ttl=options.qr_ttl
-        )
+        self.network.ttls[client_id] = (options.qr_first_ttl, options.qr_ttl)
         return engine
 
     async def scan(self, qr: str, phone: str) -> None:
@@ -289,6 +284,7 @@ class WhatsmeowHarness(EngineHarness):
     async def close(self) -> None:
         await super().close()
         await self.backends.aclose()
+        self.network.close()
 
 
 HARNESSES: dict[str, type[EngineHarness]] = {

@@ -1,7 +1,7 @@
 """What the engines of one worker share, built once from Settings by whoever builds the
 worker (`zapgate serve`, `zapgate worker`) and closed with it: the knobs every engine
-honours, the link to the simulated network (sim engine) and whatsmeow's Go-side runtime
-(its configuration and the threads that make short calls into Go).
+honours, the link to the simulated network (sim engine) and whatsmeow's runtime (its
+configuration and the host processes that run its neonize clients).
 
 Nothing here imports an engine's SDK: a worker that never hosts a real session never
 loads neonize."""
@@ -9,13 +9,16 @@ loads neonize."""
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zapgate.config import Settings
 from zapgate.engines.base import EngineOptions
 from zapgate.simnet.client import SimLink, make_sim_link
+
+if TYPE_CHECKING:
+    from zapgate.engines.whatsmeow.procs import HostPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,13 @@ class WhatsmeowConfig:
     proxy: str | None = None
     reconnect_base: float = 1.0
     reconnect_cap: float = 60.0
-    max_failures: int = 12
     start_wait: float = 10.0
+    # Linked sessions per shared host process (1: every session in a process of its own).
+    sessions_per_host: int = 25
+    # Tests only: `module:attribute` of another neonize client factory for the hosts,
+    # and what their environment needs to import it.
+    client_factory: str | None = None
+    host_env: dict[str, str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhatsmeowConfig:
@@ -45,25 +53,34 @@ class WhatsmeowConfig:
             proxy=settings.whatsmeow_proxy or None,
             reconnect_base=settings.whatsmeow_reconnect_base,
             reconnect_cap=settings.whatsmeow_reconnect_cap,
-            max_failures=settings.whatsmeow_max_failures,
+            sessions_per_host=settings.whatsmeow_sessions_per_host,
         )
 
 
 class WhatsmeowRuntime:
-    """whatsmeow's Go side as one worker uses it: the configuration, and a pool of threads
-    for the short blocking calls into Go (send, pair code, logout, stop, joins), a pool of
-    its own so they never queue behind, or starve, the loop's default executor. (The lock
-    over Go's maps is one per process, like the maps: see engines/whatsmeow/bridge.py.)"""
+    """whatsmeow as one worker uses it: the configuration, and the pool of host processes
+    that run its neonize clients (made on first use: a worker without whatsmeow sessions
+    starts none, and never loads neonize itself)."""
 
-    def __init__(self, config: WhatsmeowConfig | None = None, *, call_threads: int = 32) -> None:
+    def __init__(self, config: WhatsmeowConfig | None = None) -> None:
         self.config = config or WhatsmeowConfig()
-        self.calls = ThreadPoolExecutor(
-            max_workers=call_threads, thread_name_prefix="zapgate-wa-call"
-        )
+        self._pool: HostPool | None = None
 
-    def close(self) -> None:
-        # No wait: a call stuck in Go must not hold up the worker's shutdown.
-        self.calls.shutdown(wait=False, cancel_futures=True)
+    def pool(self) -> HostPool:
+        if self._pool is None:
+            from zapgate.engines.whatsmeow.procs import HostPool
+
+            self._pool = HostPool(
+                sessions_per_host=self.config.sessions_per_host,
+                factory=self.config.client_factory,
+                env=self.config.host_env,
+            )
+        return self._pool
+
+    async def aclose(self) -> None:
+        """End every host process (the sessions were stopped first, or die with them)."""
+        if self._pool is not None:
+            await self._pool.aclose()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +105,6 @@ class EngineBackends:
         )
 
     async def aclose(self) -> None:
-        self.whatsmeow.close()
+        await self.whatsmeow.aclose()
         if self.sim is not None:
             await self.sim.aclose()

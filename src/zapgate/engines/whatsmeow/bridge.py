@@ -1,72 +1,48 @@
-"""The bridge between a session and Go: the session's own connect() thread, the short
-blocking calls on the worker's Go-call threads, the readers/writer lock over Go's maps,
-and the hop back to the event loop for everything Go reports.
+"""Inside a host process (host.py): how one session's neonize client meets Go.
 
-* neonize's `connect()` blocks for the life of the session, so every session owns ONE
-  dedicated thread (`zapgate-wa:{client_id}`) that calls it; never the loop's default
-  executor, which a few dozen sessions would exhaust.
-* Go calls our handlers on its own threads. A handler only hands the (already parsed)
-  protobuf to the loop with `loop.call_soon_threadsafe`, as a `Signal` on the session's
-  inbox; the engine's runner turns them into engine events, so every state change
-  happens on the event loop, in order.
-* The Go side keeps its clients in maps without locks; a concurrent write (a session
-  starting or stopping) next to any other access crashes the whole process. `GO_MAPS`, a
-  process-wide readers/writer lock, makes starts and stops exclusive (and so one at a
-  time) while the short calls (send, pair, logout) share it.
+* neonize's `connect()` blocks for the life of the connection, so every session owns ONE
+  thread (`zapgate-wa:{client_id}`) that calls it.
+* Go calls our handlers on its own threads; a handler turns the protobuf into a note
+  (convert.py) and hands it to `post`, which writes it to the worker.
+* The Go side keeps its clients in maps without locks; a write (a client starting or
+  stopping) next to any other access crashes the whole process. `GO_MAPS`, a readers/
+  writer lock, makes starts and stops exclusive while the calls (send, pair, download)
+  share it. A call reads the map only as it begins, so a reader keeps its share for at
+  most `READ_HOLD` seconds: a long download or upload never holds a start (and every
+  call queued behind that start) for its whole length.
+* Unpaired sessions each have a host of their own (whatsmeow's QR loop cannot be
+  stopped: the worker kills that process), so the lock matters only in a shared host,
+  whose sessions are all paired.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from neonize._binder import ProxySettings
 from neonize.client import NewClient
-from neonize.events import (
-    ClientOutdatedEv,
-    ConnectedEv,
-    ConnectFailureEv,
-    DisconnectedEv,
-    KeepAliveRestoredEv,
-    KeepAliveTimeoutEv,
-    LoggedOutEv,
-    MessageEv,
-    PairStatusEv,
-    ReceiptEv,
-    StreamReplacedEv,
-    TemporaryBanEv,
-)
 
-from zapgate.engines.backends import WhatsmeowRuntime
+from zapgate.engines.whatsmeow import convert
+from zapgate.engines.whatsmeow.rpc import Note, NoteKind
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
-# The whatsmeow events a session subscribes to (the engine handles each of them).
-EVENTS: tuple[type, ...] = (
-    ConnectedEv,
-    PairStatusEv,
-    MessageEv,
-    ReceiptEv,
-    LoggedOutEv,
-    DisconnectedEv,
-    ConnectFailureEv,
-    KeepAliveRestoredEv,
-    KeepAliveTimeoutEv,
-    StreamReplacedEv,
-    TemporaryBanEv,
-    ClientOutdatedEv,
-)
+# How long a call keeps its share of the Go maps (it reads them only as it begins).
+READ_HOLD = 1.0
+# How long a starting client may keep the maps exclusive if Go reports nothing.
+START_HOLD_CAP = 10.0
 
 
 class GoMaps:
-    """Readers/writer lock over neonize's unlocked Go maps. Writers (a session's start, a
-    stop) are exclusive and preferred; a writer's hold may be released from any thread
-    (the first Go callback of a starting session releases it)."""
+    """Readers/writer lock over neonize's unlocked Go maps. Writers are exclusive and
+    preferred; a writer's hold may be released from any thread (the first Go callback of
+    a starting client releases it)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -74,18 +50,43 @@ class GoMaps:
         self._writer = False
         self._waiting_writers = 0
 
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
+    def _acquire_shared(self) -> None:
         with self._cond:
             while self._writer or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
+
+    def _release_shared(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        self._acquire_shared()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
+            self._release_shared()
+
+    def call(self, fn: Callable[[], T], hold: float = READ_HOLD) -> T:
+        """Run `fn` (one call into Go) with a share of the maps kept for at most `hold`
+        seconds: long enough for Go to find its client, not for a whole transfer."""
+        self._acquire_shared()
+        released = threading.Lock()
+
+        def release() -> None:
+            if released.acquire(blocking=False):
+                self._release_shared()
+
+        timer = threading.Timer(hold, release)
+        timer.daemon = True
+        timer.start()
+        try:
+            return fn()
+        finally:
+            timer.cancel()
+            release()
 
     def hold(self) -> Hold:
         with self._cond:
@@ -128,22 +129,11 @@ class Hold:
         self._owner._release()
 
 
-# One per process, like the Go maps it guards: every worker and every engine of this
-# process shares it.
+# One per process, like the Go maps it guards.
 GO_MAPS = GoMaps()
 
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """Something a Go thread handed to the loop. `kind` is qr/event/ended."""
-
-    kind: str
-    attempt: int
-    payload: Any = None
-    event: type | None = None
-
-
 ClientFactory = Callable[..., Any]
+Post = Callable[[Note], None]
 
 
 def new_client(*, store: str, uuid: str, jid: Any, new_device: bool) -> Any:
@@ -154,106 +144,109 @@ def new_client(*, store: str, uuid: str, jid: Any, new_device: bool) -> Any:
     return client
 
 
-def post(loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[Signal], s: Signal) -> None:
-    """From any thread: hand `s` to the session's runner on the loop."""
-    # RuntimeError: the loop is closed, the worker is gone and nobody is listening.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(inbox.put_nowait, s)
+class Connection:
+    """One connection attempt of one session: its client, its connect() thread, and the
+    handlers that turn what Go reports into notes of this attempt."""
 
-
-class SessionBridge:
-    """One session's way into Go and back: its connect() thread and its short calls."""
-
-    def __init__(self, client_id: str, runtime: WhatsmeowRuntime, log: logging.Logger) -> None:
-        self.client_id = client_id
-        self.runtime = runtime
-        self.log = log
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run a short blocking call into Go on the worker's Go-call threads."""
-        return await asyncio.get_running_loop().run_in_executor(self.runtime.calls, fn)
-
-    def connect(
+    def __init__(
         self,
         client: Any,
         *,
-        inbox: asyncio.Queue[Signal],
+        client_id: str,
         attempt: int,
-        may_start: Callable[[], bool],
-        is_current: Callable[[], bool],
-        hold_cap: float,
-    ) -> threading.Thread:
-        """Register the handlers (before connect: Go learns the subscribed events at connect
-        time) and run `client.connect()` on the session's own thread, exclusive on the Go
-        maps until Go's first callback (or `hold_cap` seconds). What Go reports reaches
-        `inbox` as Signals of `attempt`, the last one `ended` with connect()'s error.
-        `may_start()` is asked once the maps are held (stop() may have won the race for
-        them), `is_current()` when connect() returned."""
-        loop = asyncio.get_running_loop()
-        hold_box: list[Hold] = []
+        post: Post,
+        calls: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self.client = client
+        self.client_id = client_id
+        self.attempt = attempt
+        self._post = post
+        self._calls = calls  # runs a function on one of the host's call threads
+        self._hold: Hold | None = None
+        self.thread: threading.Thread | None = None
+        self.stopped = False
 
-        def release_hold() -> None:
-            if hold_box:
-                hold_box[0].release()
+    def note(self, kind: NoteKind, body: bytes = b"", **fields: Any) -> None:
+        self._post(Note(kind, self.client_id, self.attempt, fields, body))
 
-        def on_qr(_: Any, code: bytes) -> None:
-            release_hold()
-            post(loop, inbox, Signal("qr", attempt, code.decode(errors="replace")))
+    def _release_hold(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
 
-        def forward(ev_type: type) -> Callable[[Any, Any], None]:
-            def handler(_: Any, message: Any) -> None:
-                release_hold()
-                post(loop, inbox, Signal("event", attempt, message, ev_type))
+    # -- handlers: on Go's threads -------------------------------------------------------------
+    def _on_qr(self, _: Any, code: bytes) -> None:
+        self._release_hold()
+        self.note("qr", code=code.decode(errors="replace"))
 
-            return handler
+    def _on_event(self, ev_type: type, ev: Any) -> None:
+        self._release_hold()
+        try:
+            converted = convert.note_of(self.client, ev_type, ev)
+        except Exception as exc:  # a malformed event must not end Go's callback thread
+            logger.warning("%s: ignored a malformed %s: %r", self.client_id, ev_type, exc)
+            return
+        if converted is None:
+            return
+        kind, fields, body = converted
+        if kind == "connected":
+            # Who we are, asked of Go off its callback thread.
+            self._calls(lambda: self.note("connected", jid=self._me()))
+            return
+        self.note(kind, body, **fields)
 
-        client.event.qr(on_qr)
-        for ev_type in EVENTS:
-            client.event(ev_type)(forward(ev_type))
-        proxy_url = self.runtime.config.proxy
-        proxy = ProxySettings(proxy_address=proxy_url) if proxy_url else None
+    def _me(self) -> dict[str, Any] | None:
+        try:
+            device = GO_MAPS.call(self.client.get_me)
+        except Exception as exc:
+            logger.warning("%s: could not read this device's JID: %s", self.client_id, exc)
+            return None
+        return convert.jid_fields(device.JID) if device.HasField("JID") else None
+
+    # -- the connect() thread ------------------------------------------------------------------
+    def start(self, proxy: str | None) -> None:
+        """Register the handlers (Go learns the subscribed events at connect time) and run
+        connect() on this session's thread, exclusive on the Go maps until Go's first
+        callback (or START_HOLD_CAP seconds)."""
+        self.client.event.qr(self._on_qr)
+        for ev_type in convert.EVENTS:
+            self.client.event(ev_type)(lambda _, ev, t=ev_type: self._on_event(t, ev))
+        settings = ProxySettings(proxy_address=proxy) if proxy else None
 
         def run() -> None:
             error: str | None = None
-            hold = GO_MAPS.hold()
-            hold_box.append(hold)
+            self._hold = GO_MAPS.hold()
+            cap = threading.Timer(START_HOLD_CAP, self._release_hold)
+            cap.daemon = True
+            cap.start()
             try:
-                if not may_start():
-                    return  # stop() won the race for the Go maps: do not start at all
-                client.connect(proxy)
-            except BaseException as exc:  # reported to the loop, whatever it is
+                if not self.stopped:
+                    self.client.connect(settings)
+            except BaseException as exc:  # reported to the worker, whatever it is
                 error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
             finally:
-                hold.release()
-                # connect() returned: free the Go side's entry for this session (it keeps a
-                # whatsmeow client and the store open otherwise).
-                # Only while this attempt is current: the Go key is the client id, shared by
-                # every attempt, and a newer attempt's session must not be stopped by ours
-                # (stop() already stopped this one when it moved the attempt on).
-                with GO_MAPS.exclusive(), contextlib.suppress(Exception):
-                    if is_current():
-                        client.stop()
-                finalizer = getattr(client, "_stop_finalizer", None)
+                cap.cancel()
+                self._release_hold()
+                if not self.stopped:
+                    # connect() returned by itself: free the Go side's entry (it keeps a
+                    # whatsmeow client and the store open otherwise).
+                    with GO_MAPS.exclusive(), contextlib.suppress(Exception):
+                        self.client.stop()
+                finalizer = getattr(self.client, "_stop_finalizer", None)
                 if finalizer is not None:
                     finalizer.detach()  # it would call Go's Stop again, unlocked, at GC
-                post(loop, inbox, Signal("ended", attempt, error))
+                self.note("ended", error=error)
 
-        thread = threading.Thread(target=run, name=f"zapgate-wa:{self.client_id}", daemon=True)
-        thread.start()
-        loop.call_later(hold_cap, release_hold)
-        return thread
+        self.thread = threading.Thread(target=run, name=f"zapgate-wa:{self.client_id}", daemon=True)
+        self.thread.start()
 
-    async def disconnect(self, client: Any, thread: threading.Thread | None, join: float) -> None:
-        """Cancel `client`'s connection and wait (at most `join` seconds) for its thread."""
-        if client is not None:
-
-            def stop() -> None:
-                with GO_MAPS.exclusive():
-                    client.stop()
-
-            with contextlib.suppress(Exception):
-                await self.call(stop)
-        if thread is not None and thread.is_alive():
-            await self.call(lambda: thread.join(join))
-            if thread.is_alive():
-                self.log.warning("the whatsmeow thread did not end within %.0fs", join)
+    def stop(self, join: float) -> bool:
+        """Cancel the connection; True when connect() returned within `join` seconds."""
+        self.stopped = True
+        with GO_MAPS.exclusive(), contextlib.suppress(Exception):
+            self.client.stop()
+        thread = self.thread
+        if thread is None:
+            return True
+        deadline = time.monotonic() + join
+        thread.join(max(deadline - time.monotonic(), 0.0))
+        return not thread.is_alive()

@@ -1,15 +1,20 @@
-"""The whatsmeow engine: one real WhatsApp multi-device session through neonize (the Python
-binding of Go's whatsmeow). This package is the only place that imports neonize; how a
-session's threads meet Go and the loop is bridge.py's story.
+"""The whatsmeow engine: one real WhatsApp multi-device session, run by neonize (the
+Python binding of Go's whatsmeow) in a host process (host.py, placed by procs.py). This
+module is the worker's side: the session's state machine, its reconnects and its QR and
+pairing deadlines; it never loads neonize, it reads notes (rpc.py) the host sends.
 
 * Before every connection attempt the engine checks, from the loop, that the host it must
   dial (WhatsApp's, or the configured proxy) accepts TCP connections. Without a network the
   session goes to DISCONNECTED naming the host and retries with capped exponential backoff
-  and jitter, and neonize is not called at all: every neonize connect opens an auth-state
-  store that the Go side never closes, so a retry loop through it would leak one file (or
-  one PostgreSQL connection) per attempt.
+  and jitter, and no neonize client is made at all.
+* A session never gives up on its own: failed connections are retried, in DISCONNECTED
+  with the attempt count and the next try in the reason, every `reconnect_cap` seconds at
+  most. FAILED is for what retrying cannot fix (a replaced stream, an outdated client) and
+  for a temporary ban, retried once it expires.
 * whatsmeow does not tell Python when a QR expires: our own timer stops the session with
   reason `qr_timeout` after `options.qr_max_rotations` codes, like the sim engine.
+* Inbound media is downloaded by the host on a task of its own: a large file never holds
+  up the session's other events.
 
 See /work/shared/ENGINES.md for the facts behind each choice.
 """
@@ -19,31 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sqlite3
-import threading
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
-
-from neonize.events import (
-    ClientOutdatedEv,
-    ConnectedEv,
-    ConnectFailureEv,
-    DisconnectedEv,
-    KeepAliveRestoredEv,
-    KeepAliveTimeoutEv,
-    LoggedOutEv,
-    MessageEv,
-    PairStatusEv,
-    ReceiptEv,
-    StreamReplacedEv,
-    TemporaryBanEv,
-)
-from neonize.proto.Neonize_pb2 import JID, PairStatus
-from neonize.utils.jid import build_jid
 
 from zapgate.aio import BackgroundTasks
 from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
@@ -52,14 +39,9 @@ from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines.backends import WhatsmeowRuntime
 from zapgate.engines.base import Emit, Engine, EngineOptions
-from zapgate.engines.whatsmeow import convert, media
-from zapgate.engines.whatsmeow.bridge import (
-    GO_MAPS,
-    ClientFactory,
-    SessionBridge,
-    Signal,
-    new_client,
-)
+from zapgate.engines.whatsmeow import reasons, store
+from zapgate.engines.whatsmeow.procs import HostCallFailed, HostGone, HostProcess
+from zapgate.engines.whatsmeow.rpc import Note
 from zapgate.errors import EngineError, not_connected, pairing_needs_qr_phase
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
@@ -69,23 +51,27 @@ from zapgate.jsonfile import atomic_write_json, read_json
 LOGIN_WINDOW = 160.0
 # Seconds past a temporary ban's expiry before connecting again.
 BAN_MARGIN = 30.0
+# After a successful pairing WhatsApp ends the stream (error 515) and whatsmeow connects
+# again with the new device; when that connection has not come within this, the attempt
+# is over and the session resumes as a linked device.
+AFTER_PAIR = 30.0
 STORE_FILE = "whatsmeow.db"
 DEVICE_FILE = "whatsmeow-device.json"
+RECEIPTS = {"delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ}
 
 
 class WhatsmeowEngine(Engine):
     name: ClassVar[str] = "whatsmeow"
     capabilities: ClassVar[frozenset[str]] = frozenset({"send_media", "pair_code"})
 
-    # Tests swap these for a fake network (tests/contract/whatsmeow_fake.py).
-    client_factory: ClientFactory = staticmethod(new_client)
     probe_timeout: float = 5.0
+    # How long a shared host may take to stop one client before it is deemed wedged.
     join_timeout: float = 5.0
-    # How long a starting session may keep the Go maps exclusive if no callback comes.
-    start_hold_cap: float = 10.0
     # Inbound media larger than this is reported without its bytes (WhatsApp's document
     # ceiling).
     max_download_bytes: int = 100 * 1024 * 1024
+    # At most this many inbound media downloads of one session at a time.
+    max_downloads: int = 2
 
     def __init__(
         self,
@@ -97,31 +83,33 @@ class WhatsmeowEngine(Engine):
         runtime: WhatsmeowRuntime,
     ) -> None:
         super().__init__(client_id=client_id, session_dir=session_dir, emit=emit, options=options)
+        self.runtime = runtime
         self.config = runtime.config
-        self._bridge = SessionBridge(client_id, runtime, self.log)
         self.reconnect_base = self.config.reconnect_base
         self.reconnect_cap = self.config.reconnect_cap
-        self.max_failures = self.config.max_failures
         self.start_wait = self.config.start_wait
         # None disables the reachability check (the fake network of the tests).
         self.probe_target: tuple[str, int] | None = self._default_probe_target()
         self._tasks = BackgroundTasks()
         self._runner: asyncio.Task[None] | None = None
         self._waiter: asyncio.Task[None] | None = None
-        self._inbox: asyncio.Queue[Signal] | None = None
-        self._client: Any = None
-        self._thread: threading.Thread | None = None
+        self._inbox: asyncio.Queue[Note] | None = None
+        self._host: HostProcess | None = None
         self._attempt = 0
         self._closing = False
         self._logged_out: str | None = None
         self._qr_shown = 0
         self._login_started: float | None = None  # monotonic time of the first QR
-        # Set by an event that ends the current connection attempt (a ConnectFailure,
-        # after which whatsmeow does not reconnect by itself): the runner backs off.
+        # Set by a note that ends the current connection attempt (a ConnectFailure, after
+        # which whatsmeow does not reconnect by itself): the runner backs off.
         self._attempt_error: str | None = None
+        self._host_died = False  # the last attempt ended because its host process died
+        self._last_drop: str | None = None  # the last reason logged for a drop
         self.login_window = LOGIN_WINDOW
         self.ban_margin = BAN_MARGIN
+        self.after_pair = AFTER_PAIR
         self._settled = asyncio.Event()
+        self._downloads = asyncio.Semaphore(self.max_downloads)
 
     # -- paths and stored credentials ----------------------------------------------------------
     @property
@@ -142,7 +130,7 @@ class WhatsmeowEngine(Engine):
             if parts.hostname:
                 default = 1080 if parts.scheme.startswith("socks") else 8080
                 return parts.hostname, parts.port or default
-        return convert.WHATSAPP_HOST, convert.WHATSAPP_PORT
+        return reasons.WHATSAPP_HOST, reasons.WHATSAPP_PORT
 
     def _stored_device(self) -> dict[str, Any] | None:
         try:
@@ -154,69 +142,120 @@ class WhatsmeowEngine(Engine):
             return None
         return data if isinstance(data, dict) and data.get("user") else None
 
-    def _sqlite_has_device(self) -> bool:
-        if not self.store_path.is_file():
-            return False
-        try:
-            uri = f"file:{self.store_path}?mode=ro"
-            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as db:
-                row = db.execute("SELECT jid FROM whatsmeow_device LIMIT 1").fetchone()
-        except sqlite3.Error:
-            return False  # no schema yet: never paired
-        return row is not None
+    async def _save_device(self, jid: dict[str, Any] | None) -> None:
+        """Remember which device is ours; called only once whatsmeow's store has it
+        (whatsmeow saves the device before it reports a successful pairing)."""
+        if not jid or not jid.get("user"):
+            return
+        data = {
+            "user": str(jid["user"]),
+            "device": int(jid.get("device", 0)),
+            "server": str(jid.get("server") or "s.whatsapp.net"),
+        }
+        if self._stored_device() != data:
+            await asyncio.to_thread(atomic_write_json, self.device_path, data, mode=0o600)
 
-    def _resume_jid(self) -> Any:
-        # A shared (PostgreSQL) store holds many devices: say which one is ours, or a new
-        # client would resume the first stored device (ENGINES.md).
+    async def _forget_device(self) -> None:
         device = self._stored_device()
-        if self.config.store is None or device is None:
-            return None
-        return JID(
-            User=str(device["user"]),
-            Device=int(device.get("device", 0)),
-            Server=str(device.get("server", "s.whatsapp.net")),
-        )
-
-    def _forget_device(self) -> None:
+        user = str(device["user"]) if device else None
+        # The device file and the store's device go together (store.py says why).
         self.device_path.unlink(missing_ok=True)
-        if self.config.store is None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
+        await store.forget(self.config.store, self.store_path, user)
 
-    # -- tasks and threads ---------------------------------------------------------------------
+    async def _check_device(self) -> str | None:
+        """Make the device file and the store agree before a client is made; returns a
+        reason when the store cannot be asked (the attempt waits and tries again)."""
+        device = self._stored_device()
+        try:
+            if device is not None:
+                user = str(device["user"])
+                if not await store.has_device(self.config.store, self.store_path, user):
+                    self.log.warning(
+                        "the auth store no longer has device %s (logged out while away); "
+                        "forgetting it",
+                        user,
+                    )
+                    self.device_path.unlink(missing_ok=True)
+            elif self.config.store is None and await store.has_device(None, self.store_path, None):
+                # Linked before the device file existed: learn it from the store.
+                jid = (await store.sqlite_devices(self.store_path))[0]
+                user, _, server = jid.partition("@")
+                await self._save_device(
+                    {"user": user.split(":")[0].split(".")[0], "server": server or None}
+                )
+        except store.StoreUnreachable as exc:
+            return f"cannot reach the auth store: {exc}"[:300]
+        return None
+
+    # -- tasks and the host --------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = self._tasks.create(coro, name=f"session:{self.client_id}:{what}")
         return task
 
-    def _launch(self) -> None:
-        """Build a client and run its connect() on the session's own thread."""
+    async def _launch(self, *, solo: bool) -> None:
+        """Place the session on a host and start a client there for a new attempt."""
         inbox = self._inbox
         assert inbox is not None
         self._attempt += 1
         attempt = self._attempt
+
+        def sink(note: Note) -> None:
+            # attempt 0: the host died, whichever attempt it was running.
+            inbox.put_nowait(replace(note, attempt=attempt) if note.attempt == 0 else note)
+
         device = self._stored_device()
-        client = self.client_factory(
-            store=self.store,
-            uuid=self.client_id,
-            jid=self._resume_jid(),
-            new_device=self.config.store is not None and device is None,
-        )
-        self._client = client
-        self._thread = self._bridge.connect(
-            client,
-            inbox=inbox,
+        host = await self.runtime.pool().place(self.client_id, sink, solo=solo)
+        self._host = host
+        await host.call(
+            "start",
+            client=self.client_id,
             attempt=attempt,
-            may_start=lambda: not self._closing and attempt == self._attempt,
-            is_current=lambda: attempt == self._attempt,
-            hold_cap=self.start_hold_cap,
+            store=self.store,
+            jid=device if self.config.store is not None else None,
+            new_device=self.config.store is not None and device is None,
+            proxy=self.config.proxy,
+            timeout=self.join_timeout,
         )
 
     async def _stop_client(self) -> None:
-        """Cancel the current connection and wait (bounded) for its thread to end."""
-        client, thread = self._client, self._thread
-        self._attempt += 1  # a thread still waiting for the Go maps must not connect
-        self._client, self._thread = None, None
-        await self._bridge.disconnect(client, thread, self.join_timeout)
+        """End the current client: a solo host is killed (nothing else runs there, and an
+        unpaired client cannot be stopped otherwise); a shared host is asked to stop it,
+        and killed if it cannot (its other sessions start again in a new host)."""
+        host, self._host = self._host, None
+        self._attempt += 1  # what the old attempt still reports is ignored
+        if host is None:
+            return
+        pool = self.runtime.pool()
+        if host.solo:
+            if self._state is SessionState.CONNECTED:
+                # A linked device: let whatsmeow close its websocket cleanly, briefly.
+                with contextlib.suppress(HostGone, HostCallFailed, TimeoutError):
+                    await host.call("stop", client=self.client_id, join=0.5, timeout=1.0)
+            await pool.release(host, self.client_id)
+            return
+        host.sessions.pop(self.client_id, None)
+        ended = False
+        with contextlib.suppress(HostGone, HostCallFailed, TimeoutError):
+            reply = await host.call(
+                "stop", client=self.client_id, join=self.join_timeout, timeout=self.join_timeout + 1
+            )
+            ended = bool(reply.header.get("ended"))
+        if not ended and host.alive:
+            self.log.warning(
+                "whatsmeow host %s did not stop this client within %.0fs; ending it",
+                host.name,
+                self.join_timeout,
+            )
+            await host.kill()
+        else:
+            await pool.release(host, self.client_id)
+
+    async def _call(self, op: Any, *, body: bytes = b"", **args: Any) -> Any:
+        """One request about this session to its host."""
+        host = self._host
+        if host is None:
+            raise not_connected(self.client_id, self._state)
+        return await host.call(op, body=body, client=self.client_id, **args)
 
     # -- state helpers -------------------------------------------------------------------------
     def _cancel_waiter(self) -> None:
@@ -257,60 +296,68 @@ class WhatsmeowEngine(Engine):
         assert inbox is not None
         failures = 0
         while not self._closing:
-            reason = await self._probe()
+            reason = await self._probe() or await self._check_device()
             if reason is None:
-                self._launch()
-                reason = await self._drain(inbox)
-                if self._closing or self._logged_out is not None:
-                    return
-                if reason is None:
-                    failures = 0  # it was up for a while and ended cleanly: start afresh
-                    reason = "connection closed"
+                try:
+                    # A session that must show a QR, or whose last attempt failed in Go
+                    # (each such failure leaks a store handle), runs in a host of its own
+                    # (procs.py); one whose host died goes back to a shared one.
+                    leaky = failures > 0 and not self._host_died
+                    await self._launch(solo=leaky or self._stored_device() is None)
+                except (HostGone, HostCallFailed, TimeoutError, OSError) as exc:
+                    reason = f"could not start the engine process: {exc}"[:300]
+                else:
+                    reason = await self._drain(inbox)
+                    if self._closing or self._logged_out is not None:
+                        return
+                    if reason is None:
+                        failures = 0  # it was up for a while and ended cleanly: start afresh
+                        reason = "connection closed"
                 await self._stop_client()
             if self._state in (SessionState.CONNECTED, SessionState.SCAN_QR):
                 failures = 0
             failures += 1
-            await self._dropped(reason)
-            if self.max_failures and failures >= self.max_failures:
-                self.log.warning("giving up after %d failed connections: %s", failures, reason)
-                await self.set_state(SessionState.FAILED, reason)
-                self._runner = None
-                return
-            await asyncio.sleep(self._backoff(failures))
+            delay = self._backoff(failures)
+            await self._dropped(reason, failures, delay)
+            await asyncio.sleep(delay)
 
-    async def _drain(self, inbox: asyncio.Queue[Signal]) -> str | None:
-        """Handle signals of the current attempt until its connect() returns; returns its
+    async def _drain(self, inbox: asyncio.Queue[Note]) -> str | None:
+        """Handle the notes of the current attempt until its connect() returns; returns its
         error, or None when it ended without one."""
         while True:
-            signal = await inbox.get()
-            if signal.attempt != self._attempt:
+            note = await inbox.get()
+            if note.attempt != self._attempt:
                 continue  # left over from an attempt that was already stopped
-            if signal.kind == "ended":
-                error = signal.payload
+            if note.kind == "ended":
+                error = note.fields.get("error")
+                self._host_died = bool(note.fields.get("host_died"))
                 if not error:
                     return None
+                error = str(error)
                 return (
-                    convert.dial_reason(error)
+                    reasons.dial_reason(error)
                     if "dial" in error
                     else f"connection failed: {error}"[:300]
                 )
             try:
-                if signal.kind == "qr":
-                    await self._on_qr(signal.payload)
-                else:
-                    await self._on_event(signal.event, signal.payload)
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                self.log.warning("ignored a malformed %s: %r", signal.kind, exc)
+                await self._on_note(note)
+            except Exception as exc:
+                # Whatever a note holds, the runner goes on: a dead runner would leave the
+                # session showing CONNECTED with nobody listening.
+                self.log.warning("ignored a %s note: %r", note.kind, exc, exc_info=True)
             if self._logged_out is not None or self._closing:
                 return None
             if self._attempt_error is not None:
                 error, self._attempt_error = self._attempt_error, None
                 return error
 
-    async def _dropped(self, reason: str) -> None:
+    async def _dropped(self, reason: str, failures: int, delay: float) -> None:
         self._cancel_waiter()
-        if reason != self._reason or self._state is not SessionState.DISCONNECTED:
+        if reason != self._last_drop or self._state is not SessionState.DISCONNECTED:
             self.log.warning("disconnected: %s", reason)
+        self._last_drop = reason
+        if failures > 1:
+            reason = f"{reason} (attempt {failures}, next in {delay:.0f}s)"[:300]
         await self.set_state(SessionState.DISCONNECTED, reason)
         self._settled.set()
 
@@ -356,131 +403,135 @@ class WhatsmeowEngine(Engine):
         self._waiter = None
         await self.stop(reason="pair_code_timeout")
 
-    # -- events from whatsmeow -----------------------------------------------------------------
-    async def _on_event(self, ev_type: type | None, ev: Any) -> None:
-        if ev_type is ConnectedEv:
-            await self._on_connected()
-        elif ev_type is PairStatusEv:
-            await self._on_pair_status(ev)
-        elif ev_type is MessageEv:
-            await self._on_message(ev)
-        elif ev_type is ReceiptEv:
-            status = convert.RECEIPTS.get(int(ev.Type))
-            if status is not None:
-                for message_id in ev.MessageIDs:
-                    await self.emit(MessageAck(id=str(message_id), status=status, raw=ev))
-        elif ev_type is LoggedOutEv:
-            await self._on_logged_out(convert.logout_reason(ev))
-        elif ev_type is DisconnectedEv:
-            # whatsmeow reconnects an established connection by itself; say so meanwhile.
-            await self.set_state(SessionState.DISCONNECTED, "connection lost; reconnecting")
-        elif ev_type is ConnectFailureEv:
+    async def _connect_after_pairing(self, attempt: int) -> None:
+        await asyncio.sleep(self.after_pair)
+        if attempt == self._attempt and self._state is not SessionState.CONNECTED:
+            self._waiter = None
+            self._attempt_error = "paired, but the connection after pairing did not come"
+            # Wake the runner, which reads _attempt_error after each note.
+            if self._inbox is not None:
+                self._inbox.put_nowait(Note("disconnected", self.client_id, attempt))
+
+    # -- notes from the host -------------------------------------------------------------------
+    async def _on_note(self, note: Note) -> None:
+        f = note.fields
+        kind = note.kind
+        if kind == "qr":
+            await self._on_qr(str(f["code"]))
+        elif kind == "connected":
+            await self._on_connected(f.get("jid"))
+        elif kind == "pair":
+            await self._on_pair(note)
+        elif kind == "message":
+            await self._on_message(note)
+        elif kind == "receipt":
+            status = RECEIPTS[str(f["status"])]
+            for message_id in f["ids"]:
+                await self.emit(MessageAck(id=str(message_id), status=status, raw=f))
+        elif kind == "logged_out":
+            await self._on_logged_out(str(f.get("reason") or "logged_out"))
+        elif kind == "disconnected":
+            if self._state is SessionState.CONNECTED:
+                # whatsmeow reconnects an established connection by itself; say so meanwhile.
+                await self.set_state(SessionState.DISCONNECTED, "connection lost; reconnecting")
+        elif kind == "connect_failure":
             # whatsmeow turned its own reconnect off before dispatching this, while
             # connect() goes on blocking: end the attempt; the runner backs off and retries.
-            reason = convert.connect_failure_reason(ev)
+            reason = str(f["reason"])
             self.log.warning("%s", reason)
             self._attempt_error = reason
-        elif ev_type is KeepAliveTimeoutEv:
+        elif kind == "keepalive_timeout":
             # whatsmeow forces a reconnect after this and emits no Disconnected for it.
             await self.set_state(SessionState.DISCONNECTED, "keep-alive timed out; reconnecting")
-        elif ev_type is KeepAliveRestoredEv:
+        elif kind == "keepalive_restored":
             if self._state is SessionState.DISCONNECTED:
                 await self.set_state(SessionState.CONNECTED, None)
-        elif ev_type is StreamReplacedEv:
+        elif kind == "stream_replaced":
             await self._give_up("stream_replaced: this device connected from somewhere else")
-        elif ev_type is TemporaryBanEv:
-            expires = datetime.now(UTC) + timedelta(seconds=max(int(ev.Expire), 0))
-            await self._give_up(
-                f"temporary_ban: code {int(ev.Code)}, until {expires.isoformat(timespec='seconds')}"
-            )
+        elif kind == "temporary_ban":
+            seconds = max(int(f["expire"]), 0)
+            expires = datetime.now(UTC) + timedelta(seconds=seconds)
+            until = expires.isoformat(timespec="seconds")
+            await self._give_up(f"temporary_ban: code {int(f['code'])}, until {until}")
             # Try again once the ban has expired; a stop or start meanwhile cancels this.
-            self._waiter = self._spawn(self._after_ban(max(int(ev.Expire), 0)), "ban")
-        elif ev_type is ClientOutdatedEv:
+            self._waiter = self._spawn(self._after_ban(seconds), "ban")
+        elif kind == "client_outdated":
             await self._give_up(
                 "client_outdated: WhatsApp refuses this neonize version; upgrade it"
             )
 
-    async def _on_connected(self) -> None:
+    async def _on_connected(self, jid: dict[str, Any] | None) -> None:
         self._cancel_waiter()
-        me = getattr(self._client, "me", None)
-        phone = convert.phone_of(me.JID) if me is not None and me.HasField("JID") else None
-        if me is not None and me.HasField("JID") and me.JID.User:
-            self._save_device(me.JID)
+        await self._save_device(jid)
+        phone = _phone(jid)
         if phone is None:
-            stored = self._stored_device()
-            phone = convert.phone_of(JID(User=str(stored["user"]))) if stored else None
+            phone = _phone(self._stored_device())
         self._qr_shown = 0
         self._login_started = None
         await self.set_state(SessionState.CONNECTED, None, phone=phone)
         self._settled.set()
 
-    def _save_device(self, jid: Any) -> None:
-        data = {
-            "user": jid.User,
-            "device": int(jid.Device),
-            "server": jid.Server or "s.whatsapp.net",
-        }
-        if self._stored_device() != data:
-            atomic_write_json(self.device_path, data, mode=0o600)
-
-    async def _on_pair_status(self, ev: Any) -> None:
-        if ev.Status == PairStatus.SUCCESS:
-            self._cancel_waiter()
-            self._save_device(ev.ID)
-            self._phone = convert.phone_of(ev.ID)
-            self.log.info("paired; waiting for the connection")
-        else:
-            self.log.warning("pairing failed: %s", ev.Error)
-
-    async def _on_message(self, ev: Any) -> None:
-        source = ev.Info.MessageSource
-        if source.IsFromMe:
-            return  # our own messages, echoed from the phone or another linked device
-        if convert.is_status_or_newsletter(source.Chat):
-            return  # contacts' stories and channels: never downloaded, never stored
-        message = convert.unwrap(ev.Message)
-        if not convert.has_content(message):
-            # A sender-key-only part of a group stanza or a protocol message: emitting it
-            # would store a content-less row under the id the real content arrives with.
-            self.log.debug("message %s: a part without content; not delivered", ev.Info.ID)
+    async def _on_pair(self, note: Note) -> None:
+        f = note.fields
+        if not f.get("ok"):
+            self.log.warning("pairing failed: %s", f.get("error"))
             return
-        await self.emit(
-            MessageReceived(
-                id=str(ev.Info.ID),
-                chat=convert.address(source.Chat),
-                sender=convert.sender(source),
-                text=convert.text(message),
-                timestamp=convert.timestamp(int(ev.Info.Timestamp)),
-                media=await self._inbound_media(str(ev.Info.ID), message),
-                raw=ev,
-            )
+        self._cancel_waiter()
+        await self._save_device(f.get("jid"))
+        self._phone = _phone(f.get("jid"))
+        self.log.info("paired; waiting for the connection")
+        # WhatsApp now restarts the stream (515) and whatsmeow reconnects; when that fails
+        # nothing else would ever move the session out of SCAN_QR.
+        self._waiter = self._spawn(self._connect_after_pairing(note.attempt), "after-pair")
+
+    async def _on_message(self, note: Note) -> None:
+        f = note.fields
+        timestamp = f.get("timestamp")
+        received = MessageReceived(
+            id=str(f["id"]),
+            chat=str(f["chat"]),
+            sender=str(f["sender"]),
+            text=None if f.get("text") is None else str(f["text"]),
+            timestamp=(
+                datetime.fromtimestamp(float(timestamp), UTC) if timestamp else datetime.now(UTC)
+            ),
+            media=None,
+            raw=f,
         )
+        media = f.get("media")
+        if not media:
+            await self.emit(received)
+            return
+        # Off the runner: the session's other events do not wait for a download.
+        self._spawn(self._with_media(received, media, note.body), f"media:{received.id}")
 
-    async def _inbound_media(self, message_id: str, message: Any) -> MediaContent | None:
-        """The media of an inbound message, downloaded (and decrypted) by whatsmeow; the
-        metadata alone when the download fails or the file is too large."""
-        name = media.field(message)
-        if name is None:
-            return None
+    async def _with_media(
+        self, received: MessageReceived, meta: dict[str, Any], raw: bytes
+    ) -> None:
+        """Emit `received` with its media, downloaded by the host; with the metadata alone
+        when the download fails or the file is too large."""
         data: bytes | None = None
-        client = self._client
-        if client is not None and int(getattr(message, name).fileLength) <= self.max_download_bytes:
-
-            def download() -> bytes:
-                with GO_MAPS.shared():
-                    return media.download(client, message)
-
-            try:
-                data = await self._bridge.call(download)
-            except Exception as exc:
-                self.log.warning("could not download the media of %s: %s", message_id, exc)
-        return media.content(name, message, data)
+        if int(meta["size"]) <= self.max_download_bytes:
+            async with self._downloads:
+                try:
+                    data = (await self._call("download", body=raw, timeout=600.0)).body
+                except (HostGone, HostCallFailed, TimeoutError, EngineError) as exc:
+                    self.log.warning("could not download the media of %s: %s", received.id, exc)
+        content = MediaContent(
+            kind=str(meta["kind"]),
+            mime=str(meta["mime"]),
+            size=len(data) if data is not None else int(meta["size"]),
+            filename=meta.get("filename"),
+            sha256=meta.get("sha256"),
+            data=data,
+        )
+        await self.emit(replace(received, media=content))
 
     async def _on_logged_out(self, reason: str) -> None:
         self._cancel_waiter()
         self._logged_out = reason
         await self._stop_client()
-        self._forget_device()
+        await self._forget_device()
         self._phone = None
         await self.set_state(SessionState.LOGGED_OUT, reason)
         self._settled.set()
@@ -530,62 +581,60 @@ class WhatsmeowEngine(Engine):
         await self._shutdown()
 
     async def _do_logout(self) -> None:
-        client = self._client
-        if client is not None and self._state is SessionState.CONNECTED:
-
-            def logout() -> None:
-                with GO_MAPS.shared():
-                    client.logout()
-
+        if self._host is not None and self._state is SessionState.CONNECTED:
             try:
-                await self._bridge.call(logout)
-            except Exception as exc:
+                await self._call("logout", timeout=30.0)
+            except (HostGone, HostCallFailed, TimeoutError) as exc:
                 # Forget the device here anyway: the user asked to unlink it, and the phone
                 # shows (and can remove) a device that no longer connects.
                 self.log.warning("WhatsApp did not take the logout: %s", exc)
         await self._shutdown()
-        self._forget_device()
+        await self._forget_device()
 
     async def _do_pair_code(self, phone: str) -> str:
-        if self._state not in (SessionState.SCAN_QR, SessionState.PAIRING) or self._client is None:
+        if self._state not in (SessionState.SCAN_QR, SessionState.PAIRING) or self._host is None:
             raise pairing_needs_qr_phase(self.client_id, self._state)
-        client = self._client
         digits = normalize_phone(phone).lstrip("+")
-
-        def pair() -> str:
-            with GO_MAPS.shared():
-                return str(client.PairPhone(digits, show_push_notification=True))
-
-        code = (await self._bridge.call(pair)).replace("-", "").strip().upper()
+        reply = await self._call("pair", phone=digits, timeout=30.0)
+        code = str(reply.header["code"]).replace("-", "").strip().upper()
         self._cancel_waiter()
         await self.set_state(SessionState.PAIRING)
         self._waiter = self._spawn(self._pairing_deadline(), "pairing")
         return code
 
-    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
-        client = self._client
-        if self._state is not SessionState.CONNECTED or client is None:
+    async def _send(self, label: str | None, op: Any, body: bytes, **args: Any) -> str:
+        """One send through the host; `label` names a media kind in errors."""
+        if self._state is not SessionState.CONNECTED or self._host is None:
             raise not_connected(self.client_id, self._state)
-        jid = build_jid(normalize_phone(to).lstrip("+"))
-
-        def send() -> Any:
-            with GO_MAPS.shared():
-                return client.send_message(jid, text)
-
         try:
-            response = await self._bridge.call(send)
-        except Exception as exc:
+            reply = await self._call(op, body=body, timeout=120.0, **args)
+        except (HostGone, HostCallFailed, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            if label is None:
+                raise EngineError(
+                    N_("session {client_id}: WhatsApp did not take the message: {detail}"),
+                    hint=N_(
+                        "Check the number is on WhatsApp and the session is CONNECTED; retry later."
+                    ),
+                    client_id=self.client_id,
+                    detail=detail[:200],
+                ) from exc
             raise EngineError(
-                N_("session {client_id}: WhatsApp did not take the message: {detail}"),
+                N_("session {client_id}: WhatsApp did not take the {kind}: {detail}"),
                 hint=N_(
-                    "Check the number is on WhatsApp and the session is CONNECTED; retry later."
+                    "Check the number is on WhatsApp, the file is a valid {kind} and the "
+                    "session is CONNECTED; retry later."
                 ),
                 client_id=self.client_id,
-                detail=str(exc)[:200],
+                kind=label,
+                detail=detail[:200],
             ) from exc
-        wa_id = str(response.ID) or message_id
-        await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))
+        wa_id = str(reply.header["id"])
+        await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=reply.header))
         return wa_id
+
+    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
+        return await self._send(None, "send_text", b"", to=_target(to), text=text)
 
     async def _do_send_media(
         self,
@@ -598,41 +647,47 @@ class WhatsmeowEngine(Engine):
         filename: str | None,
         caption: str | None,
     ) -> str:
-        client = self._client
-        if self._state is not SessionState.CONNECTED or client is None:
-            raise not_connected(self.client_id, self._state)
-        jid = build_jid(normalize_phone(to).lstrip("+"))
-
-        def send() -> Any:
-            with GO_MAPS.shared():
-                return media.send(
-                    client,
-                    jid,
-                    kind=kind,
-                    data=data,
-                    mime=mime,
-                    filename=filename,
-                    caption=caption,
-                )
-
-        try:
-            response = await self._bridge.call(send)
-        except Exception as exc:
-            raise EngineError(
-                N_("session {client_id}: WhatsApp did not take the {kind}: {detail}"),
-                hint=N_(
-                    "Check the number is on WhatsApp, the file is a valid {kind} and the "
-                    "session is CONNECTED; retry later."
-                ),
-                client_id=self.client_id,
-                kind=kind,
-                detail=str(exc)[:200],
-            ) from exc
-        wa_id = str(response.ID) or message_id
-        await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=response))
-        return wa_id
+        return await self._send(
+            kind,
+            "send_media",
+            data,
+            to=_target(to),
+            kind=kind,
+            mime=mime,
+            filename=filename,
+            caption=caption,
+        )
 
     def _do_has_credentials(self) -> bool:
-        if self.config.store is None:
-            return self._sqlite_has_device()
-        return self._stored_device() is not None
+        # The device file is written once whatsmeow's store holds the device; a stale one
+        # is caught before the next client is made (_check_device).
+        if self.config.store is None and not self.store_path.is_file():
+            return False
+        return self._stored_device() is not None or (
+            self.config.store is None and self.store_path.is_file() and _legacy(self.store_path)
+        )
+
+
+def _legacy(path: Path) -> bool:
+    """A SQLite store from before the device file: linked if it has a device row. (Read on
+    the loop once per such session, until its next start writes the device file.)"""
+    return bool(store._sqlite_devices(path))
+
+
+def _phone(jid: dict[str, Any] | None) -> str | None:
+    if not jid:
+        return None
+    user = str(jid.get("user") or "")
+    if not user.isdigit():
+        return None
+    try:
+        return normalize_phone("+" + user)
+    except Exception:
+        return None
+
+
+def _target(to: str) -> str:
+    """`to` as the host expects it: E.164, or a LID as `digits@lid`."""
+    if to.endswith("@lid"):
+        return to
+    return normalize_phone(to)

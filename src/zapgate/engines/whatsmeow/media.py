@@ -1,6 +1,6 @@
-"""Media through whatsmeow: building and sending an outbound media message (upload
-included), and fetching an inbound one. The blocking functions call into Go: run them on
-a Go-call thread, under the shared hold of the Go maps."""
+"""Inside a host process: media through whatsmeow, building and sending an outbound media
+message (upload included) and fetching an inbound one. Blocking calls into Go: the host
+runs them on its call threads, with a share of the Go maps (bridge.GO_MAPS.call)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from typing import Any
 
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import AudioMessage, Message, VideoMessage
 from neonize.utils.enum import MediaType
-
-from zapgate.domain.events import MediaContent
-from zapgate.engines.whatsmeow.convert import MEDIA_FIELDS
-
-_MEDIA_KIND = {
-    "imageMessage": "image",
-    "videoMessage": "video",
-    "documentMessage": "document",
-    "audioMessage": "audio",
-    "stickerMessage": "sticker",
-}
 
 
 def _audio_video(client: Any, kind: str, data: bytes, mime: str, caption: str | None) -> Any:
@@ -61,25 +50,6 @@ def send(
     return client.send_message(jid, _audio_video(client, kind, data, mime, caption))
 
 
-def field(message: Any) -> str | None:
-    """The name of the media field `message` carries, None for a message without media."""
-    return next((name for name in MEDIA_FIELDS if message.HasField(name)), None)
-
-
 def download(client: Any, message: Any) -> bytes:
     """The media of an inbound message, downloaded and decrypted by whatsmeow (blocking)."""
     return bytes(client.download_any(message))
-
-
-def content(name: str, message: Any, data: bytes | None) -> MediaContent:
-    """The media of `message` (carried in its field `name`); `data` is None when it could
-    not be downloaded or was too large, and then the size is the one WhatsApp announced."""
-    sub = getattr(message, name)
-    return MediaContent(
-        kind=_MEDIA_KIND[name],
-        mime=str(sub.mimetype) or "application/octet-stream",
-        size=len(data) if data is not None else int(sub.fileLength),
-        filename=(str(sub.fileName) or None) if name == "documentMessage" else None,
-        sha256=bytes(sub.fileSHA256).hex() or None,
-        data=data,
-    )

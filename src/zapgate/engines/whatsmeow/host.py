@@ -1,0 +1,239 @@
+"""A whatsmeow host: the child process that runs neonize clients for a worker
+(`python -m zapgate.engines.whatsmeow.host --fd N`). The worker never loads neonize.
+
+Why a process: neonize's Go core cannot be stopped while a device is unpaired (its QR
+loop waits on a channel whatsmeow never closes, and `FetchMe` spins without checking its
+context), its threads are not daemons, and a nil device crashes Go. What can wedge or
+crash is therefore a process the worker can kill (procs.py decides which sessions share
+one). The host reads requests (rpc.py) from its socket on the main thread, runs each on
+a call thread, and writes replies and notes back; when the worker goes away (the socket
+closes, or the worker dies: PR_SET_PDEATHSIG) the host exits at once, Go threads and all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from zapgate import logredact
+from zapgate.engines.whatsmeow import convert, media, rpc
+from zapgate.engines.whatsmeow.bridge import GO_MAPS, ClientFactory, Connection, new_client
+from zapgate.engines.whatsmeow.rpc import Frame, Note
+
+logger = logging.getLogger("zapgate.engines.whatsmeow.host")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < n:
+        chunk = sock.recv(min(n - len(chunks), 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks += chunk
+    return bytes(chunks)
+
+
+class Host:
+    def __init__(self, sock: socket.socket, factory: ClientFactory) -> None:
+        self.sock = sock
+        self.factory = factory
+        self._send_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="zapgate-wa-call")
+        self._lock = threading.Lock()
+        self.sessions: dict[str, Connection] = {}
+        self._handlers: dict[
+            str, Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]
+        ] = {
+            "start": self._start,
+            "stop": self._stop,
+            "pair": self._pair,
+            "send_text": self._send_text,
+            "send_media": self._send_media,
+            "download": self._download,
+            "logout": self._logout,
+            "resolve": self._resolve,
+        }
+
+    # -- the socket ----------------------------------------------------------------------------
+    def write(self, frame: Frame) -> None:
+        data = frame.encode()
+        with self._send_lock:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                os._exit(0)  # the worker is gone: nothing here is worth keeping
+
+    def post(self, note: Note) -> None:
+        self.write(note.frame())
+
+    def serve(self) -> None:
+        try:
+            while True:
+                head, size = rpc.parse_prefix(_recv_exact(self.sock, rpc.PREFIX.size))
+                header = rpc.parse_header(_recv_exact(self.sock, head))
+                body = _recv_exact(self.sock, size) if size else b""
+                self._pool.submit(self._handle, header, body)
+        except (EOFError, OSError):
+            pass
+        except rpc.ProtocolError as exc:
+            logger.error("the worker sent a bad frame: %s", exc)
+        # Without its worker nobody reads what the sessions report: leave now, without
+        # waiting for Go's threads (they are what a host exists to be able to abandon).
+        os._exit(0)
+
+    def _handle(self, header: dict[str, Any], body: bytes) -> None:
+        rid = int(header.get("rid", 0))
+        handler = self._handlers.get(str(header.get("op")))
+        try:
+            if handler is None:
+                raise ValueError(f"unknown op {header.get('op')!r}")
+            fields, out = handler(header, body)
+        except Exception as exc:
+            detail = str(exc) or type(exc).__name__
+            self.write(rpc.failure(rid, detail))
+            return
+        self.write(rpc.reply(rid, out, **fields))
+
+    def _connection(self, header: dict[str, Any]) -> Connection:
+        with self._lock:
+            conn = self.sessions.get(str(header["client"]))
+        if conn is None:
+            raise LookupError(f"no client {header['client']!r} in this host")
+        return conn
+
+    def _calls(self, fn: Callable[[], None]) -> None:
+        self._pool.submit(fn)
+
+    # -- requests ------------------------------------------------------------------------------
+    def _start(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        from neonize.proto.Neonize_pb2 import JID
+
+        client_id = str(h["client"])
+        jid = h.get("jid")
+        resume = (
+            JID(User=str(jid["user"]), Device=int(jid["device"]), Server=str(jid["server"]))
+            if jid
+            else None
+        )
+        client = self.factory(
+            store=str(h["store"]), uuid=client_id, jid=resume, new_device=bool(h["new_device"])
+        )
+        conn = Connection(
+            client,
+            client_id=client_id,
+            attempt=int(h["attempt"]),
+            post=self.post,
+            calls=self._calls,
+        )
+        with self._lock:
+            old = self.sessions.pop(client_id, None)
+        if old is not None:
+            old.stop(0.0)
+        with self._lock:
+            self.sessions[client_id] = conn
+        conn.start(h.get("proxy"))
+        return {}, b""
+
+    def _stop(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        with self._lock:
+            conn = self.sessions.pop(str(h["client"]), None)
+        ended = True if conn is None else conn.stop(float(h.get("join", 5.0)))
+        return {"ended": ended}, b""
+
+    def _pair(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        phone = str(h["phone"])
+        code = GO_MAPS.call(lambda: str(client.PairPhone(phone, show_push_notification=True)))
+        return {"code": code}, b""
+
+    def _send_text(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        to, text = convert.target(str(h["to"])), str(h["text"])
+        response = GO_MAPS.call(lambda: client.send_message(to, text))
+        return {"id": str(response.ID)}, b""
+
+    def _send_media(self, h: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        to = convert.target(str(h["to"]))
+
+        def send() -> Any:
+            return media.send(
+                client,
+                to,
+                kind=str(h["kind"]),
+                data=body,
+                mime=str(h["mime"]),
+                filename=h.get("filename"),
+                caption=h.get("caption"),
+            )
+
+        return {"id": str(GO_MAPS.call(send).ID)}, b""
+
+    def _download(self, h: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        client = self._connection(h).client
+        message = Message.FromString(body)
+        return {}, GO_MAPS.call(lambda: media.download(client, message))
+
+    def _logout(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        GO_MAPS.call(client.logout)
+        return {}, b""
+
+    def _resolve(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        from neonize.proto.Neonize_pb2 import JID
+
+        client = self._connection(h).client
+        lid = JID(User=str(h["lid"]).removesuffix("@lid"), Server="lid")
+        pn = GO_MAPS.call(lambda: client.get_pn_from_lid(lid))
+        return {"phone": convert.address(pn) if convert.is_phone(pn) else None}, b""
+
+
+def load_factory(spec: str | None) -> ClientFactory:
+    """`module:attribute` names another client factory (the tests' fake WhatsApp)."""
+    if not spec:
+        return new_client
+    module, _, attr = spec.partition(":")
+    factory: ClientFactory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="zapgate-whatsmeow-host")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--factory", default=None)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s %(name)s [host {os.getpid()}] %(message)s",
+    )
+    logredact.install()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when a host ends
+    sock = socket.socket(fileno=args.fd)
+    Host(sock, load_factory(args.factory)).serve()
+
+
+if __name__ == "__main__":
+    main()
