@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     whatsmeow_reconnect_base: float = Field(default=1.0, gt=0)
     whatsmeow_reconnect_cap: float = Field(default=60.0, gt=0)
     whatsmeow_sessions_per_host: int = Field(default=25, ge=1, le=1000)
+    # Development and tests only: `module:attribute` of another neonize client factory for
+    # the host processes (the tests' fake WhatsApp, tests/contract/whatsmeow_fake.py).
+    whatsmeow_client_factory: str | None = None
     # `zapgate doctor` checks that WhatsApp's servers can be reached when the engine is
     # whatsmeow: "info" reports without failing, "require" fails, "off" skips the check.
     doctor_whatsapp: str = "info"

@@ -35,7 +35,6 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Offline]:
         ZAPGATE_PORT=str(port),
         ZAPGATE_ENGINE="whatsmeow",
         ZAPGATE_WHATSMEOW_PROXY=f"socks5://127.0.0.1:{proxy_port}",
-        ZAPGATE_WHATSMEOW_MAX_FAILURES="0",
     )
     _, key = make_user(env, "far@example.com")
     out = run_cli(["users", "set-password", "far@example.com", "--password-stdin"], env, PASSWORD)

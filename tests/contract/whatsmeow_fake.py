@@ -233,6 +233,7 @@ class Link:
     uuid: str
     store: str
     conn: socket.socket
+    pid: int = 0  # the host process the client runs in
     phone: str | None = None
     paired: bool = False
     stopped: bool = False
@@ -344,7 +345,7 @@ class FakeWhatsApp:
 
     def _connection(self, conn: socket.socket, rfile: Any, hello: dict[str, Any]) -> None:
         uuid, store = str(hello["uuid"]), str(hello["store"])
-        link = Link(uuid, store, conn)
+        link = Link(uuid, store, conn, pid=int(hello.get("pid", 0)))
         with self.lock:
             self.connects += 1
             self.links[uuid] = link
@@ -629,7 +630,13 @@ class RemoteClient(NewClient):  # type: ignore[misc]
         host, _, port = os.environ[ENV_ADDRESS].rpartition(":")
         user = self.jid.User if self.jid is not None else None
         with socket.create_connection((host, int(port))) as conn:
-            hello = {"op": "hello", "uuid": self.uuid.decode(), "store": self.name, "user": user}
+            hello = {
+                "op": "hello",
+                "uuid": self.uuid.decode(),
+                "store": self.name,
+                "user": user,
+                "pid": os.getpid(),
+            }
             conn.sendall((json.dumps(hello) + "\n").encode())
             for line in conn.makefile("rb"):
                 item = json.loads(line)

@@ -14,3 +14,20 @@ def test_the_worker_app_loads_nothing_of_the_web_tier() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_worker_never_loads_neonize() -> None:
+    """neonize's import starts the Go runtime; only whatsmeow host processes may have it
+    (engines/whatsmeow/host.py), never the worker, even with whatsmeow sessions built."""
+    script = (
+        "import sys, asyncio, pathlib, tempfile\n"
+        "import zapgate.worker.core, zapgate.engines.whatsmeow\n"
+        "from zapgate.engines import EngineBackends, build_engine\n"
+        "from zapgate.engines.base import EngineOptions\n"
+        "async def emit(event): pass\n"
+        "build_engine('whatsmeow', client_id='u1-aaa', emit=emit, options=EngineOptions(),\n"
+        "    session_dir=pathlib.Path(tempfile.mkdtemp()), backends=EngineBackends())\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('neonize')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

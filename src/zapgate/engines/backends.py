@@ -32,8 +32,8 @@ class WhatsmeowConfig:
     start_wait: float = 10.0
     # Linked sessions per shared host process (1: every session in a process of its own).
     sessions_per_host: int = 25
-    # Tests only: `module:attribute` of another neonize client factory for the hosts,
-    # and what their environment needs to import it.
+    # Development and tests only: `module:attribute` of another neonize client factory
+    # for the hosts, and what their environment needs to import it.
     client_factory: str | None = None
     host_env: dict[str, str] | None = None
 
@@ -54,6 +54,7 @@ class WhatsmeowConfig:
             reconnect_base=settings.whatsmeow_reconnect_base,
             reconnect_cap=settings.whatsmeow_reconnect_cap,
             sessions_per_host=settings.whatsmeow_sessions_per_host,
+            client_factory=settings.whatsmeow_client_factory or None,
         )
 
 
