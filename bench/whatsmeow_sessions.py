@@ -1,19 +1,21 @@
-"""Benchmark: N whatsmeow sessions in one worker, offline. Memory per session and how
-responsive the worker's event loop stays while they start and retry.
+"""Benchmark: whatsmeow sessions in host processes (issue 14.2), offline. Memory per linked
+and unlinked session, how long a stop takes, how long restoring many linked sessions
+takes, and how responsive the worker's loop stays meanwhile.
 
-One process hosts a real `Worker` (the same class `zapgate worker` runs) and serves its
-internal API with uvicorn on 127.0.0.1. Every session uses the real neonize/Go core, which
-dials WhatsApp through a SOCKS5 proxy on loopback that refuses every CONNECT: each session
-goes to DISCONNECTED ("cannot reach web.whatsapp.com ...") and retries with backoff, and
-not one packet leaves the machine. Meanwhile:
+The engines are the production ones with their production host processes; each host runs
+real neonize clients (Go runtime loaded) whose `connect()` talks to the fake WhatsApp of
+tests/contract/whatsmeow_fake.py on 127.0.0.1 instead of WhatsApp's servers: nothing
+leaves the machine. What a real whatsmeow connection costs on top (its websocket, keys
+and goroutines) cannot be measured offline and is not in these figures.
 
-* a ticker task measures event-loop lag (how late a 10 ms sleep wakes up), and
-* a thread sends `GET /healthz` to the worker over HTTP every 50 ms and times it.
+* unlinked: `--unlinked` sessions brought to SCAN_QR, each in a host of its own; memory
+  is the hosts' proportional set size (PSS, shared pages split fairly) per session; then
+  each is stopped (its QR loop cannot end: the host is killed) and timed;
+* linked: `--linked` sessions with credentials on disk restored at the worker's stagger
+  (50 ms apart), until every one is CONNECTED; memory per session from the shared hosts'
+  PSS; then all stopped, each timed.
 
-Prints memory per session (RSS growth / N), threads, loop lag and /healthz latency
-(p50/p99/max), and writes bench/results/whatsmeow_sessions.json.
-
-    .venv/bin/python bench/whatsmeow_sessions.py [--sessions 200] [--settle 10]
+    .venv/bin/python bench/whatsmeow_sessions.py [--linked 200] [--unlinked 10] [--per-host 25]
 """
 
 from __future__ import annotations
@@ -21,150 +23,174 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import httpx
-import uvicorn
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))  # for tests.contract.whatsmeow_fake.LoopbackSocks
+sys.path.insert(0, str(ROOT.parent))  # for tests.contract.whatsmeow_fake
 sys.path.insert(0, str(ROOT))
-from api_latency import free_port, pct  # noqa: E402
-from tests.contract.whatsmeow_fake import LoopbackSocks  # noqa: E402
+from api_latency import pct  # noqa: E402
+
+STAGGER = 0.05  # the worker's restore_stagger
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def pss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def summary(values: list[float]) -> dict[str, float]:
+def summary_ms(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values] or [0.0]
     return {
-        "p50_ms": round(statistics.median(ms), 2),
-        "p99_ms": round(pct(ms, 99), 2),
-        "max_ms": round(max(ms), 2),
-        "samples": len(ms),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(pct(ms, 99), 1),
+        "max_ms": round(max(ms), 1),
     }
 
 
-async def run(n: int, settle: float) -> dict[str, object]:
-    # Before neonize is imported: its import calls logging.basicConfig(level=INFO).
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("zapgate").setLevel(logging.ERROR)  # 200 "disconnected" warnings
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /healthz poll
-    socks = await LoopbackSocks().start()
-    os.environ["ZAPGATE_WHATSMEOW_PROXY"] = socks.url
-    os.environ["ZAPGATE_WHATSMEOW_STORE"] = "sqlite"
-    os.environ["ZAPGATE_WHATSMEOW_RECONNECT_BASE"] = "2"
-    os.environ["ZAPGATE_WHATSMEOW_MAX_FAILURES"] = "0"
+async def run(linked: int, unlinked: int, per_host: int) -> dict[str, Any]:
+    import logging
 
-    import zapgate.engines.whatsmeow  # noqa: F401  (load the Go core before measuring)
-    from zapgate.config import Settings
-    from zapgate.engines import EngineBackends
-    from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
-    from zapgate.worker.app import create_worker_app
-    from zapgate.worker.core import Worker
+    from tests.contract.test_engine_contract import Recorder
+    from tests.contract.whatsmeow_fake import FakeWhatsApp, jid, store_device
 
+    from zapgate.domain.state import SessionState as S
+    from zapgate.engines import EngineBackends, build_engine
+    from zapgate.engines.backends import WhatsmeowRuntime
+    from zapgate.engines.base import EngineOptions
+    from zapgate.engines.whatsmeow import WhatsmeowEngine
+    from zapgate.jsonfile import atomic_write_json
+
+    # After neonize's import (by the fake), which sets the root logger to INFO.
+    logging.getLogger("zapgate").setLevel(logging.WARNING)
+
+    net = FakeWhatsApp(qr_first_ttl=600, qr_ttl=600).serve()
+    runtime = WhatsmeowRuntime(net.config(sessions_per_host=per_host))
+    backends = EngineBackends(whatsmeow=runtime)
     tmp = Path(tempfile.mkdtemp(prefix="zapgate-bench-wa-"))
-    runtime = WhatsmeowRuntime(WhatsmeowConfig.from_settings(Settings()))
-    worker = Worker(data_dir=tmp, worker_id="bench", backends=EngineBackends(whatsmeow=runtime))
-    await worker.initialize()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_worker_app(worker, token=None, max_body_bytes=1 << 20),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
+    options = EngineOptions(qr_first_ttl=600, qr_ttl=600)
+
+    def engine(client_id: str) -> WhatsmeowEngine:
+        e = build_engine(
+            "whatsmeow",
+            client_id=client_id,
+            session_dir=tmp / client_id,
+            emit=Recorder(),
+            options=options,
+            backends=backends,
         )
-    )
-    serve = asyncio.create_task(server.serve(), name="bench:worker-http")
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
-        await asyncio.sleep(0.01)
+        assert isinstance(e, WhatsmeowEngine)
+        e.probe_target = None
+        return e
 
     lags: list[float] = []
-    http: list[float] = []
-    done = threading.Event()
-    measuring = asyncio.Event()
+    done = asyncio.Event()
 
     async def ticker() -> None:
         while not done.is_set():
             t0 = time.perf_counter()
             await asyncio.sleep(0.01)
-            if measuring.is_set():
-                lags.append(time.perf_counter() - t0 - 0.01)
+            lags.append(time.perf_counter() - t0 - 0.01)
 
-    def poller() -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            while not done.is_set():
-                t0 = time.perf_counter()
-                client.get("/healthz").raise_for_status()
-                http.append(time.perf_counter() - t0)
-                time.sleep(0.05)
+    tick = asyncio.create_task(ticker())
 
-    tick = asyncio.create_task(ticker(), name="bench:ticker")
-    poll = threading.Thread(target=poller, name="bench:poller", daemon=True)
-    await asyncio.sleep(0.5)
-    rss0, threads0 = rss_mb(), threading.active_count()
-    measuring.set()
-    poll.start()
+    async def wait_all(engines: list[WhatsmeowEngine], state: S, within: float) -> None:
+        deadline = time.monotonic() + within
+        while not all(e.state is state for e in engines):
+            if time.monotonic() > deadline:
+                counts: dict[str, int] = {}
+                for e in engines:
+                    counts[e.state.value] = counts.get(e.state.value, 0) + 1
+                raise RuntimeError(f"not all {state}: {counts}")
+            await asyncio.sleep(0.05)
 
+    def hosts_pss() -> tuple[int, float]:
+        hosts = [h for h in runtime.pool().hosts if h.pid]
+        return len(hosts), sum(pss_mb(h.pid) for h in hosts if h.pid)
+
+    # -- unlinked: a host each -----------------------------------------------------------------
+    waiting = [engine(f"q{i}-wa") for i in range(unlinked)]
     t0 = time.perf_counter()
-    for i in range(n):
-        await worker.start_session(f"b{i}-wa", f"sessions/b{i}", "whatsmeow")
-    start_s = time.perf_counter() - t0
-    states = (await worker.health()).states
-    lag_start = summary(lags)
-    http_start = summary(http)
-    await asyncio.sleep(settle)  # sessions sit in DISCONNECTED and retry meanwhile
-    rss1, threads1 = rss_mb(), threading.active_count()
+    for e in waiting:
+        await e.start()
+    await wait_all(waiting, S.SCAN_QR, 120)
+    unlinked_start_s = time.perf_counter() - t0
+    await asyncio.sleep(1.0)
+    n_unlinked_hosts, unlinked_pss = hosts_pss()
+    stops_unlinked = []
+    for e in waiting:
+        t1 = time.perf_counter()
+        await e.stop()
+        stops_unlinked.append(time.perf_counter() - t1)
+
+    # -- linked: restored from credentials on disk, sharing hosts ------------------------------
+    restored = []
+    for i in range(linked):
+        e = engine(f"l{i}-wa")
+        e.session_dir.mkdir(parents=True)
+        phone = f"+55119{i:08d}"
+        store_device(str(e.store_path), jid(phone, 7))
+        atomic_write_json(
+            e.device_path, {"user": phone[1:], "device": 7, "server": "s.whatsapp.net"}
+        )
+        restored.append(e)
+    lags.clear()
+    t2 = time.perf_counter()
+    for e in restored:
+        await e.start()
+        await asyncio.sleep(STAGGER)
+    await wait_all(restored, S.CONNECTED, 600)
+    restore_s = time.perf_counter() - t2
+    lag_restore = summary_ms(lags)
+    await asyncio.sleep(1.0)
+    n_linked_hosts, linked_pss = hosts_pss()
+    stops_linked = []
+    t3 = time.perf_counter()
+    for e in restored:
+        t4 = time.perf_counter()
+        await e.stop()
+        stops_linked.append(time.perf_counter() - t4)
+    stop_all_linked_s = time.perf_counter() - t3
+    await runtime.aclose()
     done.set()
     await tick
-    poll.join()
-
-    t1 = time.perf_counter()
-    await worker.shutdown()
-    stop_s = time.perf_counter() - t1
-    server.should_exit = True
-    await serve
-    await socks.aclose()
+    net.close()
     return {
-        "sessions": n,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "start_all_s": round(start_s, 2),
-        "stop_all_s": round(stop_s, 2),
-        "states_after_start": states,
-        "dial_attempts_seen_by_proxy": len(socks.targets),
-        "rss_before_mb": round(rss0, 1),
-        "rss_after_mb": round(rss1, 1),
-        "rss_per_session_mb": round((rss1 - rss0) / n, 2),
-        "threads_before": threads0,
-        "threads_after": threads1,
-        "loop_lag_while_starting": lag_start,
-        "loop_lag_overall": summary(lags),
-        "healthz_while_starting": http_start,
-        "healthz_overall": summary(http),
+        "sessions_per_host": per_host,
+        "unlinked_sessions": unlinked,
+        "unlinked_hosts": n_unlinked_hosts,
+        "unlinked_start_to_scan_qr_s": round(unlinked_start_s, 2),
+        "pss_per_unlinked_session_mb": round(unlinked_pss / max(unlinked, 1), 1),
+        "stop_unlinked": summary_ms(stops_unlinked),
+        "linked_sessions": linked,
+        "linked_hosts": n_linked_hosts,
+        "restore_linked_s": round(restore_s, 2),
+        "restore_floor_s": round(linked * STAGGER, 2),
+        "pss_per_linked_session_mb": round(linked_pss / max(linked, 1), 2),
+        "pss_linked_hosts_total_mb": round(linked_pss, 1),
+        "stop_linked": summary_ms(stops_linked),
+        "stop_all_linked_s": round(stop_all_linked_s, 2),
+        "worker_loop_lag_during_restore": lag_restore,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sessions", type=int, default=200)
-    ap.add_argument("--settle", type=float, default=10.0, help="seconds to watch after start")
+    ap.add_argument("--linked", type=int, default=200)
+    ap.add_argument("--unlinked", type=int, default=10)
+    ap.add_argument("--per-host", type=int, default=25)
     args = ap.parse_args()
-    result = asyncio.run(run(args.sessions, args.settle))
+    result = asyncio.run(run(args.linked, args.unlinked, args.per_host))
     print(json.dumps(result, indent=2))
     out = ROOT / "results" / "whatsmeow_sessions.json"
     out.parent.mkdir(exist_ok=True)

@@ -551,9 +551,9 @@ async def test_a_killed_host_is_noticed_and_its_session_restarted(
         (host,) = hosts(engine)
         os.kill(host.pid, signal.SIGKILL)
         await wait_for(
-            lambda: (
-                (S.DISCONNECTED, "connection failed: the engine process was killed by SIGKILL")
-                in rec.states()
+            lambda: any(
+                (r or "").startswith("connection failed: the engine process ")
+                for _, r in rec.states()
             ),
             what="the crash, named",
         )
