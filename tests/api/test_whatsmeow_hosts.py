@@ -57,7 +57,7 @@ def test_hosts_are_restarted_when_killed_and_end_with_the_server(tmp_path: Path)
         # The reachability probe dials the proxy: the fake network's own loopback port.
         ZAPGATE_WHATSMEOW_PROXY=f"socks5://{net.address}",
         ZAPGATE_WHATSMEOW_RECONNECT_BASE="0.1",
-        ZAPGATE_FAKE_WHATSAPP=net.address,
+        FAKE_WHATSAPP_ADDRESS=net.address,
         PYTHONPATH=str(ROOT),
     )
     _, key = make_user(env, "hosts@example.com")

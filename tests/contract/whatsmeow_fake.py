@@ -77,7 +77,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 from zapgate.engines.backends import WhatsmeowConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV_ADDRESS = "ZAPGATE_FAKE_WHATSAPP"
+ENV_ADDRESS = "FAKE_WHATSAPP_ADDRESS"
 FACTORY = "tests.contract.whatsmeow_fake:host_client"
 
 # The media field of a Message for each kind, and its proto class.

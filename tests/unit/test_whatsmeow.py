@@ -673,3 +673,13 @@ async def test_doctor_checks_whatsapp_without_leaving_loopback(tmp_path: Path) -
         assert ok and detail == f"proxy 127.0.0.1:{socks.port} reachable"
     finally:
         await socks.aclose()
+
+
+def test_host_processes_get_no_zapgate_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys and database URLs stay out of the processes that run neonize's native code."""
+    from zapgate.engines.whatsmeow.procs import _host_environment
+
+    monkeypatch.setenv("ZAPGATE_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("ZAPGATE_DATABASE_URL", "postgresql://u:p@127.0.0.1/x")
+    env = _host_environment()
+    assert not [k for k in env if k.startswith("ZAPGATE_")] and "PATH" in env

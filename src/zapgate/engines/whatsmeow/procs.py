@@ -84,7 +84,7 @@ class HostProcess:
                 *argv,
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                env={**_host_environment(), **(env or {})},
                 start_new_session=True,  # a Ctrl+C in a terminal is the worker's to handle
             )
         finally:
@@ -183,6 +183,13 @@ class HostProcess:
         if self._reader_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
+
+
+def _host_environment() -> dict[str, str]:
+    """The worker's environment without zapgate's own settings: a host needs none of them
+    (what it needs comes with each request), and keys and database URLs stay out of a
+    process that runs third-party native code."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ZAPGATE_")}
 
 
 def _describe_exit(code: int | None) -> str:
