@@ -21,8 +21,10 @@ def _is_phone(address: str) -> bool:
 
 
 async def learn(s: AsyncSession, session_id: int, lid: str, phone: str) -> None:
-    """Remember that `lid` is `phone`, and name the messages stored under that LID alone by
-    the phone. Anything but a LID and an E.164 phone is not a mapping and is ignored."""
+    """Remember that `lid` is `phone`: the messages stored under that LID alone are named
+    by the phone, and those stored under the phone alone get the LID, so the chat is one.
+    Anything but a LID and an E.164 phone is not a mapping and is ignored. (Learning is
+    rare, once per mapping: the second update may scan the session's messages.)"""
     if not is_lid(lid) or not _is_phone(phone):
         return
     row = await s.get(LidPhoneRow, (session_id, lid))
@@ -41,6 +43,16 @@ async def learn(s: AsyncSession, session_id: int, lid: str, phone: str) -> None:
             MessageRow.chat == lid,
         )
         .values(chat=phone)
+        .execution_options(synchronize_session=False)
+    )
+    await s.execute(
+        update(MessageRow)
+        .where(
+            MessageRow.session_id == session_id,
+            MessageRow.chat == phone,
+            MessageRow.chat_lid.is_(None),
+        )
+        .values(chat_lid=lid)
         .execution_options(synchronize_session=False)
     )
 
