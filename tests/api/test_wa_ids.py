@@ -94,8 +94,10 @@ def test_queued_sends_reach_read_under_their_gateway_ids(gw: Gateway) -> None:
     assert queued.json()["wa_id"] is None  # not sent yet: WhatsApp has not named it
     sent = [first.json(), queued.json()]
 
-    for m in sent:
-        wait_until(lambda m=m: message(api, "a", m["id"])["status"] == "read", what="read")  # type: ignore[misc]
+    def all_read() -> bool:
+        return all(message(api, "a", m["id"])["status"] == "read" for m in sent)
+
+    wait_until(all_read, what="both messages read")
     got = [message(api, "a", m["id"]) for m in sent]
     wa_ids = [m["wa_id"] for m in got]
     assert all(wa_ids) and not set(wa_ids) & {m["id"] for m in sent}
@@ -122,8 +124,11 @@ def test_queued_sends_reach_read_under_their_gateway_ids(gw: Gateway) -> None:
             if x.json["type"] == "message.status" and x.json["data"]["id"] == mid
         ]
 
+    def all_hooked() -> bool:
+        return all(("read", w) in statuses(m["id"]) for m, w in zip(sent, wa_ids, strict=True))
+
+    wait_until(all_hooked, what="the read events")
     for m, wa_id in zip(sent, wa_ids, strict=True):
-        wait_until(lambda m=m: ("read", wa_id) in statuses(m["id"]), what="read event")  # type: ignore[misc]
         assert [(s, w) for s, w in statuses(m["id"]) if s not in {"queued", "pending"}] == [
             ("sent", wa_id),
             ("delivered", wa_id),
