@@ -4,16 +4,23 @@ WhatsApp assigns on send and every receipt names; and each session's LID <-> pho
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.contract.registry.helpers import (
     add_message,
     fetch_rows,
     new_session,
+    run_sql,
     user_and_session,
 )
 from zapgate.domain.models import MessageStatus
 from zapgate.registry import Registry
+from zapgate.registry.migrator import alembic_config
 
 PHONE = "+5511999990077"
 LID = "184726394857261@lid"
@@ -192,3 +199,46 @@ async def test_deleting_a_session_forgets_its_map(registry: Registry, raw: Async
     await registry.lids.learn(sid, LID, PHONE)
     await registry.sessions.delete(sid)
     assert await fetch_rows(raw, "SELECT * FROM lid_phones") == []
+
+
+async def test_messages_stored_before_0008_keep_their_id_as_whatsapps(db_url: str) -> None:
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0007"))
+        now = datetime(2026, 11, 1, 10, tzinfo=UTC)
+        await run_sql(
+            engine, "INSERT INTO users (id, email, created_at) VALUES (1, 'old@x.org', :t)", t=now
+        )
+        await run_sql(
+            engine,
+            "INSERT INTO sessions (id, user_id, name, client_id, session_dir, engine, state,"
+            " worker_id, created_at, updated_at) VALUES (1, 1, 's', 'u1-old', 'sessions/u1-old',"
+            " 'sim', 'STOPPED', 'embedded', :t, :t)",
+            t=now,
+        )
+        for id, direction, status in (("OLDOUT", "out", "sent"), ("OLDIN", "in", "received")):
+            await run_sql(
+                engine,
+                "INSERT INTO messages (session_id, id, direction, chat, status, created_at,"
+                " updated_at) VALUES (1, :id, :d, '+5511999990003', :s, :t, :t)",
+                id=id,
+                d=direction,
+                s=status,
+                t=now,
+            )
+    finally:
+        await engine.dispose()
+    registry = await Registry.open(db_url)
+    try:
+        assert await registry.revision() == registry.head_revision()
+        for id in ("OLDOUT", "OLDIN"):
+            message = await registry.messages.get(1, id)
+            assert message is not None and (message.wa_id, message.chat_lid) == (id, None)
+        read = await registry.messages.update_status_by_wa_id(1, "OLDOUT", MessageStatus.READ)
+        assert read is not None and read.status is MessageStatus.READ
+    finally:
+        await registry.close()
