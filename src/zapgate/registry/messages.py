@@ -62,49 +62,54 @@ class MessageRepo:
         if existing is not None:
             return existing, False
         now = utcnow()
-        row = MessageRow(
-            session_id=session_id,
-            id=id,
-            wa_id=wa_id,
-            direction=direction,
-            chat=chat,
-            text=text,
-            status=MessageStatus(status).value,
-            idempotency_key=idempotency_key,
-            idempotency_hash=idempotency_hash,
-            created_at=now if created_at is None else as_utc(created_at),
-            updated_at=now,
-            scheduled_at=scheduled_at,
-            deadline_at=deadline_at,
-        )
-        if media is not None:
-            row.media_type, row.media_mime, row.media_name = media.type, media.mime, media.filename
-            row.media_size, row.media_ref = media.size, media.ref
-        try:
-            async with self._db.write() as s:
-                row.chat, row.chat_lid = await lids.resolve(s, session_id, chat, chat_lid)
-                s.add(row)
-                await s.flush()
-                session = await s.get(SessionRow, session_id)
-                if session is not None:
-                    type_ = "message.received" if direction == "in" else "message.status"
-                    await outbox.emit(
-                        s,
-                        user_id=session.user_id,
-                        session=session,
-                        type_=type_,
-                        data=convert.message_data(row, session.name),
-                    )
-        except IntegrityError:
-            # A concurrent insert of the same message id or idempotency key won; or the
-            # session is gone (foreign key).
-            existing = await self.get(session_id, id)
-            if existing is None and idempotency_key is not None:
-                existing = await self.get_by_idempotency_key(session_id, idempotency_key)
-            if existing is not None:
-                return existing, False
-            raise SessionNotFound(N_("No session {id}."), id=session_id) from None
-        return convert.message(row), True
+        for _ in range(2):
+            row = MessageRow(
+                session_id=session_id,
+                id=id,
+                wa_id=wa_id,
+                direction=direction,
+                text=text,
+                status=MessageStatus(status).value,
+                idempotency_key=idempotency_key,
+                idempotency_hash=idempotency_hash,
+                created_at=now if created_at is None else as_utc(created_at),
+                updated_at=now,
+                scheduled_at=scheduled_at,
+                deadline_at=deadline_at,
+            )
+            if media is not None:
+                row.media_type, row.media_mime, row.media_name = (
+                    media.type,
+                    media.mime,
+                    media.filename,
+                )
+                row.media_size, row.media_ref = media.size, media.ref
+            try:
+                async with self._db.write() as s:
+                    row.chat, row.chat_lid = await lids.resolve(s, session_id, chat, chat_lid)
+                    s.add(row)
+                    await s.flush()
+                    session = await s.get(SessionRow, session_id)
+                    if session is not None:
+                        type_ = "message.received" if direction == "in" else "message.status"
+                        await outbox.emit(
+                            s,
+                            user_id=session.user_id,
+                            session=session,
+                            type_=type_,
+                            data=convert.message_data(row, session.name),
+                        )
+                return convert.message(row), True
+            except IntegrityError:
+                # A concurrent insert of the same message id or idempotency key won; or
+                # of the same LID mapping (tried again: the map then has it); or the
+                # session is gone (foreign key).
+                existing = await self.get(session_id, id)
+                if existing is None and idempotency_key is not None:
+                    existing = await self.get_by_idempotency_key(session_id, idempotency_key)
+                if existing is not None:
+                    return existing, False
+        raise SessionNotFound(N_("No session {id}."), id=session_id)
 
     async def get(self, session_id: int, id: str) -> Message | None:
         async with self._db.read() as s:

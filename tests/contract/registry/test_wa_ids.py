@@ -4,6 +4,7 @@ WhatsApp assigns on send and every receipt names; and each session's LID <-> pho
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -242,3 +243,11 @@ async def test_messages_stored_before_0008_keep_their_id_as_whatsapps(db_url: st
         assert read is not None and read.status is MessageStatus.READ
     finally:
         await registry.close()
+
+
+async def test_two_messages_teaching_the_same_mapping_at_once_are_both_kept(
+    registry: Registry,
+) -> None:
+    sid = await new_session(registry)
+    await asyncio.gather(*(inbound(registry, sid, f"WA{i}", PHONE, LID) for i in range(6)))
+    assert await chats(registry, sid) == {f"WA{i}": (PHONE, LID) for i in range(6)}
