@@ -84,8 +84,8 @@ class Engine(ABC):
         self._reason: str | None = None
         self._phone: str | None = None
         # Sends under way, and the acks emit() holds back until their SENT ack is out.
-        self._sending = 0
-        self._held: list[MessageAck] = []
+        self._sends_in_flight = 0
+        self._held_acks: list[MessageAck] = []
         self.log = logging.getLogger(f"zapgate.engines.{self.name}").getChild(client_id)
 
     # -- read side -------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class Engine(ABC):
     @final
     async def send_text(self, *, message_id: str, to: str, text: str) -> str:
         """Send `text` to `to` (E.164 or `<digits>@lid`); returns WhatsApp's id of it."""
-        return await self._send(
+        return await self._send_acked(
             message_id, "send", self._do_send_text(message_id=message_id, to=to, text=text)
         )
 
@@ -155,7 +155,7 @@ class Engine(ABC):
                 kind=kind[:20],
                 kinds=", ".join(MEDIA_KINDS),
             )
-        return await self._send(
+        return await self._send_acked(
             message_id,
             "send media",
             self._do_send_media(
@@ -193,26 +193,26 @@ class Engine(ABC):
 
     async def emit(self, event: EngineEvent) -> None:
         """Report an event. Acks wait while a send is in flight (see the module docstring)."""
-        if isinstance(event, MessageAck) and self._sending:
-            self._held.append(event)
+        if isinstance(event, MessageAck) and self._sends_in_flight:
+            self._held_acks.append(event)
             return
         await self._emit(event)
 
-    async def _send(self, message_id: str, what: str, aw: Awaitable[str]) -> str:
+    async def _send_acked(self, message_id: str, what: str, aw: Awaitable[str]) -> str:
         """Run one send; report its SENT ack with both ids, then the acks it held back."""
-        self._sending += 1
+        self._sends_in_flight += 1
         wa_id: str | None = None
         try:
             wa_id = await self._guard(what, aw)
             await self._emit(MessageAck(id=wa_id, status=MessageStatus.SENT, message_id=message_id))
             return wa_id
         finally:
-            self._sending -= 1
-            if self._sending == 0:
-                ready, self._held = self._held, []
+            self._sends_in_flight -= 1
+            if self._sends_in_flight == 0:
+                ready, self._held_acks = self._held_acks, []
             else:  # another send is in flight: only this one's acks are now in order
-                ready = [a for a in self._held if a.id == wa_id]
-                self._held = [a for a in self._held if a.id != wa_id]
+                ready = [a for a in self._held_acks if a.id == wa_id]
+                self._held_acks = [a for a in self._held_acks if a.id != wa_id]
             for ack in ready:
                 await self._emit(ack)
 
