@@ -300,6 +300,17 @@ class InvalidPhone(ValidationFailed):
     default_hint = N_("Use E.164: a '+', the country code and the number, e.g. +5511999990003.")
 
 
+class InvalidLid(ValidationFailed):
+    """A recipient that is neither a phone number nor a well-formed LID."""
+
+    errcode = "invalid_lid"
+    template = N_("{address!r} is not a phone number nor a WhatsApp LID.")
+    default_hint = N_(
+        "Write a phone number in E.164 (+5511999990003) or a LID as zapgate shows it in a "
+        "message's chat_lid: its digits followed by @lid (123456789012345@lid)."
+    )
+
+
 class InvalidSessionName(ValidationFailed):
     errcode = "invalid_session_name"
     template = N_("{name!r} is not a valid session name.")

@@ -93,12 +93,23 @@ def inbound(api: Api, name: str = "main") -> list[dict[str, Any]]:
 
 
 def received(api: Api, message_id: str) -> dict[str, Any]:
-    """Wait for `message_id` to arrive in `api`'s main session; returns it."""
+    """Wait for `message_id` (WhatsApp's id) to arrive in `api`'s main session."""
     found: dict[str, Any] = wait_until(
         lambda: next((m for m in inbound(api) if m["id"] == message_id), None),
         what=f"inbound {message_id}",
     )
     return found
+
+
+def sent_to(api: Api, sender: Api, message_id: str, session: str = "main") -> dict[str, Any]:
+    """Wait for the message `sender` sent (the gateway's `message_id`) to arrive in `api`'s
+    main session, where it has WhatsApp's id, the sender's `wa_id` of it."""
+
+    def wa_id() -> str | None:
+        items = sender.get(f"/v1/sessions/{session}/messages", params={"direction": "out"})
+        return next((m["wa_id"] for m in items.json()["items"] if m["id"] == message_id), None)
+
+    return received(api, wait_until(wa_id, what=f"WhatsApp's id of {message_id}"))
 
 
 def download(api: Api, message: dict[str, Any]) -> bytes:
@@ -122,7 +133,7 @@ def test_image_by_base64_arrives_and_is_downloadable(gw: tuple[ZapgateProcess, A
     assert media["url"] == f"/v1/sessions/main/messages/{sent['id']}/media"
     assert download(alice, sent) == IMAGE  # the sender keeps its copy
 
-    got = received(bob, sent["id"])
+    got = sent_to(bob, alice, sent["id"])
     assert got["text"] == "oi" and got["chat"] == ALICE_PHONE
     assert got["media"]["type"] == "image" and got["media"]["size"] == len(IMAGE)
     r = bob.get(got["media"]["url"])
@@ -139,7 +150,7 @@ def test_image_by_url_and_redirect(gw: tuple[ZapgateProcess, Api, Api], files: s
             json={"to": BOB_PHONE, "media": {"type": "image", "url": files + path}},
         )
         assert r.status_code in (201, 202), r.text
-        got = received(bob, r.json()["id"])
+        got = sent_to(bob, alice, r.json()["id"])
         assert download(bob, got) == IMAGE
     assert_error(
         alice.post(
@@ -163,7 +174,7 @@ def test_document_by_upload(gw: tuple[ZapgateProcess, Api, Api]) -> None:
     sent = r.json()
     assert sent["media"]["filename"] == "contrato.pdf"
     assert sent["media"]["mime"] == "application/pdf"
-    got = received(bob, sent["id"])
+    got = sent_to(bob, alice, sent["id"])
     assert got["media"]["filename"] == "contrato.pdf"
     r2 = bob.get(got["media"]["url"])
     assert r2.content == PDF and "contrato.pdf" in r2.headers["content-disposition"]
@@ -218,7 +229,7 @@ def test_too_big_is_413_before_anything_is_sent(
         json={"to": BOB_PHONE, "media": {"type": "document", "base64": big64}},
     )
     assert r.status_code in (201, 202), r.text
-    received(bob, r.json()["id"])
+    sent_to(bob, alice, r.json()["id"])
     out = alice.get("/v1/sessions/main/messages").json()["items"]
     assert len(out) == len(before_out) + 1  # only the document was stored
     assert len(inbound(bob)) == len(before_in) + 1  # and only it arrived
@@ -282,7 +293,7 @@ def test_queued_media_goes_out_after_connect(gw: tuple[ZapgateProcess, Api, Api]
     )
     assert r.status_code == 202 and r.json()["status"] == "queued", r.text
     link(alice, "later", phone)
-    got = received(bob, r.json()["id"])
+    got = sent_to(bob, alice, r.json()["id"], session="later")
     assert got["chat"] == phone and download(bob, got) == IMAGE
     wait_until(
         lambda: (
@@ -394,5 +405,5 @@ def test_bytes_that_are_not_the_declared_type_are_422(
     assert ok2.status_code in (201, 202), ok2.text
     out = alice.get("/v1/sessions/main/messages").json()["items"]
     assert len(out) == len(before_out) + 2
-    received(bob, ok2.json()["id"])
+    sent_to(bob, alice, ok2.json()["id"])
     assert len(inbound(bob)) == len(before_in) + 2

@@ -73,16 +73,15 @@ class Recorder:
     def acks(self, message_id: str) -> list[MessageStatus]:
         return [e.status for e in self.events if isinstance(e, MessageAck) and e.id == message_id]
 
+    def ack_events(self, wa_id: str) -> list[MessageAck]:
+        return [e for e in self.events if isinstance(e, MessageAck) and e.id == wa_id]
+
     def received(self) -> list[MessageReceived]:
         return [e for e in self.events if isinstance(e, MessageReceived)]
 
 
 class EngineHarness(ABC):
     """Builds engines of one kind and plays the network's other side for them."""
-
-    # Whether `send_text` returns the caller's message id (the sim) or the network's own
-    # (whatsmeow: WhatsApp assigns it); acks always use the returned id.
-    keeps_message_id: bool = True
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
@@ -116,6 +115,17 @@ class EngineHarness(ABC):
         self, phone: str, to: str, *, kind: str, data: bytes, mime: str, caption: str | None
     ) -> str:
         """A phone sends media (with a caption) to the linked number `to`."""
+
+    @abstractmethod
+    async def lid_of(self, phone: str) -> str:
+        """The LID (`<digits>@lid`) of `phone`'s account, stable for the phone."""
+
+    @abstractmethod
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
+        """From now on `phone`'s messages arrive addressed by its LID (Info.Chat and Sender
+        `@lid`), with its number in SenderAlt only when `share_phone`. A device learns the
+        LID <-> phone mapping (its store: `get_pn_from_lid`) from a message that carries
+        both, or by sending to the phone by number."""
 
     async def close(self) -> None:
         for engine in self.engines:
@@ -195,6 +205,12 @@ class SimHarness(EngineHarness):
         media = {"kind": kind, "mime": mime, "data": data}
         return await self.link.phone_send(phone, to, caption, media)
 
+    async def lid_of(self, phone: str) -> str:
+        return await self.link.lid_of(phone)
+
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
+        await self.link.address_by_lid(phone, share_phone=share_phone)
+
     async def close(self) -> None:
         await super().close()
         await self.network.aclose()
@@ -231,8 +247,6 @@ class WhatsmeowHarness(EngineHarness):
     """The whatsmeow engine (real neonize clients, in host processes) over a fake WhatsApp
     that drives them through neonize's own event entry point; see
     tests/contract/whatsmeow_fake.py."""
-
-    keeps_message_id = False
 
     async def setup(self) -> None:
         from tests.contract.whatsmeow_fake import FakeWhatsApp
@@ -280,6 +294,12 @@ class WhatsmeowHarness(EngineHarness):
             mime=mime,
             caption=caption,
         )
+
+    async def lid_of(self, phone: str) -> str:
+        return await asyncio.to_thread(self.network.lid_of, phone)
+
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
+        await asyncio.to_thread(self.network.address_by_lid, phone, share_phone=share_phone)
 
     async def close(self) -> None:
         await super().close()
@@ -374,12 +394,116 @@ async def test_send_reports_sent_delivered_read_in_order(engine_harness: EngineH
     engine, rec = await engine_harness.linked(phone=PHONE_A)
     message_id = new_message_id()
     got = await engine.send_text(message_id=message_id, to=STRANGER, text="hello there")
-    if engine_harness.keeps_message_id:
-        assert got == message_id
+    # WhatsApp assigns the id; the gateway's is never what the network uses.
+    assert got != message_id
     await wait_for(lambda: MessageStatus.READ in rec.acks(got), what="READ ack")
     assert rec.acks(got) == [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ]
     inbox = await engine_harness.phone_inbox(STRANGER)
     assert [(m["id"], m["text"], m["from"]) for m in inbox] == [(got, "hello there", PHONE_A)]
+
+
+async def test_the_sent_ack_ties_whatsapps_id_to_the_gateways(
+    engine_harness: EngineHarness,
+) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    ids = [new_message_id() for _ in range(3)]
+    got = [
+        await engine.send_text(message_id=ids[0], to=STRANGER, text="one"),
+        await engine.send_media(
+            message_id=ids[1], to=STRANGER, kind="image", data=png_bytes(), mime="image/png"
+        ),
+        await engine.send_text(message_id=ids[2], to=PHONE_B, text="three"),
+    ]
+    assert len(set(got)) == 3 and not set(got) & set(ids)
+    await wait_for(lambda: all(MessageStatus.READ in rec.acks(w) for w in got), what="READs")
+    for wa_id, message_id in zip(got, ids, strict=True):
+        first, *receipts = rec.ack_events(wa_id)
+        # The SENT ack names both ids and comes first; receipts name WhatsApp's only.
+        assert (first.status, first.message_id) == (MessageStatus.SENT, message_id)
+        assert [(a.status, a.message_id) for a in receipts] == [
+            (MessageStatus.DELIVERED, None),
+            (MessageStatus.READ, None),
+        ]
+
+
+# -- LIDs ------------------------------------------------------------------------------------
+async def test_a_lid_chat_with_the_phone_beside_it(engine_harness: EngineHarness) -> None:
+    _, rec = await engine_harness.linked(phone=PHONE_A)
+    lid = await engine_harness.lid_of(STRANGER)
+    assert lid.endswith("@lid") and lid[: -len("@lid")].isdigit()
+    await engine_harness.address_by_lid(STRANGER, share_phone=True)
+    msg_id = await engine_harness.phone_send(STRANGER, PHONE_A, "my number is beside")
+    await wait_for(lambda: bool(rec.received()), what="an inbound message")
+    (msg,) = rec.received()
+    assert (msg.id, msg.chat, msg.chat_lid) == (msg_id, STRANGER, lid)
+    assert (msg.sender, msg.sender_lid, msg.text) == (STRANGER, lid, "my number is beside")
+
+
+async def test_a_phone_chat_carries_its_lid(engine_harness: EngineHarness) -> None:
+    _, rec = await engine_harness.linked(phone=PHONE_A)
+    await engine_harness.phone_send(STRANGER, PHONE_A, "by number")
+    await wait_for(lambda: bool(rec.received()), what="an inbound message")
+    (msg,) = rec.received()
+    lid = await engine_harness.lid_of(STRANGER)
+    assert (msg.chat, msg.chat_lid, msg.sender, msg.sender_lid) == (STRANGER, lid, STRANGER, lid)
+
+
+async def test_a_lid_chat_without_the_phone_is_answered_and_learned_later(
+    engine_harness: EngineHarness,
+) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    lid = await engine_harness.lid_of(STRANGER)
+    await engine_harness.address_by_lid(STRANGER, share_phone=False)
+    await engine_harness.phone_send(STRANGER, PHONE_A, "guess who")
+    await wait_for(lambda: len(rec.received()) == 1, what="a LID-only message")
+    (first,) = rec.received()
+    # Nothing tells the number: the chat is the LID, never a made-up phone.
+    assert (first.chat, first.chat_lid, first.sender, first.sender_lid) == (lid, lid, lid, lid)
+
+    # The LID can be answered, and the phone behind it gets the message.
+    wa_id = await engine.send_text(message_id=new_message_id(), to=lid, text="hi, you")
+    await wait_for(lambda: MessageStatus.READ in rec.acks(wa_id), what="READ ack")
+    inbox = await engine_harness.phone_inbox(STRANGER)
+    assert [(m["id"], m["from"], m["text"]) for m in inbox] == [(wa_id, PHONE_A, "hi, you")]
+
+    # Writing to the number teaches the session the mapping: later messages of the LID
+    # chat name the phone.
+    await engine.send_text(message_id=new_message_id(), to=STRANGER, text="by number")
+    await engine_harness.phone_send(STRANGER, PHONE_A, "me again")
+    await wait_for(lambda: len(rec.received()) == 2, what="a second message")
+    later = rec.received()[1]
+    assert (later.chat, later.chat_lid, later.sender, later.sender_lid) == (
+        STRANGER,
+        lid,
+        STRANGER,
+        lid,
+    )
+
+
+async def test_a_lid_chat_is_resolved_by_what_the_session_saw_before(
+    engine_harness: EngineHarness,
+) -> None:
+    _, rec = await engine_harness.linked(phone=PHONE_A)
+    lid = await engine_harness.lid_of(STRANGER)
+    await engine_harness.phone_send(STRANGER, PHONE_A, "by number first")
+    await wait_for(lambda: len(rec.received()) == 1, what="a first message")
+    await engine_harness.address_by_lid(STRANGER, share_phone=False)
+    await engine_harness.phone_send(STRANGER, PHONE_A, "then by LID alone")
+    await wait_for(lambda: len(rec.received()) == 2, what="a LID-only message")
+    later = rec.received()[1]
+    assert (later.chat, later.chat_lid, later.text) == (STRANGER, lid, "then by LID alone")
+
+
+async def test_media_to_a_lid(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    lid = await engine_harness.lid_of(STRANGER)
+    data = png_bytes()
+    wa_id = await engine.send_media(
+        message_id=new_message_id(), to=lid, kind="image", data=data, mime="image/png"
+    )
+    await wait_for(lambda: MessageStatus.READ in rec.acks(wa_id), what="READ ack")
+    (entry,) = await engine_harness.phone_inbox(STRANGER)
+    assert (entry["id"], entry["from"], entry["media"]["size"]) == (wa_id, PHONE_A, len(data))
 
 
 async def test_send_needs_a_connected_session(engine_harness: EngineHarness) -> None:

@@ -66,6 +66,26 @@ CASES: list[tuple[EngineEvent, str, str]] = [
         '"ref": "media/WA2"}}',
     ),
     (MessageAck(id="M1", status=MessageStatus.READ), "ack", '{"id": "M1", "status": "read"}'),
+    (
+        MessageReceived(
+            id="WA3",
+            chat="+5511999990002",
+            sender="+5511999990002",
+            text="by LID",
+            timestamp=AT,
+            chat_lid="123456789012345@lid",
+            sender_lid="123456789012345@lid",
+        ),
+        "message",
+        '{"id": "WA3", "chat": "+5511999990002", "sender": "+5511999990002", '
+        '"text": "by LID", "timestamp": "2026-11-29T06:05:40.123456+00:00", '
+        '"chat_lid": "123456789012345@lid", "sender_lid": "123456789012345@lid"}',
+    ),
+    (
+        MessageAck(id="WA4", status=MessageStatus.SENT, message_id="3EB0G1"),
+        "ack",
+        '{"id": "WA4", "status": "sent", "message_id": "3EB0G1"}',
+    ),
 ]
 
 

@@ -15,6 +15,7 @@ from zapgate.i18n import N_
 
 SAMPLE_PARAMS: dict[str, Any] = {
     "name": "x1",
+    "address": "12@lid",
     "id": 7,
     "phone": "+5511999990003",
     "device_id": "u1-abc",

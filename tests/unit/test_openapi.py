@@ -113,10 +113,15 @@ def test_constraints_match_what_the_server_enforces(doc: dict[str, Any]) -> None
     )
     assert name["schema"]["pattern"] == SESSION_NAME_RE.pattern
     assert name["schema"]["minLength"] == 1 and name["schema"]["maxLength"] == 63
-    for model, field in [("SendMessage", "to"), ("PairCodeIn", "phone"), ("SimScan", "phone")]:
+    for model, field in [("PairCodeIn", "phone"), ("SimScan", "phone")]:
         phone = prop(doc, model, field)
         assert phone["minLength"] == 1 and phone["maxLength"] == 32, (model, field)
         assert phone["pattern"] == r"^[0-9+\s().-]+$", (model, field)
+    to = prop(doc, "SendMessage", "to")
+    assert to["minLength"] == 1 and to["maxLength"] == 32
+    assert to["pattern"] == r"^([0-9+\s().-]+|\s*[0-9]{1,20}@lid\s*)$"
+    for field in ("wa_id", "chat_lid"):
+        assert prop(doc, "MessagePublic", field)["description"], field
     for model, field in [("WebhookCreate", "url"), ("SimScan", "qr")]:
         assert prop(doc, model, field)["minLength"] == 1, (model, field)
     assert prop(doc, "WebhookCreate", "url")["maxLength"] == 2000

@@ -159,20 +159,74 @@ async def test_pair_code(net: SimNetwork) -> None:
 
 async def test_send_acks_in_order_and_phone_inbox(net: SimNetwork) -> None:
     await link_device(net, "u1-a", PHONE_A)
-    mid = new_message_id()
-    assert MSG_ID_RE.fullmatch(mid)
-    assert await net.send("u1-a", mid, STRANGER, "hello") == mid
+    request = new_message_id()
+    mid = await net.send("u1-a", request, STRANGER, "hello")
+    assert MSG_ID_RE.fullmatch(mid) and mid != request  # the network's own id
     seen: list[str] = []
     after = 0
     while "read" not in seen:
         for e in await net.next_events("u1-a", after, 2.0):
             after = e["seq"]
-            if e["type"] == "ack" and e["id"] == mid:
+            if e["type"] == "ack":
+                assert e["id"] == mid
                 seen.append(e["status"])
-    assert seen == ["sent", "delivered", "read"]
+    # Sent is the send returning (WhatsApp's server ack); receipts follow.
+    assert seen == ["delivered", "read"]
     inbox = await net.phone_inbox(STRANGER)
     assert [(m["id"], m["from"], m["text"]) for m in inbox] == [(mid, PHONE_A, "hello")]
     assert await net.phone_inbox(PHONE_B) == []
+
+
+async def test_a_retried_request_is_not_sent_twice(net: SimNetwork) -> None:
+    await link_device(net, "u1-a", PHONE_A)
+    request = new_message_id()
+    first = await net.send("u1-a", request, STRANGER, "once")
+    assert await net.send("u1-a", request, STRANGER, "once") == first
+    other = await net.send("u1-a", new_message_id(), STRANGER, "once")
+    assert other != first
+    assert [m["id"] for m in await net.phone_inbox(STRANGER)] == [first, other]
+
+
+async def test_lid_addressed_phones_and_what_a_device_learns(net: SimNetwork) -> None:
+    await link_device(net, "u1-a", PHONE_A)
+    lid = await net.lid_of(STRANGER)
+    assert re.fullmatch(r"[1-9][0-9]{14}@lid", lid)
+    assert await net.lid_of(STRANGER) == lid and await net.lid_of(PHONE_B) != lid
+    cursor = [0]
+
+    async def new_messages() -> list[dict[str, Any]]:
+        events = await drain(net, "u1-a", cursor[0])
+        cursor[0] = max([cursor[0], *(e["seq"] for e in events)])
+        return [e for e in events if e["type"] == "message"]
+
+    # A phone number's messages carry its LID beside it; the device learns the mapping.
+    await net.phone_send(PHONE_B, PHONE_A, "by number")
+    (m,) = await new_messages()
+    lid_b = await net.lid_of(PHONE_B)
+    assert (m["chat"], m["sender"], m["sender_alt"]) == (PHONE_B, PHONE_B, lid_b)
+    assert await net.pn_for_lid("u1-a", await net.lid_of(PHONE_B)) == PHONE_B
+
+    # LID-addressed without the number: the device cannot tell who it is...
+    assert await net.address_by_lid(STRANGER, share_phone=False) == lid
+    await net.phone_send(STRANGER, PHONE_A, "who am I?")
+    (m,) = await new_messages()
+    assert (m["chat"], m["sender"], m["sender_alt"]) == (lid, lid, None)
+    assert await net.pn_for_lid("u1-a", lid) is None
+    # ...but can answer the LID, and the phone gets it.
+    wa_id = await net.send("u1-a", new_message_id(), lid, "hi, whoever you are")
+    assert [(x["id"], x["from"]) for x in await net.phone_inbox(STRANGER)] == [(wa_id, PHONE_A)]
+    assert await net.pn_for_lid("u1-a", lid) is None
+    # Sending to the number looks its LID up (usync): the mapping is learned.
+    await net.send("u1-a", new_message_id(), STRANGER, "by number now")
+    assert await net.pn_for_lid("u1-a", lid) == STRANGER
+
+    # LID-addressed with the number beside it.
+    await net.address_by_lid(STRANGER, share_phone=True)
+    await net.phone_send(STRANGER, PHONE_A, "here is my number")
+    assert [(x["chat"], x["sender_alt"]) for x in await new_messages()] == [(lid, STRANGER)]
+
+    with pytest.raises(NotFound):
+        await net.send("u1-a", new_message_id(), "123456789012345@lid", "nobody")
 
 
 async def test_two_linked_devices_can_chat(net: SimNetwork) -> None:
@@ -325,13 +379,20 @@ async def test_http_link_does_everything_the_local_one_does(
         creds = paired["creds"]
         assert await link.connect("u1-a", creds) == PHONE_A
 
-        mid = new_message_id()
-        assert await link.send("u1-a", mid, STRANGER, "over http") == mid
+        request = new_message_id()
+        mid = await link.send("u1-a", request, STRANGER, "over http")
+        assert MSG_ID_RE.fullmatch(mid) and mid != request
+        assert await link.send("u1-a", request, STRANGER, "over http") == mid
         assert [m["text"] for m in await link.phone_inbox(STRANGER)] == ["over http"]
 
         waiter = asyncio.create_task(link.next_events("u1-a", paired["seq"], 5.0))
-        got = await asyncio.wait_for(waiter, 3.0)  # the sent ack is already there
-        assert got[0]["type"] == "ack" and got[0]["status"] == "sent"
+        got = await asyncio.wait_for(waiter, 3.0)  # the delivered receipt comes soon
+        assert (got[0]["type"], got[0]["id"], got[0]["status"]) == ("ack", mid, "delivered")
+
+        lid = await link.lid_of(STRANGER)
+        assert await link.address_by_lid(STRANGER, share_phone=False) == lid
+        assert await link.pn_for_lid("u1-a", lid) == STRANGER  # learned by sending to it
+        assert await link.pn_for_lid("u1-a", await link.lid_of(PHONE_B)) is None
 
         in_id = await link.phone_send(STRANGER, PHONE_A, "hi over http")
         assert MSG_ID_RE.fullmatch(in_id)

@@ -1,5 +1,17 @@
 """Events an engine reports about one session. Frozen, slotted, keyword-only; each keeps
-the engine's raw payload for whoever needs more than the common fields."""
+the engine's raw payload for whoever needs more than the common fields.
+
+Addresses. WhatsApp names a 1:1 chat either by its phone number (a PN JID) or by a LID
+(`<digits>@lid`, a privacy id that hides the number). An engine reports an address as:
+- an E.164 phone (`+5511999990003`) whenever the number is knowable: from the JID itself,
+  from the alternative address WhatsApp sent along (whatsmeow's `SenderAlt`), or from the
+  session's own LID <-> phone mapping (whatsmeow's store, `get_pn_from_lid`);
+- else the LID itself, `<digits>@lid`;
+- any other JID (a group, `...@g.us`) as `user@server`.
+Beside it, `chat_lid` / `sender_lid` carry the LID (`<digits>@lid`) whenever it is known,
+also when the phone is: an event with both teaches the registry that mapping, so a chat
+first seen as LID-only shows its phone once learned, and one chat is one row key whichever
+address its messages came with."""
 
 from __future__ import annotations
 
@@ -43,19 +55,30 @@ class MediaContent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageReceived:
+    """An inbound message. `id` is WhatsApp's id of it; `chat` and `sender` are addresses
+    (see the module docstring), `chat_lid` / `sender_lid` their LIDs when known."""
+
     id: str
     chat: str
     sender: str
     text: str | None  # the text, or a media message's caption
     timestamp: datetime
     media: MediaContent | None = None
+    chat_lid: str | None = None
+    sender_lid: str | None = None
     raw: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageAck:
+    """A status of a message this session sent. `id` is always WhatsApp's id of it.
+    `message_id` is the gateway's id, set only on the SENT ack that the final send methods
+    of `engines/base.py` report once the engine returned WhatsApp's id: it ties the two
+    together, and comes before any receipt of that WhatsApp id in the event stream."""
+
     id: str
     status: MessageStatus
+    message_id: str | None = None
     raw: Any = field(default=None, compare=False, repr=False)
 
 

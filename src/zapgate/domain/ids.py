@@ -8,7 +8,7 @@ from pathlib import Path
 
 import phonenumbers
 
-from zapgate.errors import InvalidPhone, InvalidSessionName, ValidationFailed
+from zapgate.errors import InvalidLid, InvalidPhone, InvalidSessionName, ValidationFailed
 from zapgate.i18n import N_
 
 SESSION_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -19,6 +19,9 @@ _PHONE_CHARS_RE = re.compile(r"^\+?[0-9]{1,17}$")
 # Brazil's ninth digit: mobiles got a leading 9 (2012-2016). A mobile written the old way,
 # 8 digits after the 2-digit area code and starting with 6-9, is accepted as typed.
 _BR_OLD_MOBILE_RE = re.compile(r"^[1-9][1-9][6-9][0-9]{7}$")
+# A LID, WhatsApp's privacy id of an account: digits, then `@lid` (never a device suffix here).
+LID_SUFFIX = "@lid"
+_LID_RE = re.compile(r"^[0-9]{1,20}@lid$")
 # Every numeric id and cursor is a 64-bit signed integer in both databases: anything larger
 # is refused at the edge (a 422), never handed to SQL (an overflow there was a 500).
 MAX_DB_INT = 2**63 - 1
@@ -142,6 +145,23 @@ def normalize_phone(raw: str, default_country: str | None = None) -> str:
             country=default_country,
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_lid(address: str) -> bool:
+    """Whether `address` is a LID as zapgate writes it: `<digits>@lid`."""
+    return bool(_LID_RE.fullmatch(address))
+
+
+def normalize_recipient(raw: str, default_country: str | None = None) -> str:
+    """Whom a message goes to: an E.164 phone (read as `normalize_phone` does), or a LID
+    (`<digits>@lid`, surrounding spaces dropped), refused with InvalidLid when it has an
+    `@` but is not exactly that."""
+    if not isinstance(raw, str) or "@" not in raw:
+        return normalize_phone(raw, default_country)
+    lid = raw.strip()
+    if not is_lid(lid):
+        raise InvalidLid(address=raw[:40])
+    return lid
 
 
 def new_message_id() -> str:

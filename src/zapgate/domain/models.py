@@ -124,6 +124,11 @@ class Message:
     media: MediaMeta | None = None
     # The digest of the request an Idempotency-Key came with (None: no key, or older rows).
     idempotency_hash: str | None = None
+    # WhatsApp's id of the message: for an inbound message the same as `id`; for an
+    # outbound one what the engine returned when it sent it (None until then).
+    wa_id: str | None = None
+    # The chat's LID (`<digits>@lid`) when known; `chat` is then its phone when known.
+    chat_lid: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

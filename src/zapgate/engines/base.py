@@ -10,6 +10,27 @@ optional WhatsApp feature is a capability: an engine opts in by naming it in
 the engine lacks raises `NotSupported` (501). Today's capabilities: `send_media` and
 `pair_code`.
 
+Messages and their ids. WhatsApp assigns the id of a message the session sends (whatsmeow
+makes it; neonize cannot send with a chosen one), so a send has two ids: the gateway's
+(`message_id`, chosen when the send was accepted: the public API's `id`) and WhatsApp's
+(returned by `_do_send_*`; receipts, replies, reactions, edits and deletes name it). The
+contract, which the ordered event stream (the worker's journal) relies on:
+- `_do_send_text` / `_do_send_media` return WhatsApp's id of the message once WhatsApp
+  took it, and do not report SENT themselves;
+- the final `send_text` / `send_media` then report
+  `MessageAck(id=<WhatsApp id>, message_id=<gateway id>, status=SENT)`;
+- every receipt (`MessageAck(id=<WhatsApp id>, status=DELIVERED|READ)`) goes through
+  `emit()`; while a send is in flight `emit()` holds acks back and reports them after
+  that send's SENT ack (those of its WhatsApp id at once, the rest when no send is in
+  flight), so a receipt that overtakes the send's return still comes after the ack that
+  ties its WhatsApp id to the gateway's. Receipts that come days later need nothing: the
+  registry finds the message by its WhatsApp id.
+- `to` is an E.164 phone (`+5511999990003`) or a LID (`<digits>@lid`, see
+  `domain/events.py`): an engine sends to a LID as the `@lid` JID.
+- inbound messages follow `domain/events.py`: `chat` is the E.164 phone whenever the
+  engine can know it (the alternative address WhatsApp sends along, its own LID <-> phone
+  mapping), else the LID; `chat_lid` / `sender_lid` carry the LID whenever known.
+
 Lifecycle: `start()` brings the session up (restoring saved credentials from
 `session_dir`, or asking for a QR); `stop()` releases every thread, socket and file but
 keeps the credentials; `logout()` unlinks the device and deletes the credentials.
@@ -26,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar, final
 
-from zapgate.domain.events import EngineEvent, StateChanged
-from zapgate.domain.models import MEDIA_KINDS
+from zapgate.domain.events import EngineEvent, MessageAck, StateChanged
+from zapgate.domain.models import MEDIA_KINDS, MessageStatus
 from zapgate.domain.state import SessionState, can_transition
 from zapgate.errors import EngineError, GatewayError, NotSupported, ValidationFailed
 from zapgate.i18n import N_
@@ -62,6 +83,9 @@ class Engine(ABC):
         self._state = SessionState.STOPPED
         self._reason: str | None = None
         self._phone: str | None = None
+        # Sends under way, and the acks emit() holds back until their SENT ack is out.
+        self._sends_in_flight = 0
+        self._held_acks: list[MessageAck] = []
         self.log = logging.getLogger(f"zapgate.engines.{self.name}").getChild(client_id)
 
     # -- read side -------------------------------------------------------------------------
@@ -105,9 +129,9 @@ class Engine(ABC):
 
     @final
     async def send_text(self, *, message_id: str, to: str, text: str) -> str:
-        """Send `text` to the E.164 number `to`; returns the WhatsApp message id."""
-        return await self._guard(
-            "send", self._do_send_text(message_id=message_id, to=to, text=text)
+        """Send `text` to `to` (E.164 or `<digits>@lid`); returns WhatsApp's id of it."""
+        return await self._send_acked(
+            message_id, "send", self._do_send_text(message_id=message_id, to=to, text=text)
         )
 
     @final
@@ -122,8 +146,8 @@ class Engine(ABC):
         filename: str | None = None,
         caption: str | None = None,
     ) -> str:
-        """Send `data` as an image, document, audio or video (`kind`) to the E.164 number
-        `to`; returns the WhatsApp message id. Sizes and kinds were checked by the caller."""
+        """Send `data` as an image, document, audio or video (`kind`) to `to` (E.164 or
+        `<digits>@lid`); returns WhatsApp's id of it. Sizes were checked by the caller."""
         self._require("send_media")
         if kind not in MEDIA_KINDS:
             raise ValidationFailed(
@@ -131,7 +155,8 @@ class Engine(ABC):
                 kind=kind[:20],
                 kinds=", ".join(MEDIA_KINDS),
             )
-        return await self._guard(
+        return await self._send_acked(
+            message_id,
             "send media",
             self._do_send_media(
                 message_id=message_id,
@@ -167,7 +192,29 @@ class Engine(ABC):
         await self._emit(StateChanged(state=state, reason=reason, phone=self._phone))
 
     async def emit(self, event: EngineEvent) -> None:
+        """Report an event. Acks wait while a send is in flight (see the module docstring)."""
+        if isinstance(event, MessageAck) and self._sends_in_flight:
+            self._held_acks.append(event)
+            return
         await self._emit(event)
+
+    async def _send_acked(self, message_id: str, what: str, aw: Awaitable[str]) -> str:
+        """Run one send; report its SENT ack with both ids, then the acks it held back."""
+        self._sends_in_flight += 1
+        wa_id: str | None = None
+        try:
+            wa_id = await self._guard(what, aw)
+            await self._emit(MessageAck(id=wa_id, status=MessageStatus.SENT, message_id=message_id))
+            return wa_id
+        finally:
+            self._sends_in_flight -= 1
+            if self._sends_in_flight == 0:
+                ready, self._held_acks = self._held_acks, []
+            else:  # another send is in flight: only this one's acks are now in order
+                ready = [a for a in self._held_acks if a.id == wa_id]
+                self._held_acks = [a for a in self._held_acks if a.id != wa_id]
+            for ack in ready:
+                await self._emit(ack)
 
     def _require(self, feature: str) -> None:
         if feature not in self.capabilities:

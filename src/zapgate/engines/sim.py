@@ -5,6 +5,11 @@ without a QR, otherwise shows rotating QRs (or a pairing code) until a phone lin
 one reader task long-polls the network and turns what arrives into engine events; a
 dropped or unreachable network means DISCONNECTED and reconnecting with capped
 exponential backoff, never a crash or a hang.
+
+The network gives every sent message its own id (returned by the send, named by its
+receipts), and may address a chat by LID: the engine reports the phone whenever it can
+know it, from the number sent along (`sender_alt`), from what it learned before, or from
+the network's mapping for this device (`pn_for_lid`, as whatsmeow's store).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
-from zapgate.domain.ids import normalize_phone
+from zapgate.domain.ids import is_lid, normalize_phone, normalize_recipient
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 from zapgate.engines.base import Emit, Engine, EngineOptions
@@ -28,7 +33,8 @@ from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.client import SimLink
 
 CREDS_FILE = "sim-creds.json"
-_ACKS = {s.value: s for s in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)}
+# Receipts; SENT is reported by the final send methods (engines/base.py).
+_ACKS = {s.value: s for s in (MessageStatus.DELIVERED, MessageStatus.READ)}
 # Leaving the network on stop is a courtesy (it invalidates the QR on show); never let it
 # hold up stop().
 _RELEASE_TIMEOUT = 1.0
@@ -96,6 +102,9 @@ class SimEngine(Engine):
         self._waiter: asyncio.Task[None] | None = None
         self._cursor = 0
         self._closing = False
+        # The LID <-> phone mappings this session has seen.
+        self._phones: dict[str, str] = {}  # LID -> phone
+        self._lids: dict[str, str] = {}  # phone -> LID
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -268,19 +277,45 @@ class SimEngine(Engine):
                 except (KeyError, TypeError, ValueError) as exc:
                     self.log.warning("ignored a malformed %s event: %r", kind, exc)
 
+    async def _resolve(self, address: str, alt: str | None) -> tuple[str, str | None]:
+        """(the address to report, its LID) of a phone or LID the network named, with the
+        other address of the same account when the network sent it along."""
+        if is_lid(address):
+            phone = alt if alt and not is_lid(alt) else self._phones.get(address)
+            if phone is None:
+                phone = await self._link().pn_for_lid(self.device_id, address)
+            if phone is None:
+                return address, address
+            self._phones[address], self._lids[phone] = phone, address
+            return phone, address
+        lid = alt if alt and is_lid(alt) else self._lids.get(address)
+        if lid is not None:
+            self._phones[lid], self._lids[address] = address, lid
+        return address, lid
+
+    async def _message(self, event: dict[str, Any]) -> MessageReceived:
+        raw_chat, raw_sender = str(event["chat"]), str(event["sender"])
+        alt = None if event.get("sender_alt") is None else str(event["sender_alt"])
+        sender, sender_lid = await self._resolve(raw_sender, alt)
+        if raw_chat == raw_sender:  # a 1:1 chat is named after the other side
+            chat, chat_lid = sender, sender_lid
+        else:
+            chat, chat_lid = await self._resolve(raw_chat, None)
+        return MessageReceived(
+            id=str(event["id"]),
+            chat=chat,
+            sender=sender,
+            text=None if event.get("text") is None else str(event["text"]),
+            timestamp=_timestamp(event.get("timestamp")),
+            media=_media(event.get("media")),
+            chat_lid=chat_lid,
+            sender_lid=sender_lid,
+            raw=event,
+        )
+
     async def _dispatch(self, kind: object, event: dict[str, Any]) -> None:
         if kind == "message":
-            await self.emit(
-                MessageReceived(
-                    id=str(event["id"]),
-                    chat=str(event["chat"]),
-                    sender=str(event["sender"]),
-                    text=None if event.get("text") is None else str(event["text"]),
-                    timestamp=_timestamp(event.get("timestamp")),
-                    media=_media(event.get("media")),
-                    raw=event,
-                )
-            )
+            await self.emit(await self._message(event))
         elif kind == "ack":
             status = _ACKS[str(event["status"])]
             await self.emit(MessageAck(id=str(event["id"]), status=status, raw=event))
@@ -369,7 +404,7 @@ class SimEngine(Engine):
     async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
         if self._state is not SessionState.CONNECTED:
             raise not_connected(self.client_id, self._state)
-        return await self._link().send(self.device_id, message_id, normalize_phone(to), text)
+        return await self._link().send(self.device_id, message_id, normalize_recipient(to), text)
 
     async def _do_send_media(
         self,
@@ -386,7 +421,7 @@ class SimEngine(Engine):
             raise not_connected(self.client_id, self._state)
         media = {"kind": kind, "mime": mime, "filename": filename, "data": data}
         return await self._link().send(
-            self.device_id, message_id, normalize_phone(to), caption, media
+            self.device_id, message_id, normalize_recipient(to), caption, media
         )
 
     def _do_has_credentials(self) -> bool:

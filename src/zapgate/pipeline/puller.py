@@ -147,13 +147,17 @@ class JournalPuller:
         await self.registry.messages.add(
             sid,
             id=event.id,
+            wa_id=event.id,
             direction="in",
             chat=event.chat,
+            chat_lid=event.chat_lid,
             text=event.text,
             status=MessageStatus.RECEIVED,
             created_at=event.timestamp,
             media=media,
         )
+        if event.sender != event.chat and event.sender_lid is not None:
+            await self.registry.lids.learn(sid, event.sender_lid, event.sender)
 
     async def _apply_qr(self, sid: int, client_id: str, event: QrUpdated) -> None:
         await self.registry.outbox.record_event(
@@ -161,4 +165,11 @@ class JournalPuller:
         )
 
     async def _apply_ack(self, sid: int, client_id: str, event: MessageAck) -> None:
-        await self.registry.messages.update_status(sid, event.id, event.status)
+        # The SENT ack names both ids (and comes before any receipt of its WhatsApp id);
+        # receipts name WhatsApp's id only.
+        if event.message_id is not None:
+            await self.registry.messages.update_status(
+                sid, event.message_id, event.status, wa_id=event.id
+            )
+        else:
+            await self.registry.messages.update_status_by_wa_id(sid, event.id, event.status)

@@ -94,8 +94,10 @@ def message(row: MessageRow) -> Message:
         pk=row.pk,
         session_id=row.session_id,
         id=row.id,
+        wa_id=row.wa_id,
         direction=row.direction,
         chat=row.chat,
+        chat_lid=row.chat_lid,
         text=row.text,
         status=MessageStatus(row.status),
         status_reason=row.status_reason,
@@ -130,8 +132,10 @@ def message_data(row: MessageRow, session_name: str) -> dict[str, Any]:
         }
     return {
         "id": row.id,
+        "wa_id": row.wa_id,
         "direction": row.direction,
         "chat": row.chat,
+        "chat_lid": row.chat_lid,
         "text": row.text,
         "status": row.status,
         "status_reason": row.status_reason,

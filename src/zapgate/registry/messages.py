@@ -1,19 +1,26 @@
 """Messages: history (a new message or a status change emits an event), idempotency,
-and the outbound queue the sender drains (due, claim, release, expired)."""
+and the outbound queue the sender drains (due, claim, release, expired).
+
+A message has the gateway's id (`id`, the public one) and WhatsApp's (`wa_id`): an
+inbound message has the same in both; an outbound one gets its `wa_id` when the engine
+sent it (`update_status(..., wa_id=)`), and receipts find it by that
+(`update_status_by_wa_id`). Its chat is stored through the session's LID <-> phone map
+(`registry/lids.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed
 from zapgate.i18n import N_
-from zapgate.registry import convert, outbox
+from zapgate.registry import convert, lids, outbox
 from zapgate.registry.convert import as_utc, utcnow
 from zapgate.registry.db import Database, rowcount
 from zapgate.registry.tables import MessageRow, SessionRow
@@ -41,7 +48,12 @@ class MessageRepo:
         scheduled_at: datetime | None = None,
         deadline_at: datetime | None = None,
         media: MediaMeta | None = None,
+        wa_id: str | None = None,
+        chat_lid: str | None = None,
     ) -> tuple[Message, bool]:
+        """Store a message once per id (a repeat returns the first, `created` False).
+        `chat` is a phone, a LID or another JID, `chat_lid` the chat's LID when known:
+        both go through the session's LID <-> phone map (`registry/lids.py`)."""
         if direction not in DIRECTIONS:
             raise ValidationFailed(
                 N_("direction: {direction!r} is not 'in' or 'out'"), direction=direction[:10]
@@ -50,47 +62,54 @@ class MessageRepo:
         if existing is not None:
             return existing, False
         now = utcnow()
-        row = MessageRow(
-            session_id=session_id,
-            id=id,
-            direction=direction,
-            chat=chat,
-            text=text,
-            status=MessageStatus(status).value,
-            idempotency_key=idempotency_key,
-            idempotency_hash=idempotency_hash,
-            created_at=now if created_at is None else as_utc(created_at),
-            updated_at=now,
-            scheduled_at=scheduled_at,
-            deadline_at=deadline_at,
-        )
-        if media is not None:
-            row.media_type, row.media_mime, row.media_name = media.type, media.mime, media.filename
-            row.media_size, row.media_ref = media.size, media.ref
-        try:
-            async with self._db.write() as s:
-                s.add(row)
-                await s.flush()
-                session = await s.get(SessionRow, session_id)
-                if session is not None:
-                    type_ = "message.received" if direction == "in" else "message.status"
-                    await outbox.emit(
-                        s,
-                        user_id=session.user_id,
-                        session=session,
-                        type_=type_,
-                        data=convert.message_data(row, session.name),
-                    )
-        except IntegrityError:
-            # A concurrent insert of the same message id or idempotency key won; or the
-            # session is gone (foreign key).
-            existing = await self.get(session_id, id)
-            if existing is None and idempotency_key is not None:
-                existing = await self.get_by_idempotency_key(session_id, idempotency_key)
-            if existing is not None:
-                return existing, False
-            raise SessionNotFound(N_("No session {id}."), id=session_id) from None
-        return convert.message(row), True
+        for _ in range(2):
+            row = MessageRow(
+                session_id=session_id,
+                id=id,
+                wa_id=wa_id,
+                direction=direction,
+                text=text,
+                status=MessageStatus(status).value,
+                idempotency_key=idempotency_key,
+                idempotency_hash=idempotency_hash,
+                created_at=now if created_at is None else as_utc(created_at),
+                updated_at=now,
+                scheduled_at=scheduled_at,
+                deadline_at=deadline_at,
+            )
+            if media is not None:
+                row.media_type, row.media_mime, row.media_name = (
+                    media.type,
+                    media.mime,
+                    media.filename,
+                )
+                row.media_size, row.media_ref = media.size, media.ref
+            try:
+                async with self._db.write() as s:
+                    row.chat, row.chat_lid = await lids.resolve(s, session_id, chat, chat_lid)
+                    s.add(row)
+                    await s.flush()
+                    session = await s.get(SessionRow, session_id)
+                    if session is not None:
+                        type_ = "message.received" if direction == "in" else "message.status"
+                        await outbox.emit(
+                            s,
+                            user_id=session.user_id,
+                            session=session,
+                            type_=type_,
+                            data=convert.message_data(row, session.name),
+                        )
+                return convert.message(row), True
+            except IntegrityError:
+                # A concurrent insert of the same message id or idempotency key won; or
+                # of the same LID mapping (tried again: the map then has it); or the
+                # session is gone (foreign key).
+                existing = await self.get(session_id, id)
+                if existing is None and idempotency_key is not None:
+                    existing = await self.get_by_idempotency_key(session_id, idempotency_key)
+                if existing is not None:
+                    return existing, False
+        raise SessionNotFound(N_("No session {id}."), id=session_id)
 
     async def get(self, session_id: int, id: str) -> Message | None:
         async with self._db.read() as s:
@@ -114,39 +133,43 @@ class MessageRepo:
         id: str,
         status: MessageStatus,
         reason: str | None = None,
+        *,
+        wa_id: str | None = None,
     ) -> Message | None:
-        status = MessageStatus(status)
-        # The rule goes into the WHERE clause, so two acks racing can't both read the old
-        # status and the lower one land last.
-        movable = [old.value for old in MessageStatus if old.may_move_to(status)]
+        """Move the message `id` to `status` (forward only). `wa_id`, WhatsApp's id of it
+        once sent, is recorded with it (never replaced)."""
         async with self._db.write() as s:
-            changed = 0
-            if movable:
-                result = await s.execute(
+            if wa_id is not None:
+                await s.execute(
                     update(MessageRow)
                     .where(
                         MessageRow.session_id == session_id,
                         MessageRow.id == id,
-                        MessageRow.status.in_(movable),
+                        MessageRow.wa_id.is_(None),
                     )
-                    .values(status=status.value, status_reason=reason, updated_at=utcnow())
+                    .values(wa_id=wa_id)
                     .execution_options(synchronize_session=False)
                 )
-                changed = rowcount(result)
-            row = await s.scalar(
-                select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
+            return await _move(s, session_id, MessageRow.id == id, status, reason)
+
+    async def update_status_by_wa_id(
+        self, session_id: int, wa_id: str, status: MessageStatus
+    ) -> Message | None:
+        """A receipt: move the message this session sent that WhatsApp knows as `wa_id`."""
+        async with self._db.write() as s:
+            pk = await s.scalar(
+                select(MessageRow.pk)
+                .where(
+                    MessageRow.session_id == session_id,
+                    MessageRow.wa_id == wa_id,
+                    MessageRow.direction == "out",
+                )
+                .order_by(MessageRow.pk.desc())
+                .limit(1)
             )
-            if row is not None and changed:
-                session = await s.get(SessionRow, session_id)
-                if session is not None:
-                    await outbox.emit(
-                        s,
-                        user_id=session.user_id,
-                        session=session,
-                        type_="message.status",
-                        data=convert.message_data(row, session.name),
-                    )
-            return None if row is None else convert.message(row)
+            if pk is None:
+                return None
+            return await _move(s, session_id, MessageRow.pk == pk, status, None)
 
     # the outbound queue
 
@@ -274,3 +297,39 @@ class MessageRepo:
             rows: Sequence[MessageRow] = (await s.scalars(query)).all()
         items = [convert.message(r) for r in rows[:limit]]
         return items, (items[-1].pk if len(rows) > limit else None)
+
+
+async def _move(
+    s: AsyncSession,
+    session_id: int,
+    which: ColumnElement[bool],
+    status: MessageStatus,
+    reason: str | None,
+) -> Message | None:
+    """Move one message of the session to `status` when its rule allows; a change emits
+    `message.status` in the same transaction."""
+    status = MessageStatus(status)
+    # The rule goes into the WHERE clause, so two acks racing can't both read the old
+    # status and the lower one land last.
+    movable = [old.value for old in MessageStatus if old.may_move_to(status)]
+    changed = 0
+    if movable:
+        result = await s.execute(
+            update(MessageRow)
+            .where(MessageRow.session_id == session_id, which, MessageRow.status.in_(movable))
+            .values(status=status.value, status_reason=reason, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        changed = rowcount(result)
+    row = await s.scalar(select(MessageRow).where(MessageRow.session_id == session_id, which))
+    if row is not None and changed:
+        session = await s.get(SessionRow, session_id)
+        if session is not None:
+            await outbox.emit(
+                s,
+                user_id=session.user_id,
+                session=session,
+                type_="message.status",
+                data=convert.message_data(row, session.name),
+            )
+    return None if row is None else convert.message(row)

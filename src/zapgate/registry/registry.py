@@ -16,6 +16,7 @@ from zapgate.registry import migrator, retention
 from zapgate.registry.cursors import CursorRepo
 from zapgate.registry.db import Database
 from zapgate.registry.keys import KeyRepo
+from zapgate.registry.lids import LidRepo
 from zapgate.registry.logins import LoginRepo
 from zapgate.registry.messages import MessageRepo
 from zapgate.registry.outbox import OutboxRepo
@@ -28,8 +29,9 @@ logger = logging.getLogger(__name__)
 class Registry:
     """Open with `await Registry.open(url)`; close with `await registry.close()`.
 
-    `users`, `logins` (dashboard sign-ins), `keys`, `sessions`, `messages`, `outbox`
-    (events, webhooks, deliveries) and `cursors` are the repositories."""
+    `users`, `logins` (dashboard sign-ins), `keys`, `sessions`, `messages`, `lids` (each
+    session's LID <-> phone map), `outbox` (events, webhooks, deliveries) and `cursors`
+    are the repositories."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -39,6 +41,7 @@ class Registry:
         self.keys = KeyRepo(db, self.users)
         self.sessions = SessionRepo(db, self.users)
         self.messages = MessageRepo(db)
+        self.lids = LidRepo(db)
         self.outbox = OutboxRepo(db)
         self.cursors = CursorRepo(db)
 

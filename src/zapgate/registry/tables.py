@@ -125,6 +125,10 @@ class MessageRow(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         # History pages walk one session newest-first by pk.
         Index("ix_messages_session_id_pk", "session_id", "pk"),
+        # Receipts (and replies, reactions...) find a message by WhatsApp's id.
+        Index("ix_messages_session_id_wa_id", "session_id", "wa_id"),
+        # A learned LID -> phone mapping rewrites the chat of that LID's messages.
+        Index("ix_messages_session_id_chat_lid", "session_id", "chat_lid"),
         # Without it SQLite may hand out the pk of a deleted newest row again, and a
         # client's `before` cursor would then skip or repeat messages.
         {"sqlite_autoincrement": True},
@@ -132,9 +136,15 @@ class MessageRow(Base):
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     session_id: Mapped[int] = mapped_column(Integer, ForeignKey("sessions.id", ondelete="CASCADE"))
+    # The gateway's id (the public `id`); inbound messages keep WhatsApp's.
     id: Mapped[str] = mapped_column(String(128))
+    # WhatsApp's id: an outbound message's is known once the engine sent it.
+    wa_id: Mapped[str | None] = mapped_column(String(128))
     direction: Mapped[str] = mapped_column(String(3))
+    # The chat's phone (E.164) when known, else its LID, or a group's JID...
     chat: Mapped[str] = mapped_column(String(200))
+    # ...and its LID (`<digits>@lid`) when known.
+    chat_lid: Mapped[str | None] = mapped_column(String(40))
     text: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text)
@@ -153,6 +163,20 @@ class MessageRow(Base):
     media_name: Mapped[str | None] = mapped_column(String(255))
     media_size: Mapped[int | None] = mapped_column(BigInteger)
     media_ref: Mapped[str | None] = mapped_column(String(500))
+
+
+class LidPhoneRow(Base):
+    """A session's LID <-> phone map, learned from events that carry both addresses."""
+
+    __tablename__ = "lid_phones"
+    __table_args__ = (Index("ix_lid_phones_session_id_phone", "session_id", "phone"),)
+
+    session_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    lid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class WorkerCursorRow(Base):

@@ -101,9 +101,10 @@ class OutboundQueue:
         return await self.send(session, message), True
 
     async def send(self, session: Session, message: Message) -> Message:
-        """Send a claimed (`pending`) message; returns it with its new status."""
+        """Send a claimed (`pending`) message; returns it with its new status (and
+        WhatsApp's id of it)."""
         try:
-            await self._deliver(session, message)
+            wa_id = await self._deliver(session, message)
         except Exception as exc:
             reason = getattr(exc, "errcode", type(exc).__name__)
             if _retry_later(exc):
@@ -118,28 +119,29 @@ class OutboundQueue:
             )
             return failed or message
         sent = await self.registry.messages.update_status(
-            session.id, message.id, MessageStatus.SENT
+            session.id, message.id, MessageStatus.SENT, wa_id=wa_id
         )
         return sent or message
 
-    async def _deliver(self, session: Session, message: Message) -> None:
+    async def _deliver(self, session: Session, message: Message) -> str:
+        """Hand the message to its worker; WhatsApp's id of it. It goes to `chat`: the
+        phone when known, else the LID it was addressed to."""
         media = message.media
         if media is None:
-            await self.pool.call(
+            return await self.pool.call(
                 session.route,
                 session.label,
                 lambda w: w.send_text(
                     session.client_id, message.id, message.chat, message.text or ""
                 ),
             )
-            return
         if media.ref is None:
             raise MediaMissing(N_("message {id} has no stored media"), id=message.id)
         try:
             data = await self.media.read(media.ref)
         except FileNotFoundError:
             raise MediaMissing(N_("the media of message {id} is gone"), id=message.id) from None
-        await self.pool.call(
+        return await self.pool.call(
             session.route,
             session.label,
             lambda w: w.send_media(

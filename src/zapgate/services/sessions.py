@@ -11,7 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from zapgate.config import Settings
-from zapgate.domain.ids import normalize_phone, validate_country, validate_session_name
+from zapgate.domain.ids import (
+    normalize_phone,
+    normalize_recipient,
+    validate_country,
+    validate_session_name,
+)
 from zapgate.domain.models import Event, Message, Session, User
 from zapgate.domain.ratelimit import parse_rate
 from zapgate.domain.state import SessionState
@@ -254,7 +259,7 @@ class SessionService:
         self, user: User, name: str, *, to: str, text: str, idempotency_key: str | None
     ) -> tuple[Message, bool]:
         session = await self.get(user, name)
-        to = self.phone(to, session)
+        to = self.recipient(to, session)
         if not text.strip():
             raise ValidationFailed(N_("text: must not be empty"))
         if len(text) > self.settings.max_text_chars:
@@ -307,7 +312,7 @@ class SessionService:
         number and Idempotency-Key are checked, and before anything is stored or sent
         (size limits, SSRF guard)."""
         session = await self.get(user, name)
-        to = self.phone(to, session)
+        to = self.recipient(to, session)
         digest = request_digest(to=to, caption=caption, **source)
         prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
@@ -377,6 +382,11 @@ class SessionService:
         read in the session's default country, else ZAPGATE_DEFAULT_COUNTRY."""
         country = session.default_country if session is not None else None
         return normalize_phone(raw, country or self.settings.default_country)
+
+    def recipient(self, raw: str, session: Session) -> str:
+        """Whom a message goes to: a phone number (as `phone` reads it) or a LID."""
+        country = session.default_country or self.settings.default_country
+        return normalize_recipient(raw, country)
 
     async def messages(
         self, user: User, name: str, *, direction: str | None, limit: int, before: int | None

@@ -34,11 +34,13 @@ class SimLink(Protocol):
     async def send(
         self,
         device_id: str,
-        message_id: str,
+        request_id: str,
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
     ) -> str: ...
+
+    async def pn_for_lid(self, device_id: str, lid: str) -> str | None: ...
 
     async def logout(self, device_id: str) -> None: ...
 
@@ -64,6 +66,10 @@ class SimLink(Protocol):
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
 
+    async def lid_of(self, phone: str) -> str: ...
+
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> str: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -85,12 +91,15 @@ class LocalSimLink:
     async def send(
         self,
         device_id: str,
-        message_id: str,
+        request_id: str,
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
     ) -> str:
-        return await self.network.send(device_id, message_id, to, text, media)
+        return await self.network.send(device_id, request_id, to, text, media)
+
+    async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
+        return await self.network.pn_for_lid(device_id, lid)
 
     async def logout(self, device_id: str) -> None:
         await self.network.logout(device_id)
@@ -119,6 +128,12 @@ class LocalSimLink:
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         return await self.network.phone_inbox(phone)
+
+    async def lid_of(self, phone: str) -> str:
+        return await self.network.lid_of(phone)
+
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> str:
+        return await self.network.address_by_lid(phone, share_phone=share_phone)
 
     async def aclose(self) -> None:
         await self.network.aclose()
@@ -211,7 +226,7 @@ class HttpSimLink:
     async def send(
         self,
         device_id: str,
-        message_id: str,
+        request_id: str,
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
@@ -219,9 +234,14 @@ class HttpSimLink:
         body = await self._call(
             "POST",
             f"/devices/{_seg(device_id)}/messages",
-            json={"message_id": message_id, "to": to, "text": text, "media": _wire(media)},
+            json={"request_id": request_id, "to": to, "text": text, "media": _wire(media)},
         )
         return str(body["id"])
+
+    async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
+        body = await self._call("GET", f"/devices/{_seg(device_id)}/lids/{_seg(lid)}")
+        phone = body.get("phone")
+        return str(phone) if phone else None
 
     async def logout(self, device_id: str) -> None:
         await self._call("POST", f"/devices/{_seg(device_id)}/logout")
@@ -265,6 +285,16 @@ class HttpSimLink:
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         body = await self._call("GET", f"/phones/{_seg(phone)}/inbox")
         return [dict(m) for m in body["items"]]
+
+    async def lid_of(self, phone: str) -> str:
+        body = await self._call("GET", f"/phones/{_seg(phone)}/lid")
+        return str(body["lid"])
+
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> str:
+        body = await self._call(
+            "POST", f"/phones/{_seg(phone)}/lid-addressing", json={"share_phone": share_phone}
+        )
+        return str(body["lid"])
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -4,6 +4,7 @@ tokens look like WhatsApp's so that code written against the sim fits the real t
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 
 # WhatsApp's pairing codes avoid characters that read alike (0/O, 1/I, U/V).
@@ -32,3 +33,10 @@ def normalize_pair_code(code: str) -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def lid_for(phone: str) -> str:
+    """The LID of the account of `phone` (E.164): 15 digits then `@lid`, the same on every
+    run, like an account's LID, which never changes."""
+    digest = int.from_bytes(hashlib.sha256(f"simnet-lid:{phone}".encode()).digest()[:8], "big")
+    return f"{10**14 + digest % (9 * 10**14)}@lid"

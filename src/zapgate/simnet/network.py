@@ -4,6 +4,22 @@ A *device* is what a session is to WhatsApp: a linked companion (the sim engine 
 client id as device id). A *phone* is a simulated handset known by its E.164 number; it
 scans QRs, enters pairing codes, writes to linked numbers and reads everything it gets.
 
+Message ids are the network's own, as on WhatsApp: a send returns the id the network gave
+the message (`3EB0` + 16 hex digits), and the receipts (`ack` events: delivered, then
+read) and the recipient's inbox name that id, never the sender's. A device's send carries
+the sender's request id: the same request again (a retry after a crash) gets the first
+send's id back and is not delivered twice. WhatsApp cannot do that for zapgate (whatsmeow
+makes the id and neonize cannot pass one in), so this is where the sim is kinder than the
+real network: see docs/architecture.md.
+
+LIDs: every phone has a stable LID (`simnet.ids.lid_for`). A phone can be made
+LID-addressed (`address_by_lid`): its messages then reach devices with the LID as chat and
+sender, and its phone number in `sender_alt` only when it shares it, as whatsmeow delivers
+`@lid` chats (`SenderAlt`); other phones' messages carry their LID in `sender_alt`. A
+device learns a phone's LID <-> phone mapping when it gets a message with both, or sends
+to the phone by number (WhatsApp's usync); `pn_for_lid` answers from what that device
+learned, like whatsmeow's store (`get_pn_from_lid`). Sends take a phone or a LID.
+
 Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`) numbered by
 `seq`. A device reads them with `next_events(after=...)`, which also acknowledges every
 event up to `after`, like a server-side ack: what a device has not acknowledged is handed
@@ -30,11 +46,18 @@ from pathlib import Path
 from typing import Any
 
 from zapgate.aio import BackgroundTasks
-from zapgate.domain.ids import is_valid_client_id, new_message_id, normalize_phone
+from zapgate.domain.ids import (
+    is_lid,
+    is_valid_client_id,
+    new_message_id,
+    normalize_phone,
+    normalize_recipient,
+)
 from zapgate.errors import (
     ConfigError,
     DeviceNotLinked,
     DeviceOffline,
+    NotFound,
     NumberNotLinked,
     PairCodeNotFound,
     QrNotFound,
@@ -42,12 +65,14 @@ from zapgate.errors import (
 )
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
-from zapgate.simnet.ids import new_pair_code, new_qr, new_token, normalize_pair_code
+from zapgate.simnet.ids import lid_for, new_pair_code, new_qr, new_token, normalize_pair_code
 
 logger = logging.getLogger(__name__)
 
 # A device that never reads must not grow without bound; the oldest events go first.
 MAX_QUEUED_EVENTS = 10_000
+# Request ids remembered for retries, oldest forgotten first.
+MAX_REQUESTS = 100_000
 STATE_VERSION = 1
 
 
@@ -119,6 +144,13 @@ class SimNetwork:
         self._qrs: dict[str, str] = {}  # qr -> device id
         self._codes: dict[str, tuple[str, str]] = {}  # pair code -> (device id, phone)
         self._inboxes: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        # (device id, request id) -> the id the network gave that send.
+        self._requests: dict[tuple[str, str], str] = {}
+        self._lid_phones: dict[str, str] = {}  # LID -> phone, of every phone seen
+        # LID-addressed phones -> whether their messages carry their number (sender_alt).
+        self._by_lid: dict[str, bool] = {}
+        # device id -> phones whose LID <-> phone mapping the device has learned.
+        self._learned: defaultdict[str, set[str]] = defaultdict(set)
         self._tasks = BackgroundTasks()
 
     # -- persistence -------------------------------------------------------------------------
@@ -192,6 +224,34 @@ class SimNetwork:
         await self._push(dev, "paired", phone=phone, creds=creds)
         return device_id
 
+    def _lid(self, phone: str) -> str:
+        lid = lid_for(phone)
+        self._lid_phones[lid] = phone
+        return lid
+
+    def _addressed(self, phone: str) -> dict[str, Any]:
+        """How a message from `phone` names its chat and sender to a receiving device."""
+        lid = self._lid(phone)
+        if phone in self._by_lid:
+            alt = phone if self._by_lid[phone] else None
+            return {"chat": lid, "sender": lid, "sender_alt": alt}
+        return {"chat": phone, "sender": phone, "sender_alt": lid}
+
+    async def _deliver(
+        self, device_id: str, message_id: str, phone: str, text: str | None, **extra: Any
+    ) -> None:
+        addressed = self._addressed(phone)
+        if addressed["sender_alt"] is not None:
+            self._learned[device_id].add(phone)  # a message with both addresses teaches it
+        await self._push(
+            self._device(device_id),
+            "message",
+            id=message_id,
+            text=text,
+            **addressed,
+            **extra,
+        )
+
     def _devices_of(self, phone: str) -> list[str]:
         return [dev_id for dev_id, link in self._links.items() if link.phone == phone]
 
@@ -240,27 +300,37 @@ class SimNetwork:
     async def send(
         self,
         device_id: str,
-        message_id: str,
+        request_id: str,
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
     ) -> str:
         """The device sends `text` (a media message's caption when `media` is given) to
-        `to`. Acks follow: sent now, delivered and read later (simulated phones read
-        everything)."""
-        to = normalize_phone(to)
+        `to`, a phone or a LID; returns the id the network gave the message. Receipts
+        follow: delivered and read later (simulated phones read everything)."""
+        to = normalize_recipient(to)
+        if is_lid(to):
+            phone = self._lid_phones.get(to)
+            if phone is None:
+                raise NotFound(N_("no account on the simulated network has the LID {lid}"), lid=to)
+        else:
+            phone = to
         meta, carried = _media(media)
         dev = self._online(device_id)
         link = self._links.get(device_id)
         if link is None:
             raise DeviceNotLinked(device_id=device_id)
+        if not is_lid(to):
+            self._lid(phone)
+            self._learned[device_id].add(phone)  # sending by number looks its LID up
+        known = self._requests.get((device_id, request_id))
+        if known is not None:
+            return known  # the same request again: already sent, not sent twice
+        message_id = new_message_id()
+        self._requests[(device_id, request_id)] = message_id
+        if len(self._requests) > MAX_REQUESTS:
+            del self._requests[next(iter(self._requests))]
         now = _now()
-        inbox = self._inboxes[to]
-        if any(m["id"] == message_id and m["from"] == link.phone for m in inbox):
-            # WhatsApp receivers drop a message id they already have: a sender retrying
-            # after a crash does not make the message appear twice.
-            await self._push(dev, "ack", id=message_id, status="sent")
-            return message_id
         entry: dict[str, Any] = {
             "id": message_id,
             "from": link.phone,
@@ -269,20 +339,12 @@ class SimNetwork:
         }
         if meta is not None:
             entry["media"] = meta
-        inbox.append(entry)
-        for other_id in self._devices_of(to):
+        self._inboxes[phone].append(entry)
+        for other_id in self._devices_of(phone):
             if other_id != device_id:
-                await self._push(
-                    self._device(other_id),
-                    "message",
-                    id=message_id,
-                    chat=link.phone,
-                    sender=link.phone,
-                    text=text,
-                    timestamp=now,
-                    media=carried,
+                await self._deliver(
+                    other_id, message_id, link.phone, text, timestamp=now, media=carried
                 )
-        await self._push(dev, "ack", id=message_id, status="sent")
         self._tasks.create(self._later_acks(dev, message_id), name=f"simnet:acks:{message_id}")
         return message_id
 
@@ -381,22 +443,29 @@ class SimNetwork:
         message_id = new_message_id()
         now = _now()
         for device_id in targets:
-            await self._push(
-                self._device(device_id),
-                "message",
-                id=message_id,
-                chat=phone,
-                sender=phone,
-                text=text,
-                timestamp=now,
-                media=carried,
-            )
+            await self._deliver(device_id, message_id, phone, text, timestamp=now, media=carried)
         return message_id
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         """What `phone` received, oldest first: [{id, from, text, timestamp, media?}] (media:
         {kind, mime, filename, size, sha256})."""
         return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
+
+    async def lid_of(self, phone: str) -> str:
+        """The LID of `phone`'s account."""
+        return self._lid(normalize_phone(phone))
+
+    async def address_by_lid(self, phone: str, *, share_phone: bool) -> str:
+        """From now on `phone`'s messages reach devices addressed by its LID (returned),
+        with its number beside it only when `share_phone`."""
+        phone = normalize_phone(phone)
+        self._by_lid[phone] = share_phone
+        return self._lid(phone)
+
+    async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
+        """The phone of `lid` if the device has learned it (whatsmeow's store mapping)."""
+        phone = self._lid_phones.get(lid)
+        return phone if phone in self._learned.get(_check_device_id(device_id), ()) else None
 
     # -- introspection / lifecycle -----------------------------------------------------------
     def linked_devices(self) -> dict[str, str]:

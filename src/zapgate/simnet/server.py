@@ -58,7 +58,7 @@ class MediaBody(BaseModel):
 
 
 class SendBody(BaseModel):
-    message_id: str = Field(min_length=1, max_length=128)
+    request_id: str = Field(min_length=1, max_length=128)
     to: str = Field(max_length=40)
     text: str | None = None
     media: MediaBody | None = None
@@ -70,6 +70,10 @@ class ScanBody(BaseModel):
 
 class EnterCodeBody(BaseModel):
     code: str = Field(max_length=32)
+
+
+class LidAddressingBody(BaseModel):
+    share_phone: bool = False
 
 
 class PhoneSendBody(BaseModel):
@@ -133,7 +137,11 @@ def create_app(network: SimNetwork) -> FastAPI:
     @app.post("/devices/{device_id}/messages")
     async def send(device_id: str, body: SendBody) -> dict[str, str]:
         media = body.media.decoded() if body.media is not None else None
-        return {"id": await network.send(device_id, body.message_id, body.to, body.text, media)}
+        return {"id": await network.send(device_id, body.request_id, body.to, body.text, media)}
+
+    @app.get("/devices/{device_id}/lids/{lid}")
+    async def pn_for_lid(device_id: str, lid: str) -> dict[str, str | None]:
+        return {"phone": await network.pn_for_lid(device_id, lid)}
 
     @app.post("/devices/{device_id}/logout")
     async def logout(device_id: str) -> dict[str, bool]:
@@ -173,6 +181,14 @@ def create_app(network: SimNetwork) -> FastAPI:
     async def phone_send(phone: str, body: PhoneSendBody) -> dict[str, str]:
         media = body.media.decoded() if body.media is not None else None
         return {"id": await network.phone_send(phone, body.to, body.text, media)}
+
+    @app.get("/phones/{phone}/lid")
+    async def lid_of(phone: str) -> dict[str, str]:
+        return {"lid": await network.lid_of(phone)}
+
+    @app.post("/phones/{phone}/lid-addressing")
+    async def address_by_lid(phone: str, body: LidAddressingBody) -> dict[str, str]:
+        return {"lid": await network.address_by_lid(phone, share_phone=body.share_phone)}
 
     @app.get("/phones/{phone}/inbox")
     async def phone_inbox(phone: str) -> dict[str, Any]:

@@ -68,6 +68,11 @@ def _encode_message(event: MessageReceived) -> dict[str, Any]:
         "text": event.text,
         "timestamp": event.timestamp.isoformat(),
     }
+    # Written only when known, so entries without LIDs keep their earlier shape.
+    if event.chat_lid is not None:
+        data["chat_lid"] = event.chat_lid
+    if event.sender_lid is not None:
+        data["sender_lid"] = event.sender_lid
     media = event.media
     if media is not None:
         data["media"] = {
@@ -100,16 +105,27 @@ def _decode_message(data: Mapping[str, Any]) -> MessageReceived:
         text=data.get("text"),
         timestamp=datetime.fromisoformat(data["timestamp"]),
         media=media,
+        chat_lid=data.get("chat_lid"),
+        sender_lid=data.get("sender_lid"),
         raw=data,
     )
 
 
 def _encode_ack(event: MessageAck) -> dict[str, Any]:
-    return {"id": event.id, "status": event.status.value}
+    data = {"id": event.id, "status": event.status.value}
+    if event.message_id is not None:  # the SENT ack of a send: the gateway's id too
+        data["message_id"] = event.message_id
+    return data
 
 
 def _decode_ack(data: Mapping[str, Any]) -> MessageAck:
-    return MessageAck(id=str(data["id"]), status=MessageStatus(data["status"]), raw=data)
+    message_id = data.get("message_id")
+    return MessageAck(
+        id=str(data["id"]),
+        status=MessageStatus(data["status"]),
+        message_id=None if message_id is None else str(message_id),
+        raw=data,
+    )
 
 
 KINDS: tuple[EntryKind[Any], ...] = (

@@ -21,7 +21,12 @@ from zapgate.domain.events import (
     QrUpdated,
     StateChanged,
 )
-from zapgate.domain.ids import is_valid_client_id, normalize_phone, resolve_session_dir
+from zapgate.domain.ids import (
+    is_valid_client_id,
+    normalize_phone,
+    normalize_recipient,
+    resolve_session_dir,
+)
 from zapgate.domain.media import file_name
 from zapgate.domain.state import SessionState
 from zapgate.engines import Engine, EngineBackends, build_engine, validate_engine_name
@@ -277,7 +282,7 @@ class Worker:
         return await self._send(
             client_id,
             message_id,
-            lambda e: e.send_text(message_id=message_id, to=normalize_phone(to), text=text),
+            lambda e: e.send_text(message_id=message_id, to=normalize_recipient(to), text=text),
         )
 
     async def send_media(
@@ -297,7 +302,7 @@ class Worker:
             message_id,
             lambda e: e.send_media(
                 message_id=message_id,
-                to=normalize_phone(to),
+                to=normalize_recipient(to),
                 kind=kind,
                 data=data,
                 mime=mime,

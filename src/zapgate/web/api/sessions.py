@@ -25,12 +25,12 @@ from zapgate.web.schemas.errors import (
 )
 from zapgate.web.schemas.messages import (
     MEDIA_TYPE_SCHEMA,
+    RECIPIENT_SCHEMA,
     MessageList,
     MessagePublic,
     SendMessage,
 )
 from zapgate.web.schemas.sessions import (
-    PHONE_SCHEMA,
     PairCodeIn,
     PairCodeOut,
     QrPublic,
@@ -216,7 +216,7 @@ async def send_media_upload(
     ctx: Ctx,
     user: CurrentUser,
     response: Response,
-    to: Annotated[str, Form(max_length=32, json_schema_extra=PHONE_SCHEMA)],
+    to: Annotated[str, Form(max_length=32, json_schema_extra=RECIPIENT_SCHEMA)],
     type: Annotated[
         str,
         Form(

@@ -27,6 +27,11 @@ async def list_webhooks(ctx: Ctx, user: CurrentUser) -> WebhookList:
 
 @router.post("", status_code=201, responses=WITH_BODY)
 async def create_webhook(body: WebhookCreate, ctx: Ctx, user: CurrentUser) -> WebhookPublic:
+    """Each delivery POSTs `{id, type, session, occurred_at, data}`, signed in
+    `X-Zapgate-Signature`. The `data` of `message.received` and `message.status` is the
+    message as `MessagePublic` shows it: `id` (the gateway's), `wa_id` (WhatsApp's, once
+    sent), `direction`, `chat` (a phone whenever known, else a LID), `chat_lid`, `text`,
+    `status`, `status_reason`, `created_at`, `media`."""
     hook = await ctx.webhooks.create(user, url=body.url, events=body.events, secret=body.secret)
     return WebhookPublic.of(hook, with_secret=True)
 

@@ -10,7 +10,17 @@ from pydantic.config import JsonDict
 
 from zapgate.domain.media import media_url
 from zapgate.domain.models import MEDIA_KINDS, MediaMeta, Message
-from zapgate.web.schemas.sessions import PHONE_SCHEMA
+
+# Whom a message goes to: a phone number or a LID, `<digits>@lid`. The
+# service answers `invalid_phone` or `invalid_lid` with a hint; this documents the shape.
+RECIPIENT_SCHEMA: JsonDict = {
+    "pattern": r"^([0-9+\s().-]+|\s*[0-9]{1,20}@lid\s*)$",
+    "minLength": 1,
+    "maxLength": 32,
+    "description": "An E.164 phone number (+5511999990003; a national number when the "
+    "session has a default_country), or a LID as a message's chat_lid shows it "
+    "(123456789012345@lid)",
+}
 
 # Checked by the media intake, which names the kinds it accepts.
 MEDIA_TYPE_SCHEMA: JsonDict = {"enum": list(MEDIA_KINDS)}
@@ -41,7 +51,7 @@ class SendMessage(BaseModel):
     """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`."""
 
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(max_length=32, json_schema_extra=PHONE_SCHEMA)
+    to: str = Field(max_length=32, json_schema_extra=RECIPIENT_SCHEMA)
     text: str | None = None
     media: MediaIn | None = None
 
@@ -65,9 +75,20 @@ class MediaPublic(BaseModel):
 
 
 class MessagePublic(BaseModel):
-    id: str
+    id: str = Field(description="The gateway's id of the message (inbound: WhatsApp's)")
+    wa_id: str | None = Field(
+        default=None,
+        description="WhatsApp's id of the message: assigned by WhatsApp when it is sent "
+        "(null until then); receipts, replies and reactions name it",
+    )
     direction: Literal["in", "out"]
-    chat: str
+    chat: str = Field(
+        description="The other side: an E.164 phone whenever known, else its LID "
+        "(<digits>@lid), or a group's JID"
+    )
+    chat_lid: str | None = Field(
+        default=None, description="The chat's LID (<digits>@lid) when known"
+    )
     text: str | None
     status: str
     status_reason: str | None
@@ -82,8 +103,10 @@ class MessagePublic(BaseModel):
         direction: Literal["in", "out"] = "in" if m.direction == "in" else "out"
         return cls(
             id=m.id,
+            wa_id=m.wa_id,
             direction=direction,
             chat=m.chat,
+            chat_lid=m.chat_lid,
             text=m.text,
             status=m.status.value,
             status_reason=m.status_reason,
