@@ -238,6 +238,8 @@ class Link:
     paired: bool = False
     stopped: bool = False
     current_qr: str | None = None
+    # What this device's store learned: LID user -> phone (whatsmeow's LID map).
+    learned: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     wake: threading.Event = field(default_factory=threading.Event)
 
@@ -279,7 +281,9 @@ class FakeWhatsApp:
     links: dict[str, Link] = field(default_factory=dict)
     inboxes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pair_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
-    lids: dict[str, str] = field(default_factory=dict)  # lid user -> phone
+    lids: dict[str, str] = field(default_factory=dict)  # every account: LID user -> phone
+    # Phones whose messages arrive addressed by LID: True when SenderAlt carries the phone.
+    lid_addressed: dict[str, bool] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     connects: int = 0
     # Uploaded media by direct path: what WhatsApp's media servers hold.
@@ -419,9 +423,12 @@ class FakeWhatsApp:
         if op == "me":
             return {"user": (link.phone or "").lstrip("+") if link.paired else None}
         if op == "pn_from_lid":
-            with self.lock:
-                phone = self.lids.get(str(req["lid"]))
+            phone = link.learned.get(str(req["lid"]))
             return {"user": phone.lstrip("+") if phone else None}
+        if op == "lid_from_pn":
+            phone = "+" + str(req["user"])
+            lid = next((u for u, p in link.learned.items() if p == phone), None)
+            return {"user": lid}
         raise ValueError(f"unknown op {op}")
 
     def store_blob(self, data: bytes) -> dict[str, Any]:
@@ -460,6 +467,41 @@ class FakeWhatsApp:
         if not self.fail_after_pair:
             link.push(ConnectedEv(status=True))
 
+    # -- LIDs ------------------------------------------------------------------------------------
+    def lid_of(self, phone: str) -> str:
+        """The stable LID (`<digits>@lid`) of `phone`'s account."""
+        user = str(100_000_000_000_000 + int(hashlib.sha256(phone.encode()).hexdigest()[:12], 16))
+        with self.lock:
+            self.lids[user] = phone
+        return f"{user}@lid"
+
+    def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
+        """From now on `phone`'s messages arrive addressed by its LID, with its number in
+        SenderAlt only when `share_phone`."""
+        self.lid_of(phone)
+        with self.lock:
+            self.lid_addressed[phone] = share_phone
+
+    def teach(self, device_phone: str, lid: str, phone: str) -> None:
+        """Put `lid` -> `phone` in the store of the device linked to `device_phone`."""
+        link = self.by_phone(device_phone)
+        assert link is not None, f"no linked device for {device_phone}"
+        link.learned[lid.removesuffix("@lid")] = phone
+
+    def _source(self, sender: str, to: Link) -> Any:
+        """How a 1:1 message of `sender` is addressed to device `to`, as whatsmeow reports
+        it; what it carries of the LID <-> phone mapping goes into that device's store."""
+        lid = jid(self.lid_of(sender).removesuffix("@lid"), server="lid")
+        with self.lock:
+            share = self.lid_addressed.get(sender)
+        if share is None:  # addressed by phone number, its LID alongside
+            to.learned[lid.User] = sender
+            return source(jid(sender), jid(sender), sender_alt=lid)
+        if share:
+            to.learned[lid.User] = sender
+            return source(lid, lid, sender_alt=jid(sender))
+        return source(lid, lid)
+
     # -- the phone side ----------------------------------------------------------------------
     def scan(self, qr: str, phone: str) -> None:
         with self.lock:
@@ -488,9 +530,7 @@ class FakeWhatsApp:
         message_id = "3EB0" + secrets.token_hex(8).upper()
         if link is not None:
             link.push(
-                message_event(
-                    message_id, source(jid(phone), jid(phone)), Message(conversation=text)
-                )
+                message_event(message_id, self._source(phone, link), Message(conversation=text))
             )
         return message_id
 
@@ -545,14 +585,18 @@ class FakeWhatsApp:
         message_id = "3EB0" + secrets.token_hex(8).upper()
         link = self.by_phone(to)
         if link is not None:
-            link.push(message_event(message_id, source(jid(phone), jid(phone)), message))
+            link.push(message_event(message_id, self._source(phone, link), message))
         return message_id
 
     def deliver(self, sender: Link, to: str, message: Message) -> str:
         """A linked device sent `message` to `to` (`user@server`): inbox it, then send
         receipts back."""
         user, _, server = to.partition("@")
-        phone = "+" + (self.lids.get(user, "").lstrip("+") if server == "lid" else user)
+        with self.lock:
+            phone = self.lids.get(user, "") if server == "lid" else "+" + user
+        if server != "lid":
+            # whatsmeow learns the LID of a number it sends to (usync).
+            sender.learned[self.lid_of(phone).removesuffix("@lid")] = phone
         message_id = "3EB0" + secrets.token_hex(8).upper()
         entry: dict[str, Any] = {"id": message_id, "text": message.conversation or None}
         for kind, (name, _) in MEDIA_FIELDS.items():
@@ -570,8 +614,9 @@ class FakeWhatsApp:
             self.inboxes.setdefault(phone, []).append({**entry, "from": sender.phone})
         recipient = self.by_phone(phone)
         if recipient is not None and sender.phone is not None:
-            src = source(jid(sender.phone), jid(sender.phone))
-            recipient.push(message_event(message_id, src, message))
+            recipient.push(
+                message_event(message_id, self._source(sender.phone, recipient), message)
+            )
 
         def receipt(kind: int) -> Callable[[], None]:
             return lambda: sender.push(receipt_event(jid(phone), [message_id], kind))
@@ -663,6 +708,12 @@ class RemoteClient(NewClient):  # type: ignore[misc]
         if not user:
             raise RuntimeError("no phone number for this lid")
         return jid(user)
+
+    def get_lid_from_pn(self, pn: JID) -> JID:
+        user = _ask({"op": "lid_from_pn", "uuid": self.uuid.decode(), "user": pn.User})["user"]
+        if not user:
+            raise RuntimeError("no lid for this phone number")
+        return jid(user, server="lid")
 
     def PairPhone(self, phone: str, show_push_notification: bool, **_: Any) -> str:
         return str(_ask({"op": "pair_phone", "uuid": self.uuid.decode(), "phone": phone})["code"])

@@ -157,6 +157,21 @@ def test_format_phone(phone: str | None, shown: str) -> None:
         ("qr_timeout", "pt_BR", "ninguém escaneou o QR code a tempo"),
         ("qr_timeout", "en", "nobody scanned the QR code in time"),
         ("connection lost; reconnecting", "pt_BR", "a conexão caiu; reconectando"),
+        (
+            "cannot reach web.whatsapp.com:443: refused (attempt 14, next in 60s)",
+            "pt_BR",
+            "não foi possível alcançar web.whatsapp.com:443: refused (tentativa 14, próxima em 60 s)",
+        ),
+        (
+            "connection failed: the engine process was killed by SIGKILL",
+            "pt_BR",
+            "o processo do WhatsApp terminou (was killed by SIGKILL); reconectando",
+        ),
+        (
+            "paired, but the connection after pairing did not come",
+            "pt_BR",
+            "vinculado, mas a conexão depois do vínculo não veio; reconectando",
+        ),
         ("something new from an engine", "pt_BR", "something new from an engine"),
         (None, "pt_BR", ""),
     ],

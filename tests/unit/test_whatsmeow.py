@@ -269,7 +269,7 @@ async def test_lid_chats_carry_their_phone_when_whatsmeow_knows_it(linked: Any) 
     _, rec, net = linked
     friend, mapped = jid("+5511999990077"), jid("+5511999990078")
     lid1, lid2, lid3 = (jid(u, server="lid") for u in ("111", "222", "333"))
-    net.lids["222"] = "+5511999990078"
+    await asyncio.to_thread(net.teach, PHONE_A, "222@lid", "+5511999990078")
     await push(
         net,
         message_event("L1", source(lid1, lid1, sender_alt=friend), Message(conversation="a")),
@@ -289,8 +289,8 @@ async def test_lid_chats_carry_their_phone_when_whatsmeow_knows_it(linked: Any) 
 async def test_a_lid_can_be_answered(linked: Any) -> None:
     """Issue 14.4: a chat known only by its LID can be answered (whatsmeow sends to LIDs)."""
     engine, _, net = linked
-    net.lids["444"] = "+5511999990079"
-    wa_id = await engine.send_text(message_id="g1", to="444@lid", text="oi")
+    lid = await asyncio.to_thread(net.lid_of, "+5511999990079")
+    wa_id = await engine.send_text(message_id="g1", to=lid, text="oi")
     with net.lock:
         inbox = net.inboxes["+5511999990079"]
     assert [(m["id"], m["text"]) for m in inbox] == [(wa_id, "oi")]

@@ -133,13 +133,26 @@ def _phone_for_lid(client: Any, lid: Any) -> Any:
     return pn if is_phone(pn) else None
 
 
+def _lid_for_phone(client: Any, pn: Any) -> Any:
+    """The LID whatsmeow's store maps phone JID `pn` to, None when it knows none."""
+    try:
+        lid = client.get_lid_from_pn(JID(User=pn.User, Server="s.whatsapp.net"))
+    except Exception as exc:
+        logger.debug("no lid for %s: %s", pn.User, exc)
+        return None
+    return lid if is_lid(lid) else None
+
+
 def _pair(client: Any, jid: Any, alt: Any) -> tuple[str, str | None]:
     """(address, lid) of one party: its phone when known (the JID itself, its alternate
-    JID, or the store's LID→phone map), and its LID when known."""
+    JID, or the store's LID→phone map), and its LID when known (the JID, its alternate, or
+    the store's phone→LID map)."""
     lid = alt if is_lid(alt) else (jid if is_lid(jid) else None)
     phone = jid if is_phone(jid) else (alt if is_phone(alt) else None)
     if phone is None and lid is not None:
         phone = _phone_for_lid(client, lid)
+    if lid is None and phone is not None:
+        lid = _lid_for_phone(client, phone)
     shown = phone if phone is not None else jid
     return address(shown), (f"{lid.User}@lid" if lid is not None else None)
 

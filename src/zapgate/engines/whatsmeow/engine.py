@@ -496,6 +496,8 @@ class WhatsmeowEngine(Engine):
                 datetime.fromtimestamp(float(timestamp), UTC) if timestamp else datetime.now(UTC)
             ),
             media=None,
+            chat_lid=f.get("chat_lid"),
+            sender_lid=f.get("sender_lid"),
             raw=f,
         )
         media = f.get("media")
@@ -629,8 +631,15 @@ class WhatsmeowEngine(Engine):
                 kind=label,
                 detail=detail[:200],
             ) from exc
-        wa_id = str(reply.header["id"])
-        await self.emit(MessageAck(id=wa_id, status=MessageStatus.SENT, raw=reply.header))
+        wa_id = str(reply.header.get("id") or "")
+        if not wa_id:
+            # The base ties WhatsApp's id to the gateway's; without one, receipts would
+            # never find this message.
+            raise EngineError(
+                N_("session {client_id}: WhatsApp took the message but returned no id"),
+                hint=N_("Retry later; report this if it happens again."),
+                client_id=self.client_id,
+            )
         return wa_id
 
     async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
