@@ -4,8 +4,9 @@ takes, and how responsive the worker's loop stays meanwhile.
 
 The engines are the production ones with their production host processes; each host runs
 real neonize clients (Go runtime loaded) whose `connect()` talks to the fake WhatsApp of
-tests/contract/whatsmeow_fake.py on 127.0.0.1 instead of WhatsApp's servers: nothing
-leaves the machine. What a real whatsmeow connection costs on top (its websocket, keys
+tests/contract/whatsmeow_fake.py (a process of its own) on 127.0.0.1 instead of
+WhatsApp's servers: nothing leaves the machine. This process plays the worker, which never
+loads neonize. What a real whatsmeow connection costs on top (its websocket, keys
 and goroutines) cannot be measured offline and is not in these figures.
 
 * unlinked: `--unlinked` sessions brought to SCAN_QR, each in a host of its own; memory
@@ -22,10 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import platform
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,34 +61,52 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     }
 
 
-async def run(linked: int, unlinked: int, per_host: int) -> dict[str, Any]:
-    import logging
+FAKE = (
+    "import sys, time\n"
+    "from tests.contract.whatsmeow_fake import FakeWhatsApp\n"
+    "net = FakeWhatsApp(qr_first_ttl=600, qr_ttl=600).serve()\n"
+    "print(net.address, flush=True)\n"
+    "sys.stdin.read()\n"
+)
 
-    from tests.contract.test_engine_contract import Recorder
-    from tests.contract.whatsmeow_fake import FakeWhatsApp, jid, store_device
 
+def store_device(path: Path, user: str) -> None:
+    """What whatsmeow's store holds once a device is linked (as the fake reads it)."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE IF NOT EXISTS whatsmeow_device (jid TEXT PRIMARY KEY)")
+        db.execute("INSERT INTO whatsmeow_device VALUES (?)", (f"{user}:7@s.whatsapp.net",))
+
+
+async def run(address: str, linked: int, unlinked: int, per_host: int) -> dict[str, Any]:
+    from zapgate.domain.events import EngineEvent
     from zapgate.domain.state import SessionState as S
     from zapgate.engines import EngineBackends, build_engine
-    from zapgate.engines.backends import WhatsmeowRuntime
+    from zapgate.engines.backends import WhatsmeowConfig, WhatsmeowRuntime
     from zapgate.engines.base import EngineOptions
     from zapgate.engines.whatsmeow import WhatsmeowEngine
     from zapgate.jsonfile import atomic_write_json
 
-    # After neonize's import (by the fake), which sets the root logger to INFO.
-    logging.getLogger("zapgate").setLevel(logging.WARNING)
-
-    net = FakeWhatsApp(qr_first_ttl=600, qr_ttl=600).serve()
-    runtime = WhatsmeowRuntime(net.config(sessions_per_host=per_host))
+    logging.basicConfig(level=logging.WARNING)
+    runtime = WhatsmeowRuntime(
+        WhatsmeowConfig(
+            sessions_per_host=per_host,
+            client_factory="tests.contract.whatsmeow_fake:host_client",
+            host_env={"FAKE_WHATSAPP_ADDRESS": address, "PYTHONPATH": str(ROOT.parent)},
+        )
+    )
     backends = EngineBackends(whatsmeow=runtime)
     tmp = Path(tempfile.mkdtemp(prefix="zapgate-bench-wa-"))
     options = EngineOptions(qr_first_ttl=600, qr_ttl=600)
+
+    async def ignore(_: EngineEvent) -> None:
+        return None
 
     def engine(client_id: str) -> WhatsmeowEngine:
         e = build_engine(
             "whatsmeow",
             client_id=client_id,
             session_dir=tmp / client_id,
-            emit=Recorder(),
+            emit=ignore,
             options=options,
             backends=backends,
         )
@@ -136,11 +159,9 @@ async def run(linked: int, unlinked: int, per_host: int) -> dict[str, Any]:
     for i in range(linked):
         e = engine(f"l{i}-wa")
         e.session_dir.mkdir(parents=True)
-        phone = f"+55119{i:08d}"
-        store_device(str(e.store_path), jid(phone, 7))
-        atomic_write_json(
-            e.device_path, {"user": phone[1:], "device": 7, "server": "s.whatsapp.net"}
-        )
+        user = f"55119{i:08d}"
+        store_device(e.store_path, user)
+        atomic_write_json(e.device_path, {"user": user, "device": 7, "server": "s.whatsapp.net"})
         restored.append(e)
     lags.clear()
     t2 = time.perf_counter()
@@ -162,7 +183,6 @@ async def run(linked: int, unlinked: int, per_host: int) -> dict[str, Any]:
     await runtime.aclose()
     done.set()
     await tick
-    net.close()
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -190,7 +210,22 @@ def main() -> None:
     ap.add_argument("--unlinked", type=int, default=10)
     ap.add_argument("--per-host", type=int, default=25)
     args = ap.parse_args()
-    result = asyncio.run(run(args.linked, args.unlinked, args.per_host))
+    # The fake WhatsApp in a process of its own: this process plays the worker, and, like
+    # a real worker, never loads neonize.
+    fake = subprocess.Popen(
+        [sys.executable, "-c", FAKE],
+        cwd=ROOT.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None
+    try:
+        address = fake.stdout.readline().strip()
+        result = asyncio.run(run(address, args.linked, args.unlinked, args.per_host))
+    finally:
+        fake.terminate()
+        fake.wait()
     print(json.dumps(result, indent=2))
     out = ROOT / "results" / "whatsmeow_sessions.json"
     out.parent.mkdir(exist_ok=True)

@@ -49,3 +49,23 @@ def test_a_writer_excludes_calls_until_it_releases() -> None:
     hold.release()  # idempotent
     assert entered.wait(5)
     t.join(5)
+
+
+def test_a_call_keeps_writers_out_while_go_may_read_its_map() -> None:
+    maps = GoMaps()
+    release = threading.Event()
+    reader = threading.Thread(target=lambda: maps.call(lambda: release.wait(10), hold=0.5))
+    reader.start()
+    writer_in = threading.Event()
+
+    def start_client() -> None:
+        with maps.exclusive():
+            writer_in.set()
+
+    writer = threading.Thread(target=start_client)
+    writer.start()
+    assert not writer_in.wait(0.1)  # the call has just begun: Go may be reading the map
+    assert writer_in.wait(5)  # past its hold the call no longer keeps the writer out
+    release.set()
+    reader.join(5)
+    writer.join(5)

@@ -7,7 +7,7 @@
 * The Go side keeps its clients in maps without locks; a write (a client starting or
   stopping) next to any other access crashes the whole process. `GO_MAPS`, a readers/
   writer lock, makes starts and stops exclusive while the calls (send, pair, download)
-  share it. A call reads the map only as it begins, so a reader keeps its share for at
+  share it. A call reads the map only as it begins, so a reader keeps writers out for at
   most `READ_HOLD` seconds: a long download or upload never holds a start (and every
   call queued behind that start) for its whole length.
 * Unpaired sessions each have a host of their own (whatsmeow's QR loop cannot be
@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -42,58 +43,52 @@ START_HOLD_CAP = 10.0
 class GoMaps:
     """Readers/writer lock over neonize's unlocked Go maps. Writers are exclusive and
     preferred; a writer's hold may be released from any thread (the first Go callback of
-    a starting client releases it)."""
+    a starting client releases it). A reader (a call into Go) keeps writers out only for
+    its first `hold` seconds: Go reads its map as a call begins, so a writer does not wait
+    for the rest of a long transfer (and no timer thread is needed to say so)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._readers = 0
+        self._readers: dict[int, float] = {}  # reader token -> when it stops counting
+        self._tokens = itertools.count()
         self._writer = False
         self._waiting_writers = 0
 
-    def _acquire_shared(self) -> None:
+    def _readers_wait(self) -> float | None:
+        """None when no reader keeps writers out, else how long until the last one stops."""
+        now = time.monotonic()
+        left = [until - now for until in self._readers.values() if until > now]
+        return max(left) if left else None
+
+    @contextlib.contextmanager
+    def shared(self, hold: float = READ_HOLD) -> Iterator[None]:
+        """A share of the maps for one call into Go, counting for `hold` seconds."""
         with self._cond:
             while self._writer or self._waiting_writers:
                 self._cond.wait()
-            self._readers += 1
-
-    def _release_shared(self) -> None:
-        with self._cond:
-            self._readers -= 1
-            self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        self._acquire_shared()
+            token = next(self._tokens)
+            self._readers[token] = time.monotonic() + hold
         try:
             yield
         finally:
-            self._release_shared()
+            with self._cond:
+                del self._readers[token]
+                self._cond.notify_all()
 
     def call(self, fn: Callable[[], T], hold: float = READ_HOLD) -> T:
-        """Run `fn` (one call into Go) with a share of the maps kept for at most `hold`
-        seconds: long enough for Go to find its client, not for a whole transfer."""
-        self._acquire_shared()
-        released = threading.Lock()
-
-        def release() -> None:
-            if released.acquire(blocking=False):
-                self._release_shared()
-
-        timer = threading.Timer(hold, release)
-        timer.daemon = True
-        timer.start()
-        try:
+        """Run `fn` (one call into Go) with a share of the maps."""
+        with self.shared(hold):
             return fn()
-        finally:
-            timer.cancel()
-            release()
 
     def hold(self) -> Hold:
         with self._cond:
             self._waiting_writers += 1
             try:
-                while self._writer or self._readers:
-                    self._cond.wait()
+                while True:
+                    wait = None if self._writer else self._readers_wait()
+                    if not self._writer and wait is None:
+                        break
+                    self._cond.wait(wait)
             finally:
                 self._waiting_writers -= 1
             self._writer = True
