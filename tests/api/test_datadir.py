@@ -38,6 +38,33 @@ def test_a_busy_port_is_a_config_error(tmp_path: Path) -> None:
         sock.close()
 
 
+async def test_accepted_connections_do_not_wait_for_delayed_acks() -> None:
+    """Issue 15: the listener was made with proto 0, so asyncio left Nagle on for every
+    accepted socket, and each keep-alive response written in two parts waited 40 ms for
+    the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    sock = bind_listener("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    async def handle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw = writer.get_extra_info("socket")
+        nodelay.append(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        while not nodelay:
+            await asyncio.sleep(0.01)
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert nodelay == [1]
+
+
 def _second(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     started = time.monotonic()
     out = subprocess.run([*ZAPGATE, *args], env=env, capture_output=True, text=True, timeout=30)
