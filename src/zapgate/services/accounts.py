@@ -1,23 +1,70 @@
 """Account use cases: who an API key or a password belongs to, signing up, the dashboard
-language, and a user's own API keys."""
+language, and a user's own API keys.
+
+Every API request names its key, so the answer is kept for `KEY_CACHE_TTL` (1 s) in this
+process: a request then costs no database read for it. Revoking a key (or changing its
+user) through this process forgets that user's entries at once; a key revoked elsewhere
+(`zapgate keys revoke`, another web replica) stops working within the TTL."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from zapgate.domain.models import ApiKey, User
 from zapgate.registry import Registry
+from zapgate.registry.credentials import hash_api_key
 
 logger = logging.getLogger(__name__)
 
+KEY_CACHE_TTL = 1.0
+KEY_CACHE_SIZE = 10_000
+
+
+class KeyCache:
+    """Known API keys (by their hash, never the key) and their users, for a short while.
+    Unknown keys are not kept: each costs a lookup, as before."""
+
+    def __init__(self, ttl: float = KEY_CACHE_TTL, size: int = KEY_CACHE_SIZE) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, User]] = {}
+
+    def get(self, key_hash: str) -> User | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[key_hash]
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, user: User) -> None:
+        if len(self._entries) >= self.size:
+            now = time.monotonic()
+            self._entries = {h: e for h, e in self._entries.items() if e[0] > now}
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))  # the oldest
+        self._entries[key_hash] = (time.monotonic() + self.ttl, user)
+
+    def forget_user(self, user_id: int) -> None:
+        self._entries = {h: e for h, e in self._entries.items() if e[1].id != user_id}
+
 
 class AccountService:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, key_cache: KeyCache | None = None) -> None:
         self.registry = registry
+        self.key_cache = key_cache or KeyCache()
 
     async def authenticate(self, key: str) -> User | None:
         """The user an API key belongs to; None when unknown or revoked."""
-        return await self.registry.keys.authenticate(key)
+        key_hash = hash_api_key(key)
+        user = self.key_cache.get(key_hash)
+        if user is None:
+            user = await self.registry.keys.authenticate(key)
+            if user is not None:
+                self.key_cache.put(key_hash, user)
+        return user
 
     async def verify_password(self, email: str, password: str) -> User | None:
         return await self.registry.users.verify_password(email, password)
@@ -46,6 +93,7 @@ class AccountService:
 
     async def set_lang(self, user: User, lang: str | None) -> None:
         await self.registry.users.set_lang(user.id, lang)
+        self.key_cache.forget_user(user.id)
 
     async def api_keys(self, user: User) -> list[ApiKey]:
         return await self.registry.keys.list(user.id)
@@ -55,4 +103,6 @@ class AccountService:
         return await self.registry.keys.create(user.id, name)
 
     async def revoke_api_key(self, user: User, key_id: int) -> bool:
-        return await self.registry.keys.revoke(user.id, key_id)
+        revoked = await self.registry.keys.revoke(user.id, key_id)
+        self.key_cache.forget_user(user.id)
+        return revoked
