@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from zapgate.domain.models import User
 from zapgate.services.accounts import KeyCache
 
-
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 

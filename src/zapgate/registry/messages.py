@@ -58,9 +58,13 @@ class MessageRepo:
             raise ValidationFailed(
                 N_("direction: {direction!r} is not 'in' or 'out'"), direction=direction[:10]
             )
-        existing = await self.get(session_id, id)
-        if existing is not None:
-            return existing, False
+        if direction == "in":
+            # Engines repeat inbound messages (a reconnect, a part of a stanza): most
+            # repeats are answered without a write. An outbound id is new (the gateway
+            # just made it); a rare clash ends in IntegrityError below.
+            existing = await self.get(session_id, id)
+            if existing is not None:
+                return existing, False
         now = utcnow()
         for _ in range(2):
             row = MessageRow(
