@@ -95,10 +95,15 @@ class JournalPuller:
                 continue
             delay = 0.5
             connected = False
+            receipts: list[tuple[str, MessageAck]] = []
             for entry in page.items:
                 event: EngineEvent | None = None
                 try:
                     event = codec.decode(entry.type, entry.data)
+                    if isinstance(event, MessageAck) and event.message_id is None:
+                        receipts.append((entry.client_id, event))  # applied together
+                        continue
+                    await self._apply_receipts(key, receipts)
                     if event is not None:  # None: a kind this version does not know
                         await self.apply(entry.client_id, event)
                 except Exception:
@@ -106,11 +111,37 @@ class JournalPuller:
                 connected |= (
                     isinstance(event, StateChanged) and event.state is SessionState.CONNECTED
                 )
+            await self._apply_receipts(key, receipts)
             if page.items:
                 self._on_applied(connected)
             if page.next != cursor:
                 cursor = page.next
                 await self.registry.cursors.set(key, cursor)
+
+    async def _apply_receipts(self, key: str, receipts: list[tuple[str, MessageAck]]) -> None:
+        """Apply (and empty) a run of receipts: each session's in one transaction, in
+        journal order; a batch that fails is applied one receipt at a time."""
+        if not receipts:
+            return
+        batch, receipts[:] = list(receipts), []
+        by_session: dict[str, list[MessageAck]] = {}
+        for client_id, ack in batch:
+            by_session.setdefault(client_id, []).append(ack)
+        for client_id, acks in by_session.items():
+            sid = await self._session_id(client_id)
+            if sid is None:
+                continue
+            try:
+                await self.registry.messages.update_statuses_by_wa_id(
+                    sid, [(ack.id, ack.status) for ack in acks]
+                )
+            except Exception:
+                logger.warning("journal %s: a batch of receipts failed; one at a time", key)
+                for ack in acks:
+                    try:
+                        await self._apply_ack(sid, client_id, ack)
+                    except Exception:
+                        logger.exception("journal %s: applying a receipt failed", key)
 
     async def _session_id(self, client_id: str) -> int | None:
         sid = self._session_ids.get(client_id)

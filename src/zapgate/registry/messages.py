@@ -161,19 +161,15 @@ class MessageRepo:
     ) -> Message | None:
         """A receipt: move the message this session sent that WhatsApp knows as `wa_id`."""
         async with self._db.write() as s:
-            pk = await s.scalar(
-                select(MessageRow.pk)
-                .where(
-                    MessageRow.session_id == session_id,
-                    MessageRow.wa_id == wa_id,
-                    MessageRow.direction == "out",
-                )
-                .order_by(MessageRow.pk.desc())
-                .limit(1)
-            )
-            if pk is None:
-                return None
-            return await _move(s, session_id, MessageRow.pk == pk, status, None)
+            return await _receipt(s, session_id, wa_id, status)
+
+    async def update_statuses_by_wa_id(
+        self, session_id: int, receipts: Sequence[tuple[str, MessageStatus]]
+    ) -> list[Message | None]:
+        """Several receipts of one session, in order, in one transaction (the journal
+        puller applies a page's receipts together)."""
+        async with self._db.write() as s:
+            return [await _receipt(s, session_id, w, status) for w, status in receipts]
 
     # the outbound queue
 
@@ -301,6 +297,23 @@ class MessageRepo:
             rows: Sequence[MessageRow] = (await s.scalars(query)).all()
         items = [convert.message(r) for r in rows[:limit]]
         return items, (items[-1].pk if len(rows) > limit else None)
+
+
+async def _receipt(
+    s: AsyncSession, session_id: int, wa_id: str, status: MessageStatus
+) -> Message | None:
+    """Move the message this session sent that WhatsApp knows as `wa_id`."""
+    pk = await s.scalar(
+        select(MessageRow.pk)
+        .where(
+            MessageRow.session_id == session_id,
+            MessageRow.wa_id == wa_id,
+            MessageRow.direction == "out",
+        )
+        .order_by(MessageRow.pk.desc())
+        .limit(1)
+    )
+    return None if pk is None else await _move(s, session_id, MessageRow.pk == pk, status, None)
 
 
 async def _move(

@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -53,6 +54,37 @@ async def test_sent_records_whatsapps_id_and_receipts_find_the_message_by_it(
         ("GW1", "WA1", "sent"),
         ("GW1", "WA1", "delivered"),
         ("GW1", "WA1", "read"),
+    ]
+
+
+async def test_a_pages_receipts_apply_together_in_order(registry: Registry) -> None:
+    """The journal puller applies a run of receipts in one transaction (issue 15)."""
+    uid, sid = await user_and_session(registry)
+    for n in (1, 2):
+        await add_message(registry, sid, f"GW{n}")
+        await registry.messages.update_status(sid, f"GW{n}", MessageStatus.SENT, wa_id=f"WA{n}")
+    moved = await registry.messages.update_statuses_by_wa_id(
+        sid,
+        [
+            ("WA1", MessageStatus.DELIVERED),
+            ("NOPE", MessageStatus.READ),
+            ("WA2", MessageStatus.READ),
+            ("WA1", MessageStatus.READ),
+            ("WA2", MessageStatus.DELIVERED),  # late: forward only
+        ],
+    )
+    assert [None if m is None else (m.id, m.status.value) for m in moved] == [
+        ("GW1", "delivered"),
+        None,
+        ("GW2", "read"),
+        ("GW1", "read"),
+        ("GW2", "read"),
+    ]
+    events = await registry.outbox.list_events(uid, session_id=sid, after=0)
+    assert [(e.data["id"], e.data["status"]) for e in events][-3:] == [
+        ("GW1", "delivered"),
+        ("GW2", "read"),
+        ("GW1", "read"),
     ]
 
 
@@ -251,3 +283,28 @@ async def test_two_messages_teaching_the_same_mapping_at_once_are_both_kept(
     sid = await new_session(registry)
     await asyncio.gather(*(inbound(registry, sid, f"WA{i}", PHONE, LID) for i in range(6)))
     assert await chats(registry, sid) == {f"WA{i}": (PHONE, LID) for i in range(6)}
+
+
+async def test_a_failing_batch_of_receipts_is_applied_one_by_one(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The puller's fallback: one bad receipt must not cost the page's others."""
+    from zapgate.domain.events import MessageAck
+    from zapgate.pipeline.puller import JournalPuller
+
+    _, sid = await user_and_session(registry)
+    session = await registry.sessions.get_by_id(sid)
+    assert session is not None
+    await add_message(registry, sid, "GW1")
+    await registry.messages.update_status(sid, "GW1", MessageStatus.SENT, wa_id="WA1")
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("the batch failed")
+
+    monkeypatch.setattr(registry.messages, "update_statuses_by_wa_id", broken)
+    puller = JournalPuller(registry, pool=None)  # type: ignore[arg-type]
+    await puller._apply_receipts(
+        "w1",
+        [(session.client_id, MessageAck(id="WA1", status=MessageStatus.READ))],
+    )
+    assert (await registry.messages.get(sid, "GW1")).status is MessageStatus.READ  # type: ignore[union-attr]
