@@ -62,8 +62,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                 str(EXAMPLES_PER_OPERATION),
                 "--seed",
                 "8",
+                # One worker: with two, the fuzzer's threads can meet CPython 3.11's race in
+                # ast.parse ("AST constructor recursion depth mismatch", raised inside
+                # hypothesis while it describes a filter), failing the run for nothing of ours.
                 "--workers",
-                "2",
+                "1",
                 "--request-timeout",
                 "20",
                 "--no-shrink",
