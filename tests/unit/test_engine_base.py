@@ -130,3 +130,34 @@ async def test_a_failed_send_reports_no_sent_and_releases_what_it_held(tmp_path:
     ]
     await engine.emit(MessageAck(id="WA-LATER", status=DELIVERED))  # nothing in flight
     assert acks(events)[-1] == ("WA-LATER", DELIVERED, None)
+
+
+async def test_under_steady_load_a_receipt_waits_for_no_quiet_moment(tmp_path: Path) -> None:
+    """Overlapping sends keep a send in flight at all times: a receipt that came before
+    every send still in flight began is released when a send completes, not held until
+    none is in flight (issue 15: acks of a busy session were held indefinitely)."""
+    events: list[EngineEvent] = []
+    engine = OvertakingEngine(events, tmp_path)
+    engine.gate = {"G1": asyncio.Event(), "G2": asyncio.Event()}
+    first = asyncio.create_task(engine.send_text(message_id="G1", to="+5511999990003", text="1"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(engine.send_text(message_id="G2", to="+5511999990003", text="2"))
+    await asyncio.sleep(0)
+    engine.gate["G1"].set()
+    await first
+    assert not second.done()
+    # G1's receipts, and the old one that came before G2 began, are out; G2's wait.
+    assert acks(events) == [
+        ("WA-G1", SENT, "G1"),
+        ("WA-G1", DELIVERED, None),
+        ("WA-OLD", READ, None),
+        ("WA-G1", READ, None),
+    ]
+    engine.gate["G2"].set()
+    await second
+    assert acks(events)[4:] == [
+        ("WA-G2", SENT, "G2"),
+        ("WA-G2", DELIVERED, None),
+        ("WA-OLD", READ, None),
+        ("WA-G2", READ, None),
+    ]

@@ -21,9 +21,10 @@ contract, which the ordered event stream (the worker's journal) relies on:
   `MessageAck(id=<WhatsApp id>, message_id=<gateway id>, status=SENT)`;
 - every receipt (`MessageAck(id=<WhatsApp id>, status=DELIVERED|READ)`) goes through
   `emit()`; while a send is in flight `emit()` holds acks back and reports them after
-  that send's SENT ack (those of its WhatsApp id at once, the rest when no send is in
-  flight), so a receipt that overtakes the send's return still comes after the ack that
-  ties its WhatsApp id to the gateway's. Receipts that come days later need nothing: the
+  that send's SENT ack (those of its WhatsApp id at once, and those that came before
+  every send still in flight began, which none of them can own), so a receipt that
+  overtakes the send's return still comes after the ack that ties its WhatsApp id to the
+  gateway's, and a busy session's receipts never wait for a quiet moment. Receipts that come days later need nothing: the
   registry finds the message by its WhatsApp id.
 - `to` is an E.164 phone (`+5511999990003`) or a LID (`<digits>@lid`, see
   `domain/events.py`): an engine sends to a LID as the `@lid` JID.
@@ -40,6 +41,7 @@ on the event loop that built it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -84,8 +86,12 @@ class Engine(ABC):
         self._reason: str | None = None
         self._phone: str | None = None
         # Sends under way, and the acks emit() holds back until their SENT ack is out.
-        self._sends_in_flight = 0
-        self._held_acks: list[MessageAck] = []
+        # Sends in flight by their start ticket, and acks held back with the ticket count
+        # at their arrival: an ack can only be the receipt of a send that started before it.
+        self._tickets = itertools.count(1)
+        self._last_ticket = 0
+        self._in_flight: set[int] = set()
+        self._held_acks: list[tuple[int, MessageAck]] = []
         self.log = logging.getLogger(f"zapgate.engines.{self.name}").getChild(client_id)
 
     # -- read side -------------------------------------------------------------------------
@@ -193,26 +199,34 @@ class Engine(ABC):
 
     async def emit(self, event: EngineEvent) -> None:
         """Report an event. Acks wait while a send is in flight (see the module docstring)."""
-        if isinstance(event, MessageAck) and self._sends_in_flight:
-            self._held_acks.append(event)
+        if isinstance(event, MessageAck) and self._in_flight:
+            self._held_acks.append((self._last_ticket, event))
             return
         await self._emit(event)
 
     async def _send_acked(self, message_id: str, what: str, aw: Awaitable[str]) -> str:
         """Run one send; report its SENT ack with both ids, then the acks it held back."""
-        self._sends_in_flight += 1
+        ticket = self._last_ticket = next(self._tickets)
+        self._in_flight.add(ticket)
         wa_id: str | None = None
         try:
             wa_id = await self._guard(what, aw)
             await self._emit(MessageAck(id=wa_id, status=MessageStatus.SENT, message_id=message_id))
             return wa_id
         finally:
-            self._sends_in_flight -= 1
-            if self._sends_in_flight == 0:
-                ready, self._held_acks = self._held_acks, []
-            else:  # another send is in flight: only this one's acks are now in order
-                ready = [a for a in self._held_acks if a.id == wa_id]
-                self._held_acks = [a for a in self._held_acks if a.id != wa_id]
+            self._in_flight.discard(ticket)
+            # Free this send's acks, and every ack that came before all the sends still in
+            # flight began (none of them can be its send): under steady load some send is
+            # always in flight, and a receipt must not wait for a quiet moment.
+            oldest = min(self._in_flight, default=None)
+            ready = [
+                a for seen, a in self._held_acks if a.id == wa_id or oldest is None or seen < oldest
+            ]
+            self._held_acks = [
+                (seen, a)
+                for seen, a in self._held_acks
+                if not (a.id == wa_id or oldest is None or seen < oldest)
+            ]
             for ack in ready:
                 await self._emit(ack)
 
