@@ -24,8 +24,8 @@ contract, which the ordered event stream (the worker's journal) relies on:
   that send's SENT ack (those of its WhatsApp id at once, and those that came before
   every send still in flight began, which none of them can own), so a receipt that
   overtakes the send's return still comes after the ack that ties its WhatsApp id to the
-  gateway's, and a busy session's receipts never wait for a quiet moment. Receipts that come days later need nothing: the
-  registry finds the message by its WhatsApp id.
+  gateway's, and a busy session's receipts never wait for a quiet moment. Receipts that
+  come days later need nothing: the registry finds the message by its WhatsApp id.
 - `to` is an E.164 phone (`+5511999990003`) or a LID (`<digits>@lid`, see
   `domain/events.py`): an engine sends to a LID as the `@lid` JID.
 - inbound messages follow `domain/events.py`: `chat` is the E.164 phone whenever the
