@@ -69,7 +69,6 @@ class Host:
             "send_media": self._send_media,
             "download": self._download,
             "logout": self._logout,
-            "resolve": self._resolve,
         }
 
     # -- the socket ----------------------------------------------------------------------------
@@ -198,14 +197,6 @@ class Host:
         client = self._connection(h).client
         GO_MAPS.call(client.logout)
         return {}, b""
-
-    def _resolve(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
-        from neonize.proto.Neonize_pb2 import JID
-
-        client = self._connection(h).client
-        lid = JID(User=str(h["lid"]).removesuffix("@lid"), Server="lid")
-        pn = GO_MAPS.call(lambda: client.get_pn_from_lid(lid))
-        return {"phone": convert.address(pn) if convert.is_phone(pn) else None}, b""
 
 
 def load_factory(spec: str | None) -> ClientFactory:

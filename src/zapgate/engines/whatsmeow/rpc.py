@@ -28,8 +28,7 @@ PREFIX = struct.Struct(">II")
 MAX_HEADER = 1 << 20
 MAX_BODY = 1 << 30
 
-Op = Literal["start", "stop", "pair", "send_text", "send_media", "download", "logout", "resolve"]
-OPS: frozenset[str] = frozenset(get_args(Op))
+Op = Literal["start", "stop", "pair", "send_text", "send_media", "download", "logout"]
 
 NoteKind = Literal[
     "qr",  # code
