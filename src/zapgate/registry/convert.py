@@ -1,11 +1,14 @@
 """Row -> domain conversions: the only way data leaves the registry, as frozen domain
-objects with UTC timestamps, never ORM rows."""
+objects with UTC timestamps, never ORM rows. Message conversions also take Core rows of
+the messages table (the group-commit jobs read with Core)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import Row
 
 from zapgate.domain.media import media_url
 from zapgate.domain.models import (
@@ -24,7 +27,6 @@ from zapgate.registry.tables import (
     ApiKeyRow,
     DeliveryRow,
     EventRow,
-    MessageRow,
     SessionRow,
     UserRow,
     WebhookRow,
@@ -68,7 +70,7 @@ def api_key(row: ApiKeyRow) -> ApiKey:
     )
 
 
-def session(row: SessionRow) -> Session:
+def session(row: SessionRow | Row[Any]) -> Session:
     return Session(
         id=row.id,
         user_id=row.user_id,
@@ -89,7 +91,9 @@ def session(row: SessionRow) -> Session:
     )
 
 
-def message(row: MessageRow) -> Message:
+def message(row: Any) -> Message:
+    """`row`: a `MessageRow`, or a row of the messages table from a Core or prepared
+    statement (`registry/prepared.py`): the same attributes."""
     return Message(
         pk=row.pk,
         session_id=row.session_id,
@@ -119,8 +123,8 @@ def message(row: MessageRow) -> Message:
     )
 
 
-def message_data(row: MessageRow, session_name: str) -> dict[str, Any]:
-    """What message events carry."""
+def message_data(row: Any, session_name: str) -> dict[str, Any]:
+    """What message events carry (`row` as for `message`)."""
     media: dict[str, Any] | None = None
     if row.media_type is not None:
         media = {

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from zapgate.registry.convert import utcnow
-from zapgate.registry.db import Database, rowcount
+from zapgate.registry.db import Database
 from zapgate.registry.tables import WorkerCursorRow
 
 
@@ -21,22 +21,23 @@ class CursorRepo:
 
     async def set(self, worker_key: str, cursor: int) -> None:
         # Update-then-insert rather than a dialect-specific upsert; a concurrent insert
-        # surfaces as IntegrityError and the second attempt updates instead.
+        # (another process) surfaces as IntegrityError and the second attempt updates.
+        def job(conn: Connection) -> None:
+            updated = conn.execute(
+                update(WorkerCursorRow)
+                .where(WorkerCursorRow.worker_key == worker_key)
+                .values(cursor=cursor, updated_at=utcnow())
+            ).rowcount
+            if updated == 0:
+                conn.execute(
+                    insert(WorkerCursorRow).values(
+                        worker_key=worker_key, cursor=cursor, updated_at=utcnow()
+                    )
+                )
+
         for attempt in range(2):
             try:
-                async with self._db.write() as s:
-                    result = await s.execute(
-                        update(WorkerCursorRow)
-                        .where(WorkerCursorRow.worker_key == worker_key)
-                        .values(cursor=cursor, updated_at=utcnow())
-                        .execution_options(synchronize_session=False)
-                    )
-                    if rowcount(result) == 0:
-                        s.add(
-                            WorkerCursorRow(
-                                worker_key=worker_key, cursor=cursor, updated_at=utcnow()
-                            )
-                        )
+                await self._db.batch(job)
                 return
             except IntegrityError:
                 if attempt:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from zapgate.registry.engine import READ_ONLY, create_engine
+from zapgate.registry.batch import AsyncRunner, Job, ThreadRunner, WriteBatcher
+from zapgate.registry.engine import READ_ONLY, create_engine, sqlite_writer_engine
+
+T = TypeVar("T")
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -21,20 +24,32 @@ def rowcount(result: Result[Any]) -> int:
 
 class Database:
     """Owns the AsyncEngine. Reads are marked so SQLite can start them without the write
-    lock; SQLite writers of this process queue on an asyncio lock."""
+    lock; SQLite writers of this process queue on an asyncio lock. Hot writes go through
+    `batch` (group commit, `registry/batch.py`); the rest through `write`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        runner = (
+            AsyncRunner(engine)
+            if self._write_lock is None
+            else ThreadRunner(sqlite_writer_engine(engine.url), self._write_lock)
+        )
+        self._batcher = WriteBatcher(runner)
 
     @classmethod
     def connect(cls, url: str) -> Database:
         return cls(create_engine(url))
 
     async def close(self) -> None:
+        await self._batcher.close()
         await self.engine.dispose()
+
+    async def batch(self, job: Job[T]) -> T:
+        """Run `job(connection)` in the next group commit; its result once durable."""
+        return await self._batcher.run(job)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -43,8 +44,23 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         raise ValueError("the registry needs a SQLite file, not an in-memory database")
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url)
+    _configure_sqlite(engine.sync_engine)
+    logger.debug("registry: SQLite database at %s", path)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def sqlite_writer_engine(url: URL) -> Engine:
+    """A synchronous engine on the same SQLite file, for the group-commit writer thread
+    (`registry/batch.py`): one thread, one connection, the same connection settings."""
+    if sqlite_path(url) is None:
+        raise ValueError("the registry needs a SQLite file, not an in-memory database")
+    engine = create_sync_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module (it would BEGIN lazily, on
         # the first write) so that the "begin" hook below decides how each one starts.
@@ -58,7 +74,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A deferred transaction that reads and then writes fails at once with
         # SQLITE_BUSY (busy_timeout does not apply) when another connection wrote in
@@ -67,6 +83,3 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    logger.debug("registry: SQLite database at %s", path)
-    return engine

@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.state import SessionState
@@ -22,7 +32,8 @@ from zapgate.errors import SessionNotFound, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.registry import convert, lids, outbox
 from zapgate.registry.convert import as_utc, utcnow
-from zapgate.registry.db import Database, rowcount
+from zapgate.registry.db import Database
+from zapgate.registry.prepared import Prepared
 from zapgate.registry.tables import MessageRow, SessionRow
 
 MAX_PAGE = 1000
@@ -58,56 +69,36 @@ class MessageRepo:
             raise ValidationFailed(
                 N_("direction: {direction!r} is not 'in' or 'out'"), direction=direction[:10]
             )
-        if direction == "in":
-            # Engines repeat inbound messages (a reconnect, a part of a stanza): most
-            # repeats are answered without a write. An outbound id is new (the gateway
-            # just made it); a rare clash ends in IntegrityError below.
-            existing = await self.get(session_id, id)
-            if existing is not None:
-                return existing, False
         now = utcnow()
-        for _ in range(2):
-            row = MessageRow(
-                session_id=session_id,
-                id=id,
-                wa_id=wa_id,
-                direction=direction,
-                text=text,
-                status=MessageStatus(status).value,
-                idempotency_key=idempotency_key,
-                idempotency_hash=idempotency_hash,
-                created_at=now if created_at is None else as_utc(created_at),
-                updated_at=now,
-                scheduled_at=scheduled_at,
-                deadline_at=deadline_at,
+        values: dict[str, Any] = {
+            "session_id": session_id,
+            "id": id,
+            "wa_id": wa_id,
+            "direction": direction,
+            "text": text,
+            "status": MessageStatus(status).value,
+            "idempotency_key": idempotency_key,
+            "idempotency_hash": idempotency_hash,
+            "created_at": now if created_at is None else as_utc(created_at),
+            "updated_at": now,
+            "scheduled_at": scheduled_at,
+            "deadline_at": deadline_at,
+        }
+        if media is not None:
+            values.update(
+                media_type=media.type,
+                media_mime=media.mime,
+                media_name=media.filename,
+                media_size=media.size,
+                media_ref=media.ref,
             )
-            if media is not None:
-                row.media_type, row.media_mime, row.media_name = (
-                    media.type,
-                    media.mime,
-                    media.filename,
-                )
-                row.media_size, row.media_ref = media.size, media.ref
+        for _ in range(2):
             try:
-                async with self._db.write() as s:
-                    row.chat, row.chat_lid = await lids.resolve(s, session_id, chat, chat_lid)
-                    s.add(row)
-                    await s.flush()
-                    session = await s.get(SessionRow, session_id)
-                    if session is not None:
-                        type_ = "message.received" if direction == "in" else "message.status"
-                        await outbox.emit(
-                            s,
-                            user_id=session.user_id,
-                            session=session,
-                            type_=type_,
-                            data=convert.message_data(row, session.name),
-                        )
-                return convert.message(row), True
+                return await self._db.batch(lambda conn: _insert(conn, values, chat, chat_lid))
             except IntegrityError:
-                # A concurrent insert of the same message id or idempotency key won; or
-                # of the same LID mapping (tried again: the map then has it); or the
-                # session is gone (foreign key).
+                # A concurrent insert (another process) of the same message id or
+                # idempotency key won; or of the same LID mapping (tried again: the map
+                # then has it); or the session is gone (foreign key).
                 existing = await self.get(session_id, id)
                 if existing is None and idempotency_key is not None:
                     existing = await self.get_by_idempotency_key(session_id, idempotency_key)
@@ -142,34 +133,28 @@ class MessageRepo:
     ) -> Message | None:
         """Move the message `id` to `status` (forward only). `wa_id`, WhatsApp's id of it
         once sent, is recorded with it (never replaced)."""
-        async with self._db.write() as s:
+
+        def job(conn: Connection) -> Message | None:
             if wa_id is not None:
-                await s.execute(
-                    update(MessageRow)
-                    .where(
-                        MessageRow.session_id == session_id,
-                        MessageRow.id == id,
-                        MessageRow.wa_id.is_(None),
-                    )
-                    .values(wa_id=wa_id)
-                    .execution_options(synchronize_session=False)
-                )
-            return await _move(s, session_id, MessageRow.id == id, status, reason)
+                _SET_WA_ID.run(conn, {"sid": session_id, "mid": id, "wa_id": wa_id})
+            return _move(conn, session_id, id, status, reason)
+
+        return await self._db.batch(job)
 
     async def update_status_by_wa_id(
         self, session_id: int, wa_id: str, status: MessageStatus
     ) -> Message | None:
         """A receipt: move the message this session sent that WhatsApp knows as `wa_id`."""
-        async with self._db.write() as s:
-            return await _receipt(s, session_id, wa_id, status)
+        return await self._db.batch(lambda conn: _receipt(conn, session_id, wa_id, status))
 
     async def update_statuses_by_wa_id(
         self, session_id: int, receipts: Sequence[tuple[str, MessageStatus]]
     ) -> list[Message | None]:
-        """Several receipts of one session, in order, in one transaction (the journal
-        puller applies a page's receipts together)."""
-        async with self._db.write() as s:
-            return [await _receipt(s, session_id, w, status) for w, status in receipts]
+        """Several receipts of one session, in order, in one job (the journal puller
+        applies a page's receipts together)."""
+        return await self._db.batch(
+            lambda conn: [_receipt(conn, session_id, w, status) for w, status in receipts]
+        )
 
     # the outbound queue
 
@@ -215,29 +200,28 @@ class MessageRepo:
     async def claim(self, message_pk: int, *, stale_before: datetime) -> bool:
         """Mark a queued (or stale pending) message as being sent; False when another
         sender got it first."""
-        async with self._db.write() as s:
-            result = await s.execute(
-                update(MessageRow)
-                .where(
-                    MessageRow.pk == message_pk,
-                    or_(
-                        MessageRow.status == MessageStatus.QUEUED.value,
-                        and_(
-                            MessageRow.status == MessageStatus.PENDING.value,
-                            MessageRow.updated_at < stale_before,
-                        ),
+        claim = (
+            update(MessageRow)
+            .where(
+                MessageRow.pk == message_pk,
+                or_(
+                    MessageRow.status == MessageStatus.QUEUED.value,
+                    and_(
+                        MessageRow.status == MessageStatus.PENDING.value,
+                        MessageRow.updated_at < stale_before,
                     ),
-                )
-                .values(status=MessageStatus.PENDING.value, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
+                ),
             )
-            return rowcount(result) == 1
+            .values(status=MessageStatus.PENDING.value, updated_at=utcnow())
+        )
+        return await self._db.batch(lambda conn: conn.execute(claim).rowcount == 1)
 
     async def release(self, session_id: int, id: str, reason: str) -> Message | None:
         """Put a message whose send did not happen (session not connected, worker away)
         back in the queue; nothing is lost and nothing is sent twice."""
-        async with self._db.write() as s:
-            await s.execute(
+
+        def job(conn: Connection) -> Message | None:
+            conn.execute(
                 update(MessageRow)
                 .where(
                     MessageRow.session_id == session_id,
@@ -247,12 +231,11 @@ class MessageRepo:
                 .values(
                     status=MessageStatus.QUEUED.value, status_reason=reason, updated_at=utcnow()
                 )
-                .execution_options(synchronize_session=False)
             )
-            row = await s.scalar(
-                select(MessageRow).where(MessageRow.session_id == session_id, MessageRow.id == id)
-            )
+            row = _BY_ID.first(conn, {"sid": session_id, "mid": id})
             return None if row is None else convert.message(row)
+
+        return await self._db.batch(job)
 
     async def expired(self, now: datetime, limit: int = 100) -> list[Message]:
         query = (
@@ -299,54 +282,115 @@ class MessageRepo:
         return items, (items[-1].pk if len(rows) > limit else None)
 
 
-async def _receipt(
-    s: AsyncSession, session_id: int, wa_id: str, status: MessageStatus
+_M = cast(Table, MessageRow.__table__)
+_SID: BindParameter[int] = bindparam("sid")
+# Hot statements, prepared (`registry/prepared.py`).
+_BY_ID = Prepared(select(_M).where(_M.c.session_id == _SID, _M.c.id == bindparam("mid")))
+_BY_PK = Prepared(select(_M).where(_M.c.session_id == _SID, _M.c.pk == bindparam("pk")))
+_PK_BY_WA_ID = Prepared(
+    select(_M.c.pk)
+    .where(_M.c.session_id == _SID, _M.c.wa_id == bindparam("wa_id"), _M.c.direction == "out")
+    .order_by(_M.c.pk.desc())
+    .limit(1)
+)
+_INSERT = Prepared(
+    insert(_M).values({c: bindparam(c.key) for c in _M.c if c.key != "pk"}).returning(*_M.c)
+)
+_SET_WA_ID = Prepared(
+    update(_M)
+    .where(_M.c.session_id == _SID, _M.c.id == bindparam("mid"), _M.c.wa_id.is_(None))
+    .values(wa_id=bindparam("wa_id"))
+)
+_COLUMNS = [c.key for c in _M.c if c.key != "pk"]
+
+
+def _moves(which: str) -> dict[MessageStatus, Prepared]:
+    """Per target status, the UPDATE that moves one message (by `mid` or `pk`) there if
+    its rule allows: the rule is in the WHERE clause, so two acks racing can't both read
+    the old status and the lower one land last."""
+    key = _M.c.id == bindparam("mid") if which == "id" else _M.c.pk == bindparam("pk")
+    moves = {}
+    for status in MessageStatus:
+        movable = [old.value for old in MessageStatus if old.may_move_to(status)]
+        if movable:
+            moves[status] = Prepared(
+                update(_M)
+                .where(_M.c.session_id == _SID, key, or_(*(_M.c.status == old for old in movable)))
+                .values(
+                    status=status.value,
+                    status_reason=bindparam("reason"),
+                    updated_at=bindparam("now"),
+                )
+                .returning(*_M.c)
+            )
+    return moves
+
+
+_MOVE_BY_ID, _MOVE_BY_PK = _moves("id"), _moves("pk")
+
+
+def _insert(
+    conn: Connection, values: dict[str, Any], chat: str, chat_lid: str | None
+) -> tuple[Message, bool]:
+    """Store a message once per id, with its event. Engines repeat inbound messages (a
+    reconnect, a part of a stanza): a repeat is answered with the stored one. An
+    outbound id is new (the gateway just made it); a rare clash is an IntegrityError."""
+    session_id = values["session_id"]
+    if values["direction"] == "in":
+        existing = _BY_ID.first(conn, {"sid": session_id, "mid": values["id"]})
+        if existing is not None:
+            return convert.message(existing), False
+    session = outbox.session_of(conn, session_id)
+    if session is None:
+        raise SessionNotFound(N_("No session {id}."), id=session_id)
+    params = dict.fromkeys(_COLUMNS)
+    params.update(values)
+    params["chat"], params["chat_lid"] = lids.resolve(conn, session_id, chat, chat_lid)
+    row = _INSERT.one(conn, params)
+    outbox.emit(
+        conn,
+        user_id=session.user_id,
+        session_id=session_id,
+        session_name=session.name,
+        type_="message.received" if values["direction"] == "in" else "message.status",
+        data=convert.message_data(row, session.name),
+    )
+    return convert.message(row), True
+
+
+def _receipt(
+    conn: Connection, session_id: int, wa_id: str, status: MessageStatus
 ) -> Message | None:
     """Move the message this session sent that WhatsApp knows as `wa_id`."""
-    pk = await s.scalar(
-        select(MessageRow.pk)
-        .where(
-            MessageRow.session_id == session_id,
-            MessageRow.wa_id == wa_id,
-            MessageRow.direction == "out",
-        )
-        .order_by(MessageRow.pk.desc())
-        .limit(1)
-    )
-    return None if pk is None else await _move(s, session_id, MessageRow.pk == pk, status, None)
+    pk = _PK_BY_WA_ID.scalar(conn, {"sid": session_id, "wa_id": wa_id})
+    return None if pk is None else _move(conn, session_id, pk, status, None)
 
 
-async def _move(
-    s: AsyncSession,
+def _move(
+    conn: Connection,
     session_id: int,
-    which: ColumnElement[bool],
+    which: str | int,
     status: MessageStatus,
     reason: str | None,
 ) -> Message | None:
-    """Move one message of the session to `status` when its rule allows; a change emits
-    `message.status` in the same transaction."""
+    """Move one message of the session (`which`: its id, or its pk) to `status` when its
+    rule allows; a change emits `message.status` in the same transaction."""
     status = MessageStatus(status)
-    # The rule goes into the WHERE clause, so two acks racing can't both read the old
-    # status and the lower one land last.
-    movable = [old.value for old in MessageStatus if old.may_move_to(status)]
-    changed = 0
-    if movable:
-        result = await s.execute(
-            update(MessageRow)
-            .where(MessageRow.session_id == session_id, which, MessageRow.status.in_(movable))
-            .values(status=status.value, status_reason=reason, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
+    by_id = isinstance(which, str)
+    key = {"sid": session_id, "mid" if by_id else "pk": which}
+    move = (_MOVE_BY_ID if by_id else _MOVE_BY_PK).get(status)
+    row = None if move is None else move.first(conn, {**key, "reason": reason, "now": utcnow()})
+    if row is None:  # not moved: as it is
+        row = (_BY_ID if by_id else _BY_PK).first(conn, key)
+        return None if row is None else convert.message(row)
+    session = outbox.session_of(conn, session_id)
+    if session is not None:
+        outbox.emit(
+            conn,
+            user_id=session.user_id,
+            session_id=session_id,
+            session_name=session.name,
+            type_="message.status",
+            data=convert.message_data(row, session.name),
         )
-        changed = rowcount(result)
-    row = await s.scalar(select(MessageRow).where(MessageRow.session_id == session_id, which))
-    if row is not None and changed:
-        session = await s.get(SessionRow, session_id)
-        if session is not None:
-            await outbox.emit(
-                s,
-                user_id=session.user_id,
-                session=session,
-                type_="message.status",
-                data=convert.message_data(row, session.name),
-            )
-    return None if row is None else convert.message(row)
+    return convert.message(row)

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from zapgate.domain.models import Delivery, Event, Webhook
 from zapgate.registry import convert
 from zapgate.registry.convert import utcnow
 from zapgate.registry.db import Database, rowcount
+from zapgate.registry.prepared import Prepared
 from zapgate.registry.tables import DeliveryRow, EventRow, SessionRow, WebhookRow
 
 EVENT_TYPES = ("message.received", "message.status", "session.status", "session.qr")
@@ -31,46 +31,100 @@ def new_event_id() -> str:
     return "evt_" + uuid.uuid4().hex
 
 
-async def emit(
-    s: AsyncSession,
+_EVENT = Prepared(
+    insert(EventRow)
+    .values(
+        id=bindparam("id"),
+        user_id=bindparam("user_id"),
+        session_id=bindparam("session_id"),
+        session_name=bindparam("session_name"),
+        type=bindparam("type"),
+        occurred_at=bindparam("now"),
+        data=bindparam("data"),
+    )
+    .returning(EventRow.seq)
+)
+_HOOKS = Prepared(
+    select(WebhookRow.id, WebhookRow.events).where(
+        WebhookRow.user_id == bindparam("user_id"), WebhookRow.enabled
+    )
+)
+_DELIVERY = Prepared(
+    insert(DeliveryRow).values(
+        webhook_id=bindparam("webhook_id"),
+        event_seq=bindparam("seq"),
+        status="pending",
+        attempts=0,
+        next_attempt_at=bindparam("now"),
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+_SESSION = Prepared(
+    select(SessionRow.user_id, SessionRow.name).where(SessionRow.id == bindparam("sid"))
+)
+
+
+def session_of(conn: Connection, session_id: int) -> Any | None:
+    """(user_id, name) of a session, what its events carry; None when it is gone."""
+    return _SESSION.first(conn, {"sid": session_id})
+
+
+def emit(
+    conn: Connection,
     *,
     user_id: int,
-    session: SessionRow | None,
+    session_id: int | None,
+    session_name: str | None,
     type_: str,
     data: dict[str, Any],
     only_webhook: int | None = None,
-) -> EventRow:
+) -> Event:
+    """Write an event and its deliveries in the caller's open transaction (a job of the
+    group commit, `registry/batch.py`)."""
     now = utcnow()
-    row = EventRow(
-        id=new_event_id(),
+    event_id = new_event_id()
+    seq = _EVENT.one(
+        conn,
+        {
+            "id": event_id,
+            "user_id": user_id,
+            "session_id": session_id,
+            "session_name": session_name,
+            "type": type_,
+            "now": now,
+            "data": json.dumps(data, default=str),
+        },
+    ).seq
+    for hook_id, events in _HOOKS.rows(conn, {"user_id": user_id}):
+        if only_webhook is not None and hook_id != only_webhook:
+            continue
+        if only_webhook is None and events.split() and type_ not in events.split():
+            continue
+        _DELIVERY.run(conn, {"webhook_id": hook_id, "seq": seq, "now": now})
+    return Event(
+        seq=seq,
+        id=event_id,
         user_id=user_id,
-        session_id=session.id if session else None,
-        session_name=session.name if session else None,
+        session=session_name,
         type=type_,
         occurred_at=now,
-        data=json.dumps(data, default=str),
+        data=data,
     )
-    s.add(row)
-    await s.flush()
-    query = select(WebhookRow).where(WebhookRow.user_id == user_id, WebhookRow.enabled)
-    if only_webhook is not None:
-        query = query.where(WebhookRow.id == only_webhook)
-    for hook in await s.scalars(query):
-        wanted = hook.events.split()
-        if only_webhook is None and wanted and type_ not in wanted:
-            continue
-        s.add(
-            DeliveryRow(
-                webhook_id=hook.id,
-                event_seq=row.seq,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+
+
+def emit_for_session(conn: Connection, session_id: int, type_: str, data: dict[str, Any]) -> None:
+    """`emit` for an event of a session known by id alone (none when it is gone)."""
+    session = session_of(conn, session_id)
+    if session is not None:
+        emit(
+            conn,
+            user_id=session.user_id,
+            session_id=session_id,
+            session_name=session.name,
+            type_=type_,
+            data=data,
         )
-    return row
 
 
 class OutboxRepo:
@@ -81,10 +135,7 @@ class OutboxRepo:
 
     async def record_event(self, session_id: int, type_: str, data: dict[str, Any]) -> None:
         """An event that changes no row of ours (a new QR): only the outbox is written."""
-        async with self._db.write() as s:
-            session = await s.get(SessionRow, session_id)
-            if session is not None:
-                await emit(s, user_id=session.user_id, session=session, type_=type_, data=data)
+        await self._db.batch(lambda conn: emit_for_session(conn, session_id, type_, data))
 
     async def list_events(
         self, user_id: int, *, session_id: int | None, after: int, limit: int = 100
@@ -153,16 +204,17 @@ class OutboxRepo:
 
     async def ping_webhook(self, user_id: int, webhook_id: int) -> Event:
         """Queue a `webhook.ping` event for this one webhook."""
-        async with self._db.write() as s:
-            row = await emit(
-                s,
+        return await self._db.batch(
+            lambda conn: emit(
+                conn,
                 user_id=user_id,
-                session=None,
+                session_id=None,
+                session_name=None,
                 type_=PING_TYPE,
                 data={"webhook_id": webhook_id},
                 only_webhook=webhook_id,
             )
-            return convert.event(row)
+        )
 
     # deliveries
 

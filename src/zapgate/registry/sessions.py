@@ -4,9 +4,10 @@ send rates."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,38 @@ logger = logging.getLogger(__name__)
 # Attempts at inserting a new session when a freshly derived client id collides.
 _CLIENT_ID_ATTEMPTS = 3
 
+# How long a session looked up by (user, name) is answered from memory: every API call
+# looks its session up. A change through this process forgets them at once; one made by
+# another process (a CLI command, another replica) is seen within this time.
+CACHE_SECONDS = 1.0
+_CACHE_MAX = 10_000
+
+
+class _SessionCache:
+    """Sessions by (user id, name) for `CACHE_SECONDS`. A lookup that began before a
+    change (the generation moved on) is not stored: it may have read the old row."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, str], tuple[float, Session]] = {}
+        self.generation = 0
+
+    def get(self, key: tuple[int, str]) -> Session | None:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[int, str], session: Session, generation: int) -> None:
+        if generation != self.generation:
+            return
+        if len(self._entries) >= _CACHE_MAX:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + CACHE_SECONDS, session)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
 
 class SessionRepo:
     def __init__(self, db: Database, users: UserRepo) -> None:
@@ -40,6 +73,7 @@ class SessionRepo:
         self._users = users
         # Serializes get-or-create per (user, name) inside this process.
         self._creating = KeyedLock()
+        self._cache = _SessionCache()
 
     async def get_or_create(
         self,
@@ -138,11 +172,21 @@ class SessionRepo:
             raise SessionLimitReached(limit=limit)
 
     async def get(self, user_id: int, name: str) -> Session | None:
+        """The user's session `name` (from memory for up to `CACHE_SECONDS`)."""
+        key = (user_id, name)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        generation = self._cache.generation
         async with self._db.read() as s:
             row = await s.scalar(
                 select(SessionRow).where(SessionRow.user_id == user_id, SessionRow.name == name)
             )
-            return None if row is None else convert.session(row)
+        if row is None:
+            return None
+        session = convert.session(row)
+        self._cache.put(key, session, generation)
+        return session
 
     async def get_by_id(self, session_id: int) -> Session | None:
         async with self._db.read() as s:
@@ -164,17 +208,20 @@ class SessionRepo:
     async def _update(self, session_id: int, values: dict[str, Any]) -> Session | None:
         """Update one session and read it back in the same transaction."""
         values["updated_at"] = utcnow()
-        async with self._db.write() as s:
-            result = await s.execute(
-                update(SessionRow)
-                .where(SessionRow.id == session_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(result) == 0:
-                return None
-            row = await s.get_one(SessionRow, session_id)
-            return convert.session(row)
+        try:
+            async with self._db.write() as s:
+                result = await s.execute(
+                    update(SessionRow)
+                    .where(SessionRow.id == session_id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if rowcount(result) == 0:
+                    return None
+                row = await s.get_one(SessionRow, session_id)
+                return convert.session(row)
+        finally:
+            self._cache.clear()  # after the commit: see _SessionCache
 
     async def update_route(self, session_id: int, route: Route) -> Session:
         updated = await self._update(
@@ -193,22 +240,39 @@ class SessionRepo:
         phone: str | None = None,
     ) -> Session | None:
         state = SessionState(state)
-        async with self._db.write() as s:
-            row = await s.get(SessionRow, session_id, with_for_update=True)
+
+        def job(conn: Connection) -> Session | None:
+            row = conn.execute(
+                select(SessionRow.__table__).where(SessionRow.id == session_id).with_for_update()
+            ).first()
             if row is None:
                 return None
             new_phone = row.phone if phone is None else phone
-            if (row.state, row.state_reason, row.phone) != (state.value, reason, new_phone):
-                row.state, row.state_reason, row.phone = state.value, reason, new_phone
-                row.updated_at = utcnow()
-                await outbox.emit(
-                    s,
-                    user_id=row.user_id,
-                    session=row,
-                    type_="session.status",
-                    data={"state": state.value, "reason": reason, "phone": new_phone},
+            if (row.state, row.state_reason, row.phone) == (state.value, reason, new_phone):
+                return convert.session(row)
+            conn.execute(
+                update(SessionRow)
+                .where(SessionRow.id == session_id)
+                .values(
+                    state=state.value, state_reason=reason, phone=new_phone, updated_at=utcnow()
                 )
-            return convert.session(row)
+            )
+            outbox.emit(
+                conn,
+                user_id=row.user_id,
+                session_id=session_id,
+                session_name=row.name,
+                type_="session.status",
+                data={"state": state.value, "reason": reason, "phone": new_phone},
+            )
+            return convert.session(
+                conn.execute(select(SessionRow.__table__).where(SessionRow.id == session_id)).one()
+            )
+
+        try:
+            return await self._db.batch(job)
+        finally:
+            self._cache.clear()
 
     async def clear_phone(self, session_id: int) -> None:
         await self._update(session_id, {"phone": None})
@@ -221,8 +285,11 @@ class SessionRepo:
 
     async def delete(self, session_id: int) -> None:
         # Messages go with it: ON DELETE CASCADE (SQLite enforces it with foreign_keys=ON).
-        async with self._db.write() as s:
-            await s.execute(delete(SessionRow).where(SessionRow.id == session_id))
+        try:
+            async with self._db.write() as s:
+                await s.execute(delete(SessionRow).where(SessionRow.id == session_id))
+        finally:
+            self._cache.clear()
         logger.info("registry: deleted session %s", session_id)
 
     async def list(self, user_id: int | None = None) -> list[Session]:

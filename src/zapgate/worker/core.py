@@ -331,7 +331,9 @@ class Worker:
         rt = self._known(client_id)
         if rt.engine.state is not SessionState.CONNECTED:
             raise not_connected(client_id, rt.engine.state)
-        async with self._lock(f"send:{client_id}"):
+        # One message id is sent once (a retry waits for the first attempt and is answered
+        # from the journal); different messages of a session go concurrently.
+        async with self._lock(f"send:{client_id}:{message_id}"):
             prior = await self.journal.sent_id(client_id, message_id)
             if prior is not None:
                 logger.info(

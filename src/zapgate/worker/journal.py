@@ -58,12 +58,13 @@ class Journal:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        # Autocommit: every statement is its own transaction, committed when it returns,
+        # so an append costs one round trip to aiosqlite's thread instead of two.
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute(_SCHEMA)
         await self._db.execute(_SENT_SCHEMA)
-        await self._db.commit()
         async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal") as cur:
             row = await cur.fetchone()
         self._last_seq = int(row[0]) if row else 0
@@ -85,7 +86,6 @@ class Journal:
             "INSERT INTO journal (client_id, type, data, at) VALUES (?, ?, ?, ?)",
             (client_id, type_, json.dumps(data, default=str), at),
         )
-        await self.db.commit()
         seq = int(cur.lastrowid or 0)
         self._last_seq = max(self._last_seq, seq)
         self._appends += 1
@@ -99,7 +99,6 @@ class Journal:
         await self.db.execute("DELETE FROM journal WHERE seq <= ?", (self._last_seq - self.keep,))
         cutoff = (datetime.now(UTC) - SENT_KEEP).isoformat()
         await self.db.execute("DELETE FROM sent WHERE at < ?", (cutoff,))
-        await self.db.commit()
 
     async def sent_id(self, client_id: str, message_id: str) -> str | None:
         async with self.db.execute(
@@ -114,7 +113,6 @@ class Journal:
             "INSERT OR IGNORE INTO sent (client_id, message_id, wa_id, at) VALUES (?, ?, ?, ?)",
             (client_id, message_id, wa_id, datetime.now(UTC).isoformat()),
         )
-        await self.db.commit()
 
     async def read(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage:
         """Entries with seq > after (at most `limit`), waiting up to `wait` seconds for one."""
