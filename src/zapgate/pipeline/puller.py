@@ -22,6 +22,7 @@ from zapgate.errors import GatewayError
 from zapgate.registry import Registry
 from zapgate.topology.pool import WorkerPool
 from zapgate.worker import codec
+from zapgate.worker.schemas import JournalEntry
 
 logger = logging.getLogger(__name__)
 
@@ -94,54 +95,63 @@ class JournalPuller:
                 delay = min(delay * 2, 15.0)
                 continue
             delay = 0.5
-            connected = False
-            receipts: list[tuple[str, MessageAck]] = []
+            # Sessions are independent: each one's entries are applied in journal order,
+            # all sessions at once, so their writes share group commits.
+            by_client: dict[str, list[JournalEntry]] = {}
             for entry in page.items:
-                event: EngineEvent | None = None
-                try:
-                    event = codec.decode(entry.type, entry.data)
-                    if isinstance(event, MessageAck) and event.message_id is None:
-                        receipts.append((entry.client_id, event))  # applied together
-                        continue
-                    await self._apply_receipts(key, receipts)
-                    if event is not None:  # None: a kind this version does not know
-                        await self.apply(entry.client_id, event)
-                except Exception:
-                    logger.exception("journal %s: applying event %s failed", key, entry.seq)
-                connected |= (
-                    isinstance(event, StateChanged) and event.state is SessionState.CONNECTED
+                by_client.setdefault(entry.client_id, []).append(entry)
+            connected = any(
+                await asyncio.gather(
+                    *(self._apply_entries(key, cid, entries) for cid, entries in by_client.items())
                 )
-            await self._apply_receipts(key, receipts)
+            )
             if page.items:
                 self._on_applied(connected)
             if page.next != cursor:
                 cursor = page.next
                 await self.registry.cursors.set(key, cursor)
 
-    async def _apply_receipts(self, key: str, receipts: list[tuple[str, MessageAck]]) -> None:
-        """Apply (and empty) a run of receipts: each session's in one transaction, in
-        journal order; a batch that fails is applied one receipt at a time."""
+    async def _apply_entries(self, key: str, client_id: str, entries: list[JournalEntry]) -> bool:
+        """Apply one session's entries in order; True when it became CONNECTED. A run of
+        receipts is applied together."""
+        connected = False
+        receipts: list[MessageAck] = []
+        for entry in entries:
+            event: EngineEvent | None = None
+            try:
+                event = codec.decode(entry.type, entry.data)
+                if isinstance(event, MessageAck) and event.message_id is None:
+                    receipts.append(event)  # applied together
+                    continue
+                await self._apply_receipts(key, client_id, receipts)
+                if event is not None:  # None: a kind this version does not know
+                    await self.apply(client_id, event)
+            except Exception:
+                logger.exception("journal %s: applying event %s failed", key, entry.seq)
+            connected |= isinstance(event, StateChanged) and event.state is SessionState.CONNECTED
+        await self._apply_receipts(key, client_id, receipts)
+        return connected
+
+    async def _apply_receipts(self, key: str, client_id: str, receipts: list[MessageAck]) -> None:
+        """Apply (and empty) a run of one session's receipts in one job, in journal
+        order; a batch that fails is applied one receipt at a time."""
         if not receipts:
             return
-        batch, receipts[:] = list(receipts), []
-        by_session: dict[str, list[MessageAck]] = {}
-        for client_id, ack in batch:
-            by_session.setdefault(client_id, []).append(ack)
-        for client_id, acks in by_session.items():
-            sid = await self._session_id(client_id)
-            if sid is None:
-                continue
-            try:
-                await self.registry.messages.update_statuses_by_wa_id(
-                    sid, [(ack.id, ack.status) for ack in acks]
-                )
-            except Exception:
-                logger.warning("journal %s: a batch of receipts failed; one at a time", key)
-                for ack in acks:
-                    try:
-                        await self._apply_ack(sid, client_id, ack)
-                    except Exception:
-                        logger.exception("journal %s: applying a receipt failed", key)
+        acks, receipts[:] = list(receipts), []
+        sid = await self._session_id(client_id)
+        if sid is None:
+            return
+        try:
+            await self.registry.messages.update_statuses_by_wa_id(
+                sid, [(ack.id, ack.status) for ack in acks]
+            )
+        except Exception:
+            logger.warning("journal %s: a batch of receipts failed; one at a time", key)
+            for ack in acks:
+                try:
+                    await self._apply_ack(sid, client_id, ack)
+                except Exception:
+                    logger.exception("journal %s: applying a receipt failed", key)
 
     async def _session_id(self, client_id: str) -> int | None:
         sid = self._session_ids.get(client_id)

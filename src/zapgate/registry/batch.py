@@ -10,10 +10,10 @@ is rolled back and run again with each job in its own SAVEPOINT, so the failing 
 caller gets its exception and the rest commit. A job may therefore run more than once
 before its batch commits; it must only touch the database (no side effects of its own).
 
-Where the jobs run is the runner's business: on SQLite a dedicated thread with its own
-synchronous connection, so a batch costs one hand-off between threads instead of a
-round trip per statement (aiosqlite's); on PostgreSQL the async engine's connection
-through `run_sync`."""
+Where the jobs run is the runner's business: on SQLite a synchronous connection of its
+own, inline (`SqliteRunner`), so a batch costs no round trip per statement (aiosqlite's
+hand-offs to its thread); on PostgreSQL the async engine's connection through
+`run_sync`."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapgate.registry.engine import SQLITE_BUSY_TIMEOUT_MS
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +47,34 @@ class _Queued:
     outcome: tuple[bool, Any] = field(default=(False, None))
 
 
+class Busy(Exception):
+    """SQLite's write lock is held by another process (inline runs do not wait)."""
+
+
+def _begin(conn: Connection) -> RootTransaction:
+    try:
+        return conn.begin()
+    except OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise Busy from exc
+        raise
+
+
 def _run_batch(conn: Connection, batch: Sequence[_Queued]) -> None:
     """Run the batch in one transaction; each job's outcome is (ok, result or exception).
     First all together; when one fails, again with a SAVEPOINT per job."""
     try:
-        with conn.begin():
+        with _begin(conn):
             for item in batch:
                 item.outcome = (True, item.job(conn))
         return
+    except Busy:
+        raise
     except Exception as exc:
         if len(batch) == 1:
             batch[0].outcome = (False, exc)
             return
-    with conn.begin():
+    with _begin(conn):
         for item in batch:
             try:
                 with conn.begin_nested():
@@ -67,11 +85,18 @@ def _run_batch(conn: Connection, batch: Sequence[_Queued]) -> None:
 
 Runner = Callable[[Sequence[_Queued]], Awaitable[None]]
 
+# An inline batch does not wait for another process's write lock at all: it hands the
+# batch to the thread, which waits as long as every other writer does.
+_INLINE_BUSY_MS = 0
 
-class ThreadRunner:
-    """SQLite: batches run on one dedicated thread with a synchronous connection, while
-    the process's SQLite write lock (`write_lock`, shared with the async writers) is
-    held."""
+
+class SqliteRunner:
+    """SQLite: a batch runs on a synchronous connection, inline on the event loop: a
+    batch of jobs is a few hundred microseconds of work, far less than handing it to a
+    thread (each hand-off also meets the GIL, which a busy event loop holds). Only when
+    another process holds the write lock does the batch go to a thread of its own, to
+    wait there for `busy_timeout` without stopping the loop. The process's SQLite write
+    lock (`write_lock`, shared with the async writers) is held meanwhile."""
 
     def __init__(self, engine: Engine, write_lock: asyncio.Lock) -> None:
         self._engine = engine
@@ -79,12 +104,20 @@ class ThreadRunner:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-writer")
 
     async def __call__(self, batch: Sequence[_Queued]) -> None:
-        loop = asyncio.get_running_loop()
         async with self._lock:
-            await loop.run_in_executor(self._thread, self._run, batch)
+            try:
+                self._run(batch, _INLINE_BUSY_MS)
+                return
+            except Busy:
+                logger.debug("registry: write lock busy; the batch waits on a thread")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._run, batch, SQLITE_BUSY_TIMEOUT_MS)
 
-    def _run(self, batch: Sequence[_Queued]) -> None:
+    def _run(self, batch: Sequence[_Queued], busy_ms: int) -> None:
         with self._engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.execute(f"PRAGMA busy_timeout={busy_ms}")
             _run_batch(conn, batch)
 
     def close(self) -> None:
@@ -111,7 +144,7 @@ class WriteBatcher:
     """`await batcher.run(job)` runs `job(conn)` in the next group commit and returns its
     result (or raises its exception) once that commit is durable."""
 
-    def __init__(self, runner: ThreadRunner | AsyncRunner) -> None:
+    def __init__(self, runner: SqliteRunner | AsyncRunner) -> None:
         self._runner = runner
         self._queue: list[_Queued] = []
         self._drainer: asyncio.Task[None] | None = None

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from zapgate.registry.batch import AsyncRunner, Job, ThreadRunner, WriteBatcher
+from zapgate.registry.batch import AsyncRunner, Job, SqliteRunner, WriteBatcher
 from zapgate.registry.engine import READ_ONLY, create_engine, sqlite_writer_engine
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class Database:
         runner = (
             AsyncRunner(engine)
             if self._write_lock is None
-            else ThreadRunner(sqlite_writer_engine(engine.url), self._write_lock)
+            else SqliteRunner(sqlite_writer_engine(engine.url), self._write_lock)
         )
         self._batcher = WriteBatcher(runner)
 

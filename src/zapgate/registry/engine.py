@@ -50,11 +50,18 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 
 
 def sqlite_writer_engine(url: URL) -> Engine:
-    """A synchronous engine on the same SQLite file, for the group-commit writer thread
-    (`registry/batch.py`): one thread, one connection, the same connection settings."""
+    """A synchronous engine on the same SQLite file, for the group commit
+    (`registry/batch.py`): one connection, the same connection settings."""
     if sqlite_path(url) is None:
         raise ValueError("the registry needs a SQLite file, not an in-memory database")
-    engine = create_sync_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    # Used from the event loop's thread and, when it must wait for the lock, from the
+    # writer's thread: one at a time (`SqliteRunner`).
+    engine = create_sync_engine(
+        url.set(drivername="sqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
     _configure_sqlite(engine)
     return engine
 

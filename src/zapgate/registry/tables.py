@@ -129,6 +129,8 @@ class MessageRow(Base):
         Index("ix_messages_session_id_wa_id", "session_id", "wa_id"),
         # A learned LID -> phone mapping rewrites the chat of that LID's messages.
         Index("ix_messages_session_id_chat_lid", "session_id", "chat_lid"),
+        # The outbound queue's scans look for the few queued or pending messages.
+        Index("ix_messages_status_deadline_at", "status", "deadline_at"),
         # Without it SQLite may hand out the pk of a deleted newest row again, and a
         # client's `before` cursor would then skip or repeat messages.
         {"sqlite_autoincrement": True},

@@ -304,7 +304,6 @@ async def test_a_failing_batch_of_receipts_is_applied_one_by_one(
     monkeypatch.setattr(registry.messages, "update_statuses_by_wa_id", broken)
     puller = JournalPuller(registry, pool=None)  # type: ignore[arg-type]
     await puller._apply_receipts(
-        "w1",
-        [(session.client_id, MessageAck(id="WA1", status=MessageStatus.READ))],
+        "w1", session.client_id, [MessageAck(id="WA1", status=MessageStatus.READ)]
     )
     assert (await registry.messages.get(sid, "GW1")).status is MessageStatus.READ  # type: ignore[union-attr]
