@@ -8,6 +8,7 @@ user) through this process forgets that user's entries at once; a key revoked el
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -29,6 +30,9 @@ class KeyCache:
         self.ttl = ttl
         self.size = size
         self._entries: dict[str, tuple[float, User]] = {}
+        # Moves on when entries are forgotten: a lookup that began before may have read
+        # what was just revoked, and is not stored.
+        self.generation = 0
 
     def get(self, key_hash: str) -> User | None:
         entry = self._entries.get(key_hash)
@@ -39,7 +43,9 @@ class KeyCache:
             return None
         return entry[1]
 
-    def put(self, key_hash: str, user: User) -> None:
+    def put(self, key_hash: str, user: User, generation: int | None = None) -> None:
+        if generation is not None and generation != self.generation:
+            return
         if len(self._entries) >= self.size:
             now = time.monotonic()
             self._entries = {h: e for h, e in self._entries.items() if e[0] > now}
@@ -48,6 +54,7 @@ class KeyCache:
         self._entries[key_hash] = (time.monotonic() + self.ttl, user)
 
     def forget_user(self, user_id: int) -> None:
+        self.generation += 1
         self._entries = {h: e for h, e in self._entries.items() if e[1].id != user_id}
 
 
@@ -55,15 +62,29 @@ class AccountService:
     def __init__(self, registry: Registry, key_cache: KeyCache | None = None) -> None:
         self.registry = registry
         self.key_cache = key_cache or KeyCache()
+        # Lookups under way, by key hash: when a busy key's entry expires, the requests
+        # that miss together share one lookup instead of one each.
+        self._lookups: dict[str, asyncio.Future[User | None]] = {}
 
     async def authenticate(self, key: str) -> User | None:
         """The user an API key belongs to; None when unknown or revoked."""
         key_hash = hash_api_key(key)
         user = self.key_cache.get(key_hash)
-        if user is None:
-            user = await self.registry.keys.authenticate(key)
-            if user is not None:
-                self.key_cache.put(key_hash, user)
+        if user is not None:
+            return user
+        lookup = self._lookups.get(key_hash)
+        if lookup is None:
+            generation = self.key_cache.generation
+            lookup = asyncio.ensure_future(self._lookup(key, key_hash, generation))
+            self._lookups[key_hash] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(key_hash, None))
+        # Shielded: a caller that goes away does not cancel the others' lookup.
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, key: str, key_hash: str, generation: int) -> User | None:
+        user = await self.registry.keys.authenticate(key)
+        if user is not None:
+            self.key_cache.put(key_hash, user, generation)
         return user
 
     async def verify_password(self, email: str, password: str) -> User | None:

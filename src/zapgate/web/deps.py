@@ -14,7 +14,9 @@ from zapgate.i18n import N_
 from zapgate.web.context import AppContext
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
+    # async: FastAPI runs a plain `def` dependency on a worker thread, a hand-off (and a
+    # wait for the GIL) on every request for one attribute read.
     ctx: AppContext = request.app.state.ctx
     return ctx
 
