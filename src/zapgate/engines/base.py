@@ -74,6 +74,10 @@ class Engine(ABC):
     name: ClassVar[str]
     # The optional features this engine has (see the module docstring).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Seconds the worker waits after restoring one linked session of this engine before
+    # the next, when it starts: an engine that logs in to a real service spreads a
+    # restart's logins out; a simulated one needs no pause.
+    restore_interval: ClassVar[float] = 0.0
 
     def __init__(
         self, *, client_id: str, session_dir: Path, emit: Emit, options: EngineOptions

@@ -74,16 +74,14 @@ class Worker:
         data_dir: Path,
         worker_id: str,
         backends: EngineBackends,
-        restore_stagger: float = 0.05,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.worker_id = worker_id
         self.backends = backends
-        self.restore_stagger = restore_stagger
         self.journal = Journal(self.data_dir / "worker-journal.db")
         self.manifest = Manifest(self.data_dir / "worker-sessions.json")
         self._runtimes: dict[str, _Runtime] = {}
-        # Per client id (start/stop/logout/delete) and per `send:{client_id}`.
+        # Per client id (start/stop/logout/delete) and per `send:{client_id}:{message_id}`.
         self._lock = KeyedLock()
         self._tasks = BackgroundTasks()
         self.restored = asyncio.Event()
@@ -106,7 +104,8 @@ class Worker:
         await self.backends.aclose()
 
     async def _restore(self) -> None:
-        """Bring back every linked session without a QR, one at a time (staggered)."""
+        """Bring back every linked session without a QR, one at a time, each engine's
+        `restore_interval` apart."""
         restored = 0
         for entry in self.manifest.entries():
             try:
@@ -115,7 +114,7 @@ class Worker:
                     async with self._lock(entry.client_id):
                         await rt.engine.start()
                     restored += 1
-                    await asyncio.sleep(self.restore_stagger)
+                    await asyncio.sleep(rt.engine.restore_interval)
             except Exception:
                 logger.warning("restoring session %s failed", entry.client_id, exc_info=True)
         if restored:

@@ -63,6 +63,8 @@ RECEIPTS = {"delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ}
 class WhatsmeowEngine(Engine):
     name: ClassVar[str] = "whatsmeow"
     capabilities: ClassVar[frozenset[str]] = frozenset({"send_media", "pair_code"})
+    # A restart must not log every linked number in to WhatsApp at once from one address.
+    restore_interval: ClassVar[float] = 0.05
 
     probe_timeout: float = 5.0
     # How long a shared host may take to stop one client before it is deemed wedged.
