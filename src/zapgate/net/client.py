@@ -64,26 +64,44 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+# The pool's limits. Connections are kept alive and reused (HTTP/1.1 keep-alive: a busy
+# webhook pays for one TCP connection, not one per POST); every connection may be kept, so
+# reuse holds with as many receivers busy at once as the pool has connections. An idle
+# connection goes after 4 s: below the 5 s idle timeout of common servers (uvicorn,
+# Node.js, Apache), so it is not reused just as the server closes it, which would fail
+# the request. (httpcore's own defaults, which the pool had before: 10 connections, idle
+# ones kept forever.)
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool that connects through GuardedBackend."""
 
-    def __init__(self, *, allow_private: bool) -> None:
-        super().__init__(trust_env=False)
+    def __init__(self, *, allow_private: bool, limits: httpx.Limits = LIMITS) -> None:
+        super().__init__(trust_env=False, limits=limits)
         # httpx builds its pool without a way to pass a network backend; the pool it made
-        # is replaced by one with the same TLS settings and the guarded backend.
+        # is replaced by one with the same TLS settings and limits and the guarded backend.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend(allow_private=allow_private),
         )
 
 
 def guarded_client(
-    *, allow_private: bool, timeout: float, headers: Mapping[str, str] | None = None
+    *,
+    allow_private: bool,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    limits: httpx.Limits = LIMITS,
 ) -> httpx.AsyncClient:
-    """An AsyncClient for user-given URLs: pinned, checked connections, no redirects
-    followed, no proxy from the environment. A forbidden address raises UrlNotAllowed."""
+    """An AsyncClient for user-given URLs: pinned, checked connections, kept alive in a
+    pool within `limits`, no redirects followed, no proxy from the environment. A
+    forbidden address raises UrlNotAllowed."""
     return httpx.AsyncClient(
-        transport=GuardedTransport(allow_private=allow_private),
+        transport=GuardedTransport(allow_private=allow_private, limits=limits),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
