@@ -32,12 +32,18 @@ class Received:
 @dataclass
 class Receiver:
     """`fail_first[path] = n` answers 500 to the first n requests on that path;
-    `gone` paths answer 410; `slow[path]` seconds pass before a path answers."""
+    `failing` paths answer 500 until taken out; `gone` paths answer 410; `slow[path]`
+    seconds pass before a path answers. With `keep_alive` it speaks HTTP/1.1 and keeps
+    connections open (else HTTP/1.0: one request per connection); `connections` are the
+    client addresses of the connections it accepted requests on."""
 
+    keep_alive: bool = False
     received: dict[str, list[Received]] = field(default_factory=dict)
     fail_first: dict[str, int] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
     slow: dict[str, float] = field(default_factory=dict)
+    connections: set[tuple[str, int]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -53,17 +59,21 @@ class Receiver:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if owner.keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 path = self.path
                 with owner.lock:
+                    owner.connections.add(self.client_address)
                     owner.received.setdefault(path, []).append(
                         Received({k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     left = owner.fail_first.get(path, 0)
                     if left:
                         owner.fail_first[path] = left - 1
-                status = 410 if path in owner.gone else 500 if left else 200
+                failed = left or path in owner.failing
+                status = 410 if path in owner.gone else 500 if failed else 200
                 time.sleep(owner.slow.get(path, 0.0))
                 self.send_response(status)
                 self.send_header("content-length", "0")

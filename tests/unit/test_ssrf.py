@@ -4,6 +4,7 @@ Loopback only: names are `.test`, resolution is monkeypatched, receivers are 127
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import ipaddress
 import threading
@@ -16,10 +17,11 @@ import httpx
 import pytest
 
 from tests.media_samples import png_bytes
+from tests.receiver import Receiver as WebhookReceiver
 from zapgate.config import Settings
 from zapgate.errors import UrlNotAllowed
 from zapgate.net import ssrf
-from zapgate.net.client import guarded_client
+from zapgate.net.client import LIMITS, guarded_client
 from zapgate.pipeline.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
 from zapgate.services.media import MediaIntake
@@ -243,6 +245,32 @@ async def test_the_guarded_client_follows_no_redirect(
     async with guarded_client(allow_private=True, timeout=5) as client:
         r = await client.post(f"http://127.0.0.1:{port}/to-internal", content=b"{}")
     assert r.status_code == 302 and [p for p, _ in seen] == ["/to-internal"]
+
+
+async def test_the_guarded_client_keeps_connections_alive_within_its_limits() -> None:
+    """Keep-alive with the guard in the path: sequential POSTs share one connection; no
+    more connections at once than the pool allows; an idle one is dropped after the
+    keep-alive expiry (before common servers' own idle timeout of 5 s)."""
+    assert LIMITS.keepalive_expiry is not None and LIMITS.keepalive_expiry < 5
+    assert LIMITS.max_keepalive_connections == LIMITS.max_connections
+    hook = WebhookReceiver(keep_alive=True).start()
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2, keepalive_expiry=0.3)
+    try:
+        async with guarded_client(allow_private=True, timeout=5, limits=limits) as client:
+            for _ in range(5):
+                assert (await client.post(hook.url("/seq"), content=b"{}")).status_code == 200
+            assert len(hook.connections) == 1
+            hook.slow["/par"] = 0.2
+            answers = await asyncio.gather(
+                *(client.post(hook.url("/par"), content=b"{}") for _ in range(4))
+            )
+            assert [r.status_code for r in answers] == [200] * 4
+            assert len(hook.connections) == 2
+            await asyncio.sleep(0.5)  # past the expiry: the idle connections go
+            await client.post(hook.url("/seq"), content=b"{}")
+            assert len(hook.connections) == 3
+    finally:
+        hook.stop()
 
 
 async def test_unresolvable_names_are_a_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,12 +1,23 @@
 """Webhook delivery: signed POSTs of outbox events, retried with exponential backoff and
-jitter for `ZAPGATE_WEBHOOK_RETRY_PERIOD`, in order per webhook, each webhook on its own
-task so one slow endpoint never delays another's deliveries. Pending deliveries live in
-the registry, so they survive a restart (at-least-once; receivers de-duplicate on the
-event id)."""
+jitter for `ZAPGATE_WEBHOOK_RETRY_PERIOD`, in order per webhook.
+
+Each webhook with due deliveries gets a lane (a task, `_drain`) that claims them a page at
+a time, oldest event first, and POSTs them one after another: the order within a webhook
+holds, and a failed delivery blocks the later ones until it is retried or given up.
+Lanes of different webhooks run concurrently, so one slow or failing receiver never
+delays another's deliveries. The POSTs share one pooled HTTP/1.1 client that keeps its
+connections alive. Results are written in batches (`ResultLog`): one transaction carries
+every lane's results since the previous one.
+
+Pending deliveries live in the registry, so they survive a restart. A delivery is written
+as delivered only after the receiver answered 2xx: a crash between the answer and the
+write means the event is sent again (at-least-once; receivers de-duplicate on the event
+id), never lost."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -21,11 +32,20 @@ from zapgate import __version__
 from zapgate.config import Settings
 from zapgate.domain.models import Delivery, Event, Webhook
 from zapgate.errors import GatewayError
-from zapgate.net.client import guarded_client
+from zapgate.net.client import LIMITS, guarded_client
 from zapgate.pipeline.base import PollingLoop
 from zapgate.registry import Registry
 
 logger = logging.getLogger(__name__)
+
+# Deliveries a lane claims at once. A page's results are written when it is done, so a
+# crash sends at most this many deliveries (per webhook) a second time.
+PAGE = 100
+# A lane also writes its results at least this often, so the delivery log of a slow
+# receiver is not a page behind.
+FLUSH_EVERY = 1.0
+# How long closing waits for the last results to be written.
+CLOSE_FLUSH_TIMEOUT = 5.0
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -37,15 +57,73 @@ def encode(event: Event) -> bytes:
     return json.dumps(event.payload(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class ResultLog:
+    """Delivery results on their way to the registry, many to a transaction.
+
+    Lanes `add` results as they come and `flush()` at the end of a page. Lanes flushing
+    while a write is under way queue behind it, and the next write takes every result added
+    by then, so concurrent lanes share transactions (a group commit) instead of one each.
+    A write that fails is retried until it succeeds: a lane goes on only once its results
+    are written, so the registry never falls further behind than one page per lane."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._pending: list[Delivery] = []
+        self._lock = asyncio.Lock()
+
+    def add(self, result: Delivery) -> None:
+        self._pending.append(result)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Return once every result added before this call is written."""
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[Delivery]) -> None:
+        delay = 0.1
+        try:
+            while True:
+                try:
+                    await self.registry.outbox.record_results(batch)
+                    return
+                except Exception:
+                    logger.exception(
+                        "webhooks: writing %d delivery results failed; retrying", len(batch)
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        except asyncio.CancelledError:
+            # Kept for the flush on close; written twice at worst, with the same values.
+            self._pending[:0] = batch
+            raise
+
+
 class WebhookDispatcher(PollingLoop):
+    """The scan (`tick`, every poll interval or when woken) finds webhooks with due
+    deliveries and starts a lane for each one that has none running and is not waiting
+    for a retry."""
+
     name = "webhooks"
     failure = "webhook scan failed"
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, *, limits: httpx.Limits = LIMITS
+    ) -> None:
         super().__init__(settings.poll_interval)
         self.settings = settings
         self.registry = registry
-        self._running: set[int] = set()
+        self.results = ResultLog(registry)
+        self._lanes: set[int] = set()
+        # Webhooks whose first pending delivery waits for its retry: not scanned till then.
+        self._blocked_until: dict[int, datetime] = {}
+        # Counts wake-ups: a lane that found nothing new looks once more if one came while
+        # it looked (the scan that wake-up caused skipped the webhook: its lane was running).
+        self._news = 0
         # Redirects are not followed (a 3xx is a failed delivery); every connection is
         # checked by the SSRF guard on the address it goes to, so DNS changed since the
         # webhook was made cannot turn it to an internal address.
@@ -53,47 +131,78 @@ class WebhookDispatcher(PollingLoop):
             allow_private=settings.allow_private_urls,
             timeout=settings.webhook_timeout,
             headers={"User-Agent": f"zapgate/{__version__}"},
+            limits=limits,
         )
+        # No more POSTs at once than the pool has connections: one waiting for a
+        # connection would spend its timeout there and count as a failed attempt.
+        self._slots = asyncio.Semaphore(limits.max_connections or 100)
+
+    def wake(self) -> None:
+        self._news += 1
+        super().wake()
 
     async def close(self) -> None:
         await super().close()
+        try:
+            async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
+                await self.results.flush()
+        except TimeoutError:
+            logger.warning("webhooks: %d delivery results not written on close", len(self.results))
         await self._http.aclose()
 
     async def tick(self) -> None:
-        for hook in await self.registry.outbox.due_webhooks(datetime.now(UTC)):
-            if hook.id not in self._running:
-                self._running.add(hook.id)
-                self.tasks.create(self._drain(hook), name=f"webhooks:{hook.id}:sender")
+        now = datetime.now(UTC)
+        self._blocked_until = {k: t for k, t in self._blocked_until.items() if t > now}
+        for hook in await self.registry.outbox.due_webhooks(now):
+            if hook.id in self._lanes or hook.id in self._blocked_until:
+                continue
+            self._lanes.add(hook.id)
+            self.tasks.create(self._lane(hook), name=f"webhooks:{hook.id}:sender")
+
+    async def _lane(self, hook: Webhook) -> None:
+        try:
+            await self._drain(hook)
+        finally:
+            self._lanes.discard(hook.id)
 
     async def _drain(self, hook: Webhook) -> None:
-        """Send this webhook's due deliveries in event order; stop at the first failure
-        (it is retried later, and later events wait behind it to keep the order)."""
-        delivered: list[tuple[int, int, int]] = []
-        try:
-            while True:
-                batch = await self.registry.outbox.pending_deliveries(hook.id)
-                if not batch:
+        """Send this webhook's due deliveries in event order, a page at a time, until none
+        is left or one fails (it is retried later, and later events wait behind it to keep
+        the order). Every page's results are written before the next page is claimed, so
+        a claim never sees a delivery that was already sent as still pending."""
+        while True:
+            news = self._news
+            page = await self.registry.outbox.pending_deliveries(hook.id, limit=PAGE)
+            if not page:
+                if news == self._news:
                     return
-                for delivery, event in batch:
-                    if delivery.next_attempt_at > datetime.now(UTC):
-                        return
-                    if not await self._attempt(hook, delivery, event, delivered):
-                        return
-                # Successes are recorded once per batch: a crash before that only means
-                # those events are sent again (receivers de-duplicate on the event id).
-                await self.registry.outbox.mark_delivered(delivered)
-                delivered.clear()
-        finally:
-            self._running.discard(hook.id)
-            await asyncio.shield(self.registry.outbox.mark_delivered(delivered))
+                continue
+            go_on = await self._send_page(hook, page)
+            await self.results.flush()
+            if not go_on:
+                return
 
-    async def _attempt(
-        self,
-        hook: Webhook,
-        delivery: Delivery,
-        event: Event,
-        delivered: list[tuple[int, int, int]],
-    ) -> bool:
+    async def _send_page(self, hook: Webhook, page: list[tuple[Delivery, Event]]) -> bool:
+        """POST a page in order; False when the lane must stop (a delivery waits for its
+        retry, or the webhook is gone)."""
+        flushed = time.monotonic()
+        for delivery, event in page:
+            if delivery.next_attempt_at > datetime.now(UTC):
+                self._blocked_until[hook.id] = delivery.next_attempt_at
+                return False
+            async with self._slots:
+                code, error = await self._post(hook, delivery, event)
+            if not await self._settle(hook, delivery, event, code, error):
+                return False
+            if time.monotonic() - flushed >= FLUSH_EVERY:
+                await self.results.flush()
+                flushed = time.monotonic()
+        return True
+
+    async def _post(
+        self, hook: Webhook, delivery: Delivery, event: Event
+    ) -> tuple[int | None, str | None]:
+        """One signed POST: the status code the receiver answered, or why there was none."""
         body = encode(event)
         ts = str(int(time.time()))
         headers = {
@@ -104,32 +213,43 @@ class WebhookDispatcher(PollingLoop):
             "X-Zapgate-Signature": sign(hook.secret, ts, body),
             "X-Zapgate-Delivery-Attempt": str(delivery.attempts + 1),
         }
-        code: int | None = None
-        error: str | None = None
         try:
             resp = await self._http.post(hook.url, content=body, headers=headers)
-            code = resp.status_code
         except GatewayError as exc:
-            error = exc.error
+            return None, exc.error
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        return resp.status_code, None
+
+    async def _settle(
+        self,
+        hook: Webhook,
+        delivery: Delivery,
+        event: Event,
+        code: int | None,
+        error: str | None,
+    ) -> bool:
+        """Log the attempt's result for writing; True when the lane may send the next."""
         attempts = delivery.attempts + 1
         now = datetime.now(UTC)
+
+        def outcome(status: str, next_attempt_at: datetime, last_error: str | None) -> Delivery:
+            return dataclasses.replace(
+                delivery,
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                last_status_code=code,
+                last_error=last_error,
+            )
+
         if code is not None and 200 <= code < 300:
-            delivered.append((delivery.id, attempts, code))
+            self.results.add(outcome("delivered", now, None))
             return True
-        await self.registry.outbox.mark_delivered(delivered)  # keep the log in order
-        delivered.clear()
         if code == 410:
             logger.warning("webhook %s answered 410 Gone: disabling it", hook.id)
-            await self.registry.outbox.update_delivery(
-                delivery.id,
-                status="failed",
-                attempts=attempts,
-                next_attempt_at=now,
-                status_code=code,
-                error="410 Gone: webhook disabled",
-            )
+            self.results.add(outcome("failed", now, "410 Gone: webhook disabled"))
+            await self.results.flush()  # before the rest of its deliveries are cancelled
             await self.registry.outbox.disable_webhook(hook.id, "the receiver answered 410 Gone")
             return False
         if error is None:
@@ -139,14 +259,7 @@ class WebhookDispatcher(PollingLoop):
             logger.warning(
                 "webhook %s: giving up on event %s after %d attempts", hook.id, event.id, attempts
             )
-            await self.registry.outbox.update_delivery(
-                delivery.id,
-                status="failed",
-                attempts=attempts,
-                next_attempt_at=now,
-                status_code=code,
-                error=f"gave up after {attempts} attempts: {error}",
-            )
+            self.results.add(outcome("failed", now, f"gave up after {attempts} attempts: {error}"))
             return True  # later events may go now
         delay = min(
             self.settings.webhook_backoff_cap,
@@ -161,12 +274,7 @@ class WebhookDispatcher(PollingLoop):
             error,
             delay,
         )
-        await self.registry.outbox.update_delivery(
-            delivery.id,
-            status="pending",
-            attempts=attempts,
-            next_attempt_at=now + timedelta(seconds=delay),
-            status_code=code,
-            error=error,
-        )
+        retry_at = now + timedelta(seconds=delay)
+        self.results.add(outcome("pending", retry_at, error))
+        self._blocked_until[hook.id] = retry_at
         return False

@@ -234,7 +234,8 @@ class OutboxRepo:
     async def pending_deliveries(
         self, webhook_id: int, limit: int = 50
     ) -> list[tuple[Delivery, Event]]:
-        """The webhook's pending deliveries, oldest event first (delivery order)."""
+        """The webhook's pending deliveries, oldest event first (delivery order): the
+        dispatcher claims them a page of `limit` at a time."""
         query = (
             select(DeliveryRow, EventRow)
             .join(EventRow, EventRow.seq == DeliveryRow.event_seq)
@@ -272,23 +273,56 @@ class OutboxRepo:
 
     async def mark_delivered(self, delivered: Sequence[tuple[int, int, int]]) -> None:
         """Record successful deliveries in one transaction: (delivery id, attempts, code)."""
-        if not delivered:
-            return
         now = utcnow()
+        await self._update_deliveries(
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "status": "delivered",
+                    "attempts": attempts,
+                    "next_attempt_at": now,
+                    "last_status_code": code,
+                    "last_error": None,
+                    "updated_at": now,
+                }
+                for delivery_id, attempts, code in delivered
+            ]
+        )
+
+    async def record_results(self, results: Sequence[Delivery]) -> None:
+        """Write the outcome of many delivery attempts in one transaction: each given
+        delivery's status, attempts, next attempt and last answer (the dispatcher writes
+        its results in batches, not a transaction per POST). A delivery deleted since
+        (its webhook or event went) is skipped."""
+        now = utcnow()
+        await self._update_deliveries(
+            [
+                {
+                    "delivery_id": d.id,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "next_attempt_at": d.next_attempt_at,
+                    "last_status_code": d.last_status_code,
+                    "last_error": d.last_error,
+                    "updated_at": now,
+                }
+                for d in results
+            ]
+        )
+
+    async def _update_deliveries(self, rows: list[dict[str, Any]]) -> None:
+        """One UPDATE by id, executed for every row (executemany) in one transaction. On
+        the Connection, as Core: the ORM's bulk update fails the whole batch when a row is
+        gone."""
+        if not rows:
+            return
+        statement = (
+            update(DeliveryRow)
+            .where(DeliveryRow.id == bindparam("delivery_id"))
+            .values({c: bindparam(c) for c in rows[0] if c != "delivery_id"})
+        )
         async with self._db.write() as s:
-            for delivery_id, attempts, code in delivered:
-                await s.execute(
-                    update(DeliveryRow)
-                    .where(DeliveryRow.id == delivery_id)
-                    .values(
-                        status="delivered",
-                        attempts=attempts,
-                        next_attempt_at=now,
-                        last_status_code=code,
-                        last_error=None,
-                        updated_at=now,
-                    )
-                )
+            await (await s.connection()).execute(statement, rows)
 
     async def list_deliveries(
         self, user_id: int, webhook_id: int, *, limit: int = 50

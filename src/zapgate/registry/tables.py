@@ -233,15 +233,17 @@ class WebhookRow(Base):
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
+        # Also the index of the foreign key on webhook_id (its first column).
         UniqueConstraint("webhook_id", "event_seq"),
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # A webhook's pending deliveries in event order (the dispatcher's claim) without
+        # walking past every delivery it ever made.
+        Index("ix_deliveries_webhook_id_status_event_seq", "webhook_id", "status", "event_seq"),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    webhook_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
-    )
+    webhook_id: Mapped[int] = mapped_column(Integer, ForeignKey("webhooks.id", ondelete="CASCADE"))
     event_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.seq", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -3,6 +3,7 @@ deliveries."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tests.contract.registry.helpers import user_and_session
@@ -99,3 +100,46 @@ async def test_deliveries_move_and_disable(registry: Registry) -> None:
     assert await registry.outbox.get_webhook(uid + 1, hook.id) is None
     assert not await registry.outbox.delete_webhook(uid + 1, hook.id)
     assert await registry.outbox.delete_webhook(uid, hook.id)
+
+
+async def test_results_are_written_in_one_batch(registry: Registry) -> None:
+    """The dispatcher's batched write: each delivery's own outcome, a delivery deleted in
+    the meantime skipped (not failing the batch), and the claim sees what is left, oldest
+    event first, a page at a time."""
+    uid, _ = await user_and_session(registry)
+    hook = await registry.outbox.create_webhook(
+        uid, url="https://example.com/h", secret="x" * 20, events=[]
+    )
+    for _ in range(4):
+        await registry.outbox.ping_webhook(uid, hook.id)
+    page = await registry.outbox.pending_deliveries(hook.id, limit=3)
+    assert [e.seq for _, e in page] == sorted(e.seq for _, e in page) and len(page) == 3
+    (first, _), (second, _), (third, _) = page
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=60)
+    await registry.outbox.record_results(
+        [
+            replace(
+                first, status="delivered", attempts=1, next_attempt_at=now, last_status_code=204
+            ),
+            replace(first, id=first.id + 10_000, status="delivered"),  # gone: skipped
+            replace(
+                second, status="failed", attempts=3, last_status_code=500, last_error="gave up"
+            ),
+            replace(
+                third, status="pending", attempts=1, next_attempt_at=later, last_error="HTTP 503"
+            ),
+        ]
+    )
+    log = {d.id: d for d in await registry.outbox.list_deliveries(uid, hook.id)}
+    assert (log[first.id].status, log[first.id].attempts, log[first.id].last_status_code) == (
+        "delivered",
+        1,
+        204,
+    )
+    assert (log[second.id].status, log[second.id].last_error) == ("failed", "gave up")
+    assert log[third.id].status == "pending" and log[third.id].next_attempt_at == later
+    assert log[third.id].last_error == "HTTP 503" and log[third.id].attempts == 1
+    left = await registry.outbox.pending_deliveries(hook.id, limit=3)
+    assert left[0][0].id == third.id and len(left) == 2
+    await registry.outbox.record_results([])  # nothing to write: no transaction

@@ -1,16 +1,16 @@
 """The outbound queue's scans (`due_outbound`, `expired`) find the few queued or pending
 messages by status instead of reading every message ever stored.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 
