@@ -31,8 +31,10 @@ test: lint typecheck
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pytest -q -p no:cacheprovider
 
+# Every benchmark (bench/run.py): bench/results/latest.json, a table, a chart. QUICK=1 runs
+# small counts in under a minute (CI) and fails only when something crashes.
 bench: $(STAMP)
-	$(BIN)/python bench/api_latency.py
+	$(BIN)/python -m bench.run $(if $(filter-out 0,$(QUICK)),--quick)
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

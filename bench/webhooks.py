@@ -1,156 +1,288 @@
 """Benchmark: webhook throughput and enqueue-to-delivery latency.
 
-Starts `zapgate serve` (embedded, SQLite, sim engine) on a free loopback port and a
-receiver on 127.0.0.1, links a session, then has a simulated phone write N messages to it
-as fast as the API takes them. Each becomes a `message.received` event (worker journal ->
-registry + outbox in one transaction -> signed POST). Latency is measured from the phone's
-POST to the receiver getting the webhook; throughput over the whole run. Writes
-bench/results/webhooks.json.
+`zapgate serve` (embedded, SQLite, sim engine) and a receiver on 127.0.0.1 (in this
+process). Several users (10; QUICK 3), each with a linked sim session and a webhook for
+`message.received` on the receiver; simulated phones write to the linked numbers through
+`POST /v1/sim/phones/{phone}/messages`. Each message is one event: engine -> worker
+journal -> puller -> registry + outbox -> signed POST to the receiver.
 
-    .venv/bin/python bench/webhooks.py [--messages 500] [--concurrency 8] [--interval 0.05]
+* sustained: the phones write as fast as the API takes them (closed loop) for a while;
+  `webhook_deliveries_per_s` is the events delivered over the time from the first write
+  to the last delivery (the backlog included). Webhooks are delivered in order each, so
+  the same run against one webhook gives `webhook_deliveries_per_s_one_hook`;
+* latency: the phones write at 500 events/s offered (open loop); `webhook_p99_ms` runs
+  from when a write was due to the receiver getting its webhook (an event still missing
+  at the end counts with the time waited so far);
+* the receiver alone, POSTed the same way from this process: `webhook_receiver_req_per_s`.
+
+The phones' writes go through the same server, so they share its CPU with the pipeline.
+
+    python -m bench.webhooks [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator, MutableMapping, Sequence
+from functools import partial
+from typing import Any
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_latency import ZAPGATE, cli, free_port, pct
+from bench.bare import Receive, Scope, Send
+from bench.common import (
+    Account,
+    Bench,
+    Crash,
+    Figures,
+    Server,
+    as_json,
+    expect,
+    free_port,
+    link_many,
+    measure,
+    pct,
+    phone,
+    r,
+    serving_sqlite,
+    standalone,
+)
+from bench.loadgen import MakeRequest, http_request, run_load
 
-ROOT = Path(__file__).resolve().parent
-PHONE, FRIEND = "+5511999990003", "+5511988887777"
+OFFERED_PER_S = 500.0
+# Simulated phones that write (they are linked to no session).
+WRITERS = tuple(phone(80_000_000 + i) for i in range(20))
 
 
-async def run(n: int, conc: int, interval: float) -> dict[str, float]:
-    received: dict[str, float] = {}
-    done = asyncio.Event()
+class Receiver:
+    """A webhook receiver on 127.0.0.1: when each `message.received` first arrived, by
+    the message's text."""
 
-    async def hook(request: Request) -> Response:
-        body = json.loads(await request.body())
-        if body["type"] == "message.received":
-            received.setdefault(body["data"]["text"], time.perf_counter())
-            if len(received) >= n:
-                done.set()
-        return Response(status_code=204)
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrivals: dict[str, float] = {}
+        self.posts = 0
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    rport = free_port()
-    receiver = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/h", hook, methods=["POST"])]),
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message: MutableMapping[str, Any] = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        now = time.perf_counter()
+        self.posts += 1
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            event = json.loads(body)
+            if event["type"] == "message.received":
+                self.arrivals.setdefault(str(event["data"]["text"]), now)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def __aenter__(self) -> Receiver:
+        config = uvicorn.Config(
+            self.app,
             host="127.0.0.1",
-            port=rport,
+            port=self.port,
             log_level="warning",
+            lifespan="off",
+            interface="asgi3",
         )
-    )
-    rtask = asyncio.create_task(receiver.serve())
-    tmp = tempfile.mkdtemp()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZAPGATE_")}
-    env.update(
-        ZAPGATE_DATA_DIR=f"{tmp}/data",
-        ZAPGATE_ENGINE="sim",
-        ZAPGATE_PORT=str(port),
-        ZAPGATE_LOG_LEVEL="WARNING",
-        ZAPGATE_ALLOW_PRIVATE_URLS="true",
-        ZAPGATE_SEND_RATE="off",
-    )
-    cli(["users", "create", "bench@example.com"], env)
-    key = cli(["keys", "create", "bench@example.com"], env)
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-        [*ZAPGATE, "serve"], env=env, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    sent: dict[str, float] = {}
-    try:
-        async with httpx.AsyncClient(
-            base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"}
-        ) as c:
-            for _ in range(300):
-                try:
-                    if (await c.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            await c.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{rport}/h"})
-            await c.put("/v1/sessions/bench", json={"engine": "sim"})
-            qr = None
-            while qr is None:
-                r = await c.get("/v1/sessions/bench/qr")
-                qr = r.json()["qr"] if r.status_code == 200 else None
-                await asyncio.sleep(0.05)
-            await c.post("/v1/sim/scan", json={"qr": qr, "phone": PHONE})
-            while (await c.get("/v1/sessions/bench")).json()["state"] != "CONNECTED":  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            sem = asyncio.Semaphore(conc)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(), name="bench:receiver"
+        )
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+        return self
 
-            async def write(i: int) -> None:
-                if interval:
-                    await asyncio.sleep(i * interval)  # paced: latency without a backlog
-                async with sem:
-                    text = f"bench {i}"
-                    sent[text] = time.perf_counter()
-                    r = await c.post(
-                        f"/v1/sim/phones/{FRIEND}/messages", json={"to": PHONE, "text": text}
-                    )
-                    r.raise_for_status()
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        await self._task
 
-            t0 = time.perf_counter()
-            await asyncio.gather(*(write(i) for i in range(n)))
-            posted = time.perf_counter() - t0
-            await asyncio.wait_for(done.wait(), 300)
-            wall = time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        receiver.should_exit = True
-        await rtask
-    lat = [(received[t] - sent[t]) * 1000 for t in sent]
-    return {
-        "events": n,
-        "wall_s": round(wall, 2),
-        "events_per_s": round(n / wall, 1),
-        "phone_posts_s": round(posted, 2),
-        "latency_p50_ms": round(statistics.median(lat), 1),
-        "latency_p99_ms": round(pct(lat, 0.99), 1),
-        "latency_max_ms": round(max(lat), 1),
+    async def delivered(self, texts: Sequence[str], timeout: float, server: Server) -> int:
+        """Wait until every text arrived or `timeout` passed; how many arrived."""
+        deadline = time.perf_counter() + timeout
+        while (missing := sum(t not in self.arrivals for t in texts)) and (
+            time.perf_counter() < deadline
+        ):
+            server.check()
+            await asyncio.sleep(0.05)
+        return len(texts) - missing
+
+
+def phone_writes(port: int, accounts: Sequence[Account], tag: str) -> MakeRequest:
+    """Request i: a simulated phone writes text `{tag}{i}` to account i % n's number."""
+    paths = [f"/v1/sim/phones/{WRITERS[i % len(WRITERS)]}/messages" for i in range(len(WRITERS))]
+
+    def make(i: int) -> bytes:
+        k = i % len(accounts)
+        headers = {**accounts[k].headers, "Content-Type": "application/json"}
+        body = as_json({"to": phone(k), "text": f"{tag}{i}"})
+        return http_request("POST", paths[i % len(paths)], port=port, body=body, headers=headers)
+
+    return make
+
+
+class Writes:
+    """The phones' writes of one run, by text: when each began (or was due), and which
+    the API accepted (only those become events)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.began: dict[str, float] = {}
+        self.accepted: list[str] = []
+
+    def issued(self, i: int, at: float) -> None:
+        self.began[f"{self.tag}{i}"] = at
+
+    def answered(self, i: int, status: int, _body: bytes) -> None:
+        if 200 <= status < 300:
+            self.accepted.append(f"{self.tag}{i}")
+
+
+async def sustained(
+    bench: Bench, server: Server, receiver: Receiver, accounts: Sequence[Account], tag: str
+) -> tuple[float, float]:
+    """(deliveries/s from the first write to the last delivery, writes accepted/s)."""
+    make = phone_writes(server.port, accounts, tag)
+    writes = Writes(tag)
+    label = f"phones writing to {len(accounts)} webhook user{'s' if len(accounts) > 1 else ''}"
+    result = await measure(
+        bench,
+        label,
+        partial(
+            run_load,
+            server.port,
+            make,
+            connections=16,
+            duration=bench.pick(10.0, 0.7),
+            on_issue=writes.issued,
+            on_response=writes.answered,
+        ),
+    )
+    accepted = writes.accepted
+    with bench.step("webhooks: waiting for the backlog", total=len(accepted)):
+        got = await receiver.delivered(accepted, bench.pick(180.0, 8.0), server)
+    if got < len(accepted):
+        bench.note(
+            f"{label}: {len(accepted) - got} of {len(accepted)} events not delivered in time"
+        )
+    arrived = [receiver.arrivals[t] for t in accepted if t in receiver.arrivals]
+    if not arrived:
+        raise Crash(f"{label}: no webhook arrived")
+    wall = max(arrived) - min(writes.began[t] for t in accepted)
+    return got / wall, result.per_s
+
+
+async def latency(
+    bench: Bench, server: Server, receiver: Receiver, accounts: Sequence[Account]
+) -> Figures:
+    make = phone_writes(server.port, accounts, "l")
+    writes = Writes("l")
+    duration = bench.pick(10.0, 0.5)
+    result = await measure(
+        bench,
+        f"phones writing at {OFFERED_PER_S:.0f} events/s offered",
+        partial(
+            run_load,
+            server.port,
+            make,
+            connections=64,
+            duration=duration,
+            rate=OFFERED_PER_S,
+            on_issue=writes.issued,
+            on_response=writes.answered,
+            drain=bench.pick(120.0, 10.0),
+        ),
+    )
+    with bench.step("webhooks: waiting for the deliveries"):
+        got = await receiver.delivered(writes.accepted, bench.pick(180.0, 6.0), server)
+    end = time.perf_counter()
+    lat = [(receiver.arrivals.get(t, end) - writes.began[t]) * 1000 for t in writes.accepted]
+    figures = {
+        "webhook_p50_ms": r(pct(lat, 0.5), 1),
+        "webhook_p99_ms": r(pct(lat, 0.99), 1),
+        "webhook_offered_per_s": r(result.ok / duration),
+        "webhook_undelivered": float(len(writes.accepted) - got),
     }
+    if result.unanswered:
+        figures["webhook_writes_unanswered"] = float(result.unanswered)
+    return figures
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--messages", type=int, default=500)
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument(
-        "--interval",
-        type=float,
-        default=0.0,
-        help="seconds between phone messages (0: as fast as the API takes them)",
-    )
-    args = ap.parse_args()
-    result = asyncio.run(run(args.messages, args.concurrency, args.interval))
-    print("zapgate serve (embedded, SQLite, sim): inbound message -> signed webhook")
-    for k, v in result.items():
-        print(f"  {k:16s} {v}")
-    out = ROOT / "results" / "webhooks.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written {out}")
+@contextlib.asynccontextmanager
+async def gateway(bench: Bench, users: int) -> AsyncIterator[tuple[Server, list[Account]]]:
+    """A server whose `users` users have a linked sim session each (phone(k))."""
+    async with serving_sqlite(bench, "webhooks", users=users) as (server, accounts):
+        await link_many(
+            bench,
+            server,
+            [(a, "default", phone(k)) for k, a in enumerate(accounts)],
+            label=f"webhooks: linking {users} sessions",
+        )
+        yield server, accounts
+
+
+async def run(bench: Bench) -> Figures:
+    users = bench.pick(10, 3)
+    figures: Figures = {"webhook_hooks": float(users)}
+    async with Receiver() as receiver:
+        with bench.phase("webhook receiver alone"):
+            sample = as_json({"type": "bench.sample", "data": {"text": "x" * 40}})
+            req = http_request(
+                "POST", "/h", port=receiver.port, body=sample, headers={"X-Zapgate-Event-Id": "x"}
+            )
+            alone = await measure(
+                bench,
+                "webhook receiver alone",
+                partial(
+                    run_load,
+                    receiver.port,
+                    lambda _i: req,
+                    connections=16,
+                    duration=bench.pick(3.0, 0.5),
+                ),
+            )
+            figures["webhook_receiver_req_per_s"] = r(alone.per_s)
+        with bench.phase("webhooks"):
+            async with gateway(bench, users) as (server, accounts):
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+                    for k, a in enumerate(accounts):
+                        await expect(
+                            c.post(
+                                "/v1/webhooks",
+                                json={
+                                    "url": f"{receiver.url}/h/{k}",
+                                    "events": ["message.received"],
+                                },
+                                headers=a.headers,
+                            )
+                        )
+                rate, posts = await sustained(bench, server, receiver, accounts, "s")
+                figures |= {
+                    "webhook_deliveries_per_s": r(rate),
+                    "webhook_writes_per_s": r(posts),
+                }
+                if not bench.quick:
+                    rate, _ = await sustained(bench, server, receiver, accounts[:1], "o")
+                    figures["webhook_deliveries_per_s_one_hook"] = r(rate)
+                figures |= await latency(bench, server, receiver, accounts)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    standalone("webhooks", run, __doc__)

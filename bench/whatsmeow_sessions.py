@@ -16,7 +16,7 @@ and goroutines) cannot be measured offline and is not in these figures.
   (50 ms apart), until every one is CONNECTED; memory per session from the shared hosts'
   PSS; then all stopped, each timed.
 
-    .venv/bin/python bench/whatsmeow_sessions.py [--linked 200] [--unlinked 10] [--per-host 25]
+    .venv/bin/python -m bench.whatsmeow_sessions [--linked 200] [--unlinked 10] [--per-host 25]
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))  # for tests.contract.whatsmeow_fake
-sys.path.insert(0, str(ROOT))
-from api_latency import pct  # noqa: E402
+sys.path.insert(0, str(ROOT.parent))  # for bench.common and tests.contract.whatsmeow_fake
+from bench.common import pct  # noqa: E402
 
 STAGGER = 0.05  # the worker's restore_stagger
 
@@ -56,7 +55,7 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values] or [0.0]
     return {
         "p50_ms": round(statistics.median(ms), 1),
-        "p99_ms": round(pct(ms, 99), 1),
+        "p99_ms": round(pct(ms, 0.99), 1),
         "max_ms": round(max(ms), 1),
     }
 
