@@ -28,7 +28,6 @@ QUICK: 20 and 60 sessions, under the same keys (`memory_sessions_small` and
 from __future__ import annotations
 
 import asyncio
-import inspect
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,10 +56,10 @@ from bench.common import (
 
 
 def restore_stagger() -> float:
-    """The pause between two restored sessions, as the worker has it."""
-    from zapgate.worker.core import Worker
+    """The pause between two restored sim sessions, as the engine has it."""
+    from zapgate.engines.sim import SimEngine
 
-    return float(inspect.signature(Worker.__init__).parameters["restore_stagger"].default)
+    return float(SimEngine.restore_interval)
 
 
 async def steady_rss(bench: Bench, server: Server) -> int:

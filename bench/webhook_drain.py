@@ -104,7 +104,7 @@ async def receiver_stats(base: str) -> dict[str, Any]:
 
 async def wait_for(base: str, expected: int) -> None:
     async with asyncio.timeout(600), httpx.AsyncClient(timeout=30) as c:
-        while (await c.get(base + "/count")).json() < expected:  # noqa: ASYNC110 - another process
+        while (await c.get(base + "/count")).json() < expected:
             await asyncio.sleep(0.05)
 
 
