@@ -271,24 +271,6 @@ class OutboxRepo:
                 )
             )
 
-    async def mark_delivered(self, delivered: Sequence[tuple[int, int, int]]) -> None:
-        """Record successful deliveries in one transaction: (delivery id, attempts, code)."""
-        now = utcnow()
-        await self._update_deliveries(
-            [
-                {
-                    "delivery_id": delivery_id,
-                    "status": "delivered",
-                    "attempts": attempts,
-                    "next_attempt_at": now,
-                    "last_status_code": code,
-                    "last_error": None,
-                    "updated_at": now,
-                }
-                for delivery_id, attempts, code in delivered
-            ]
-        )
-
     async def record_results(self, results: Sequence[Delivery]) -> None:
         """Write the outcome of many delivery attempts in one transaction: each given
         delivery's status, attempts, next attempt and last answer (the dispatcher writes

@@ -85,7 +85,9 @@ async def test_deliveries_move_and_disable(registry: Registry) -> None:
         error="HTTP 500",
     )
     assert await registry.outbox.due_webhooks(now) == []
-    await registry.outbox.mark_delivered([(delivery.id, 2, 200)])
+    await registry.outbox.record_results(
+        [replace(delivery, status="delivered", attempts=2, last_status_code=200)]
+    )
     log = await registry.outbox.list_deliveries(uid, hook.id)
     assert log[0].status == "delivered" and log[0].attempts == 2
     assert await registry.outbox.list_deliveries(uid + 1, hook.id) == []
