@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from zapgate.errors import NotFound, NotSupported, ValidationFailed, WrongState,
 from zapgate.worker.app import create_worker_app
 from zapgate.worker.core import Worker
 from zapgate.worker.journal import Journal
+from zapgate.worker.manifest import Manifest, ManifestEntry
 
 
 def make_worker(data: Path) -> Worker:
@@ -197,3 +199,41 @@ async def test_delete_removes_the_session_dir(worker: Worker, tmp_path: Path) ->
     with pytest.raises(NotFound):
         await worker.status("u1-a")
     await worker.delete_session("u1-a")  # idempotent
+
+
+def test_the_manifest_keeps_a_row_per_session_across_reopen(tmp_path: Path) -> None:
+    m = Manifest(tmp_path / "m.db")
+    m.load()
+    m.put(ManifestEntry("u1-a", "sessions/u1-a", "sim"))
+    m.put(ManifestEntry("u2-b", "sessions/u2-b", "whatsmeow"))
+    m.put(ManifestEntry("u1-a", "sessions/u1-a", "whatsmeow"))  # changed engine
+    m.remove("u2-b")
+    m.remove("u9-none")  # unknown: nothing happens
+    m.close()
+    again = Manifest(tmp_path / "m.db")
+    again.load()
+    assert again.entries() == [ManifestEntry("u1-a", "sessions/u1-a", "whatsmeow")]
+    again.close()
+
+
+def test_a_json_manifest_of_an_earlier_version_is_imported_once(tmp_path: Path) -> None:
+    legacy = tmp_path / "worker-sessions.json"
+    legacy.write_text(
+        json.dumps(
+            {
+                "u1-a": {"client_id": "u1-a", "session_dir": "sessions/u1-a", "engine": "sim"},
+                "u2-b": {"client_id": "u2-b", "session_dir": "sessions/u2-b", "engine": "sim"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    m = Manifest(tmp_path / "worker-sessions.db", legacy_json=legacy)
+    m.load()
+    assert {e.client_id for e in m.entries()} == {"u1-a", "u2-b"}
+    assert not legacy.exists() and (tmp_path / "worker-sessions.json.imported").exists()
+    m.remove("u2-b")
+    m.close()
+    again = Manifest(tmp_path / "worker-sessions.db", legacy_json=legacy)
+    again.load()  # the renamed file is not imported again: u2-b stays removed
+    assert [e.client_id for e in again.entries()] == ["u1-a"]
+    again.close()

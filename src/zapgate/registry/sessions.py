@@ -241,15 +241,15 @@ class SessionRepo:
     ) -> Session | None:
         state = SessionState(state)
 
-        def job(conn: Connection) -> Session | None:
+        def job(conn: Connection) -> tuple[Session | None, bool]:
             row = conn.execute(
                 select(SessionRow.__table__).where(SessionRow.id == session_id).with_for_update()
             ).first()
             if row is None:
-                return None
+                return None, False
             new_phone = row.phone if phone is None else phone
             if (row.state, row.state_reason, row.phone) == (state.value, reason, new_phone):
-                return convert.session(row)
+                return convert.session(row), False
             conn.execute(
                 update(SessionRow)
                 .where(SessionRow.id == session_id)
@@ -265,14 +265,21 @@ class SessionRepo:
                 type_="session.status",
                 data={"state": state.value, "reason": reason, "phone": new_phone},
             )
-            return convert.session(
-                conn.execute(select(SessionRow.__table__).where(SessionRow.id == session_id)).one()
-            )
+            changed = conn.execute(
+                select(SessionRow.__table__).where(SessionRow.id == session_id)
+            ).one()
+            return convert.session(changed), True
 
+        # A state reported again unchanged (every PUT of a running session reports it)
+        # leaves the cache alone; a change forgets it after the commit.
         try:
-            return await self._db.batch(job)
-        finally:
+            session, changed = await self._db.batch(job)
+        except BaseException:
             self._cache.clear()
+            raise
+        if changed:
+            self._cache.clear()
+        return session
 
     async def clear_phone(self, session_id: int) -> None:
         await self._update(session_id, {"phone": None})

@@ -79,7 +79,10 @@ class Worker:
         self.worker_id = worker_id
         self.backends = backends
         self.journal = Journal(self.data_dir / "worker-journal.db")
-        self.manifest = Manifest(self.data_dir / "worker-sessions.json")
+        self.manifest = Manifest(
+            self.data_dir / "worker-sessions.db",
+            legacy_json=self.data_dir / "worker-sessions.json",
+        )
         self._runtimes: dict[str, _Runtime] = {}
         # Per client id (start/stop/logout/delete) and per `send:{client_id}:{message_id}`.
         self._lock = KeyedLock()
@@ -100,6 +103,7 @@ class Worker:
             except Exception:
                 logger.warning("stopping %s failed", rt.spec.client_id, exc_info=True)
         self._runtimes.clear()
+        self.manifest.close()
         await self.journal.close()
         await self.backends.aclose()
 
