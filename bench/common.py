@@ -136,7 +136,7 @@ class Bench:
     @contextlib.contextmanager
     def session(cls, quick: bool) -> Iterator[Bench]:
         # Wide enough for the table when the output is a file or a CI log.
-        console = Console(width=None if sys.stdout.isatty() else 160)
+        console = Console(width=None if sys.stdout.isatty() else 200)
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -314,6 +314,18 @@ class Server:
             await self.stop()
         else:
             await self.kill()
+
+
+async def start_together(stack: contextlib.AsyncExitStack, *servers: Server) -> None:
+    """Start `servers` at once (each spends seconds importing zapgate); they stop in the
+    reverse order when `stack` closes."""
+    results = await asyncio.gather(*(s.start() for s in servers), return_exceptions=True)
+    if failed := [e for e in results if isinstance(e, BaseException)]:
+        for s in servers:
+            await s.kill()
+        raise failed[0]
+    for s in servers:
+        stack.push_async_exit(s.__aexit__)
 
 
 @contextlib.asynccontextmanager
@@ -626,7 +638,7 @@ async def sweep(
     main: LoadResult | None = None
     for n in bench.pick(LEVELS, QUICK_LEVELS):
         headline = n == MAIN_CONNECTIONS
-        duration = bench.pick(10.0 if headline else 4.0, 1.5 if headline else 0.7)
+        duration = bench.pick(10.0 if headline else 4.0, 1.0 if headline else 0.5)
         result = await measure(
             bench,
             f"{label}: {n} connection{'s' if n > 1 else ''}",

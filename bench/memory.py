@@ -19,7 +19,7 @@ engine's credentials in the session dir). The server's worker then hosts every o
   (state changed after the restart). The worker restores linked sessions one after
   another, `restore_stagger_s` apart: that product is the floor shown beside it.
 
-QUICK: 20 and 60 sessions, under the same keys (`memory_sessions_small` and
+QUICK: 20 and 40 sessions, under the same keys (`memory_sessions_small` and
 `memory_sessions` say how many).
 
     python -m bench.memory [--quick]
@@ -64,11 +64,11 @@ def restore_stagger() -> float:
 
 async def steady_rss(bench: Bench, server: Server) -> int:
     """The median of a few RSS readings once the server has had a moment to settle (kB)."""
-    await asyncio.sleep(bench.pick(2.0, 0.5))
+    await asyncio.sleep(bench.pick(2.0, 0.2))
     readings = []
     for _ in range(5):
         readings.append(server.rss_kb())
-        await asyncio.sleep(bench.pick(0.4, 0.1))
+        await asyncio.sleep(bench.pick(0.4, 0.05))
     return int(statistics.median(readings))
 
 
@@ -116,7 +116,7 @@ async def restored(
 
 
 async def run(bench: Bench) -> Figures:
-    small, large = bench.pick((1000, 10_000), (20, 60))
+    small, large = bench.pick((1000, 10_000), (20, 40))
     warm = bench.pick(20, 3)
     data = bench.workdir("memory")
     url = sqlite_url(data / "data")

@@ -1,7 +1,7 @@
 """Benchmark: sends accepted by the API, next to the limit of the same server stack.
 
 `POST /v1/sessions/{name}/messages` (text) on real servers, sim engine, send rate off,
-spread round-robin over linked sessions (100; QUICK 8), by a closed-loop load generator
+spread round-robin over linked sessions (100; QUICK 4), by a closed-loop load generator
 (bench/loadgen.py) at 1 to 64 connections; the headline figures are at 32 connections:
 
 * embedded topology (`zapgate serve`), SQLite: `send_msgs_per_s`, `send_p99_ms`, and
@@ -50,6 +50,7 @@ from bench.common import (
     send_requests,
     sqlite_url,
     standalone,
+    start_together,
     sweep,
 )
 from bench.loadgen import run_load
@@ -70,22 +71,21 @@ async def linked_gateway(
     env = bench_env(data / "web", port)
     if db_url is not None:
         env["ZAPGATE_DATABASE_URL"] = db_url
+    servers = []
+    if topology == "shared":
+        wport = free_port()
+        wenv = bench_env(data / "worker", ZAPGATE_WORKER_TOKEN=WORKER_TOKEN)
+        worker = Server.zapgate(["worker", "--port", str(wport)], wenv, wport, data / "worker.log")
+        servers.append(worker)
+        env.update(
+            ZAPGATE_TOPOLOGY="shared",
+            ZAPGATE_WORKER_URL=worker.url,
+            ZAPGATE_WORKER_TOKEN=WORKER_TOKEN,
+        )
+    command = "web" if topology == "shared" else "serve"
+    server = Server.zapgate([command], env, port, data / f"{command}.log")
     async with contextlib.AsyncExitStack() as stack:
-        if topology == "shared":
-            wport = free_port()
-            wenv = bench_env(data / "worker", ZAPGATE_WORKER_TOKEN=WORKER_TOKEN)
-            worker = Server.zapgate(
-                ["worker", "--port", str(wport)], wenv, wport, data / "worker.log"
-            )
-            await stack.enter_async_context(worker)
-            env.update(
-                ZAPGATE_TOPOLOGY="shared",
-                ZAPGATE_WORKER_URL=worker.url,
-                ZAPGATE_WORKER_TOKEN=WORKER_TOKEN,
-            )
-        command = "web" if topology == "shared" else "serve"
-        server = Server.zapgate([command], env, port, data / f"{command}.log")
-        await stack.enter_async_context(server)
+        await start_together(stack, *servers, server)
         names = [f"s{i:03d}" for i in range(sessions)]
         await link_many(
             bench,
@@ -140,7 +140,7 @@ async def headline(
             server.port,
             make,
             connections=MAIN_CONNECTIONS,
-            duration=bench.pick(10.0, 1.0),
+            duration=bench.pick(10.0, 0.8),
             warmup=bench.pick(1.0, 0.2),
         ),
     )
@@ -191,7 +191,7 @@ async def bare_endpoint(bench: Bench, names: Sequence[str]) -> Figures:
 
 
 async def run(bench: Bench) -> Figures:
-    sessions = bench.pick(100, 8)
+    sessions = bench.pick(100, 4)
     figures: Figures = {"send_sessions": float(sessions), "send_connections": MAIN_CONNECTIONS}
     with bench.phase("send path, embedded, SQLite"):
         found, names = await embedded_sqlite(bench, sessions)

@@ -169,7 +169,7 @@ async def sustained(
             server.port,
             make,
             connections=16,
-            duration=bench.pick(10.0, 0.7),
+            duration=bench.pick(10.0, 0.5),
             on_issue=writes.issued,
             on_response=writes.answered,
         ),
@@ -193,7 +193,7 @@ async def latency(
 ) -> Figures:
     make = phone_writes(server.port, accounts, "l")
     writes = Writes("l")
-    duration = bench.pick(10.0, 0.5)
+    duration = bench.pick(10.0, 0.25)
     result = await measure(
         bench,
         f"phones writing at {OFFERED_PER_S:.0f} events/s offered",
@@ -258,7 +258,7 @@ async def run(bench: Bench) -> Figures:
                 ),
             )
             figures["webhook_receiver_req_per_s"] = r(alone.per_s)
-        with bench.phase("webhooks"):
+        with bench.phase("webhooks through the gateway"):
             async with gateway(bench, users) as (server, accounts):
                 async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
                     for k, a in enumerate(accounts):
