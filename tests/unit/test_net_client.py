@@ -191,3 +191,38 @@ async def test_nothing_listening_is_a_connect_error() -> None:
     async with guarded_client(allow_private=True, timeout=2) as client:
         with pytest.raises(httpx.ConnectError, match=f"cannot connect to 127.0.0.1:{port}"):
             await client.get(f"http://127.0.0.1:{port}/")
+
+
+class CookieHandler(http.server.BaseHTTPRequestHandler):
+    """Sets a cookie on every answer and echoes the Cookie header it was sent."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = (self.headers.get("cookie") or "").encode()
+        self.send_response(200)
+        self.send_header("set-cookie", "tenant=alice; Path=/")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_a_cookie_one_receiver_sets_never_reaches_another() -> None:
+    # One client serves every tenant's webhooks; two of them on the same host.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CookieHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        async with guarded_client(allow_private=True, timeout=5) as client:
+            first = await client.post(f"{base}/alice-hook", content=b"{}")
+            assert "tenant=alice" in first.headers["set-cookie"]
+            second = await client.post(f"{base}/bob-hook", content=b"{}")
+            assert second.content == b""  # no Cookie header was sent
+            assert not list(client.cookies.jar)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -146,8 +146,8 @@ async def test_results_are_written_in_batches(
     session: tuple[int, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Three webhooks, 40 events each: a write per page of results (here one page per
-    webhook), not one per delivery."""
+    """Three webhooks, 40 events each: a write per page of results (one page per webhook
+    here; more writes when the machine is slow to answer), never one per delivery."""
     uid, sid = session
     hooks = [await webhook(registry, uid, receiver.url(f"/b{i}")) for i in range(3)]
     batches: list[int] = []
@@ -161,7 +161,7 @@ async def test_results_are_written_in_batches(
     await store(registry, sid, range(40))
     async with running(registry, settings()):
         await eventually(lambda: sum(batches) == 120, "every result written")
-    assert 1 <= len(batches) <= 3
+    assert len(batches) <= 12 and max(batches) >= 10
     for hook in hooks:
         deliveries = await log(registry, uid, hook)
         assert {(d.status, d.last_status_code) for d in deliveries} == {("delivered", 200)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterable, Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpcore
@@ -304,4 +305,7 @@ def guarded_client(
         follow_redirects=False,
         trust_env=False,
         headers=headers,
+        # One client serves every tenant's URLs: a cookie one receiver sets must never
+        # reach another's (same host, another user). The jar's policy accepts none.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
