@@ -111,9 +111,13 @@ async def test_tls_with_the_certificate_checked(
     async with guarded_client(allow_private=True, timeout=5) as client:
         first = await client.get(url)
         second = await client.post(url, content=b"over tls")
-        big = await client.get(f"https://localhost:{port}/big")
+        async with client.stream("GET", f"https://localhost:{port}/big") as r:
+            chunks = []
+            async for chunk in r.aiter_bytes():
+                chunks.append(chunk)
+                await asyncio.sleep(0)  # a slow reader: reading pauses, above TLS
     assert (first.status_code, first.content, second.content) == (200, b"hello", b"over tls")
-    assert big.content == BIG
+    assert b"".join(chunks) == BIG
     assert len(connections) == 1  # kept alive over TLS too
 
 

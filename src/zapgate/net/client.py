@@ -183,6 +183,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc)) from exc
         if transport is None:
             raise httpcore.ConnectError("the connection closed in the TLS handshake")
+        # The protocol now hears from the TLS transport (start_tls does not call
+        # connection_made again): reading is paused and resumed on it, above TLS.
+        self._protocol.transport = transport
         return AsyncioStream(transport, self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
