@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -82,8 +82,6 @@ def _run_batch(conn: Connection, batch: Sequence[_Queued]) -> None:
             except Exception as exc:
                 item.outcome = (False, exc)
 
-
-Runner = Callable[[Sequence[_Queued]], Awaitable[None]]
 
 # An inline batch does not wait for another process's write lock at all: it hands the
 # batch to the thread, which waits as long as every other writer does.
