@@ -13,7 +13,7 @@ SQLAlchemy writes, the same datetimes back).
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +121,3 @@ class Prepared:
             return int(cursor.rowcount)
         finally:
             cursor.close()
-
-    def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
-        for one in params:
-            self.run(conn, one)
