@@ -3,10 +3,9 @@
 The web tier reads it with a cursor (`seq`), so events survive either side restarting
 and are delivered at least once; readers long-poll with `wait`.
 
-The journal is this worker's own file (its data dir is locked to it), so nothing else
-ever holds its write lock: statements run synchronously on the event loop, each an
-autocommitted transaction of some tens of microseconds, which costs far less than
-handing each to a thread (an append per event, several per message sent)."""
+The journal is one of the worker's own files (`worker/localdb.py`): statements run
+synchronously on the event loop, each autocommitted (an append per event, several per
+message sent)."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from zapgate.worker.localdb import open_local
 from zapgate.worker.schemas import JournalEntry, JournalPage
 
 logger = logging.getLogger(__name__)
@@ -61,14 +61,8 @@ class Journal:
         return self._last_seq
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every statement is its own transaction, committed when it returns.
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = open_local(self.path, _SCHEMA, _SENT_SCHEMA)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
-            db.execute(_SENT_SCHEMA)
             row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
         except BaseException:
             db.close()

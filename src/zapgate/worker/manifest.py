@@ -3,10 +3,9 @@ a restarted worker knows what to restore without asking the web tier.
 
 A SQLite file in the worker's data dir, one row per session: adding or removing a
 session writes that row alone (the JSON file it replaces was rewritten whole on every
-change, which made hosting 10k sessions cost the square of it: 690 s). The file is the
-worker's own (its data dir is locked to it), so statements run synchronously, in
-autocommit. A `worker-sessions.json` left by an earlier version is imported once, then
-renamed `worker-sessions.json.imported`."""
+change, which made hosting 10k sessions cost the square of it: 690 s). The file is one
+of the worker's own (`worker/localdb.py`). A `worker-sessions.json` left by an earlier
+version is imported once, then renamed `worker-sessions.json.imported`."""
 
 from __future__ import annotations
 
@@ -16,6 +15,8 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from zapgate.worker.localdb import open_local
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,8 @@ class Manifest:
         self._entries: dict[str, ManifestEntry] = {}
 
     def load(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = open_local(self.path, _SCHEMA)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
             self._import_legacy(db)
             rows = db.execute("SELECT client_id, session_dir, engine FROM sessions").fetchall()
         except BaseException:
