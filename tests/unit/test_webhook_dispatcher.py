@@ -115,6 +115,12 @@ async def test_order_holds_within_a_webhook_while_others_fail_or_crawl(
         await eventually(
             lambda: len(receiver.got("/failing")) >= 2, "a retry of the failing webhook"
         )
+        # The receiver logs a POST before its answer reaches the dispatcher: wait for the
+        # results to be written (a POST cut off by the stop stays pending, re-sent later).
+        deadline = time.monotonic() + 15
+        while [d.status for d in await log(registry, uid, ordered)] != ["delivered"] * 30:
+            assert time.monotonic() < deadline, "timed out waiting for the results written"
+            await asyncio.sleep(0.05)
     assert numbers(receiver, "/slow") == list(range(len(receiver.got("/slow"))))
     deliveries = await log(registry, uid, ordered)
     assert [d.status for d in deliveries] == ["delivered"] * 30
