@@ -13,6 +13,13 @@ def png_bytes(size: int = 8, color: tuple[int, int, int] = (200, 30, 30)) -> byt
     return buf.getvalue()
 
 
+def webp_bytes(size: int = 64, color: tuple[int, int, int] = (30, 160, 60)) -> bytes:
+    """A sticker: WhatsApp's are 512x512 webp; any webp goes through the engines."""
+    buf = io.BytesIO()
+    Image.new("RGBA", (size, size), (*color, 255)).save(buf, format="WEBP")
+    return buf.getvalue()
+
+
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 OGG = b"OggS" + bytes(60)
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(40)

@@ -22,6 +22,7 @@ import uvicorn
 
 from tests.conftest import free_port
 from tests.media_samples import MP4, OGG, PDF, png_bytes
+from zapgate.domain.content import ContactCard, Location, Poll
 from zapgate.domain.events import (
     EngineEvent,
     MessageAck,
@@ -126,6 +127,58 @@ class EngineHarness(ABC):
         `@lid`), with its number in SenderAlt only when `share_phone`. A device learns the
         LID <-> phone mapping (its store: `get_pn_from_lid`) from a message that carries
         both, or by sending to the phone by number."""
+
+    # -- the phone side of messages beyond text and media (test_engine_messages.py) --------
+    @abstractmethod
+    async def phone_send_rich(
+        self,
+        phone: str,
+        to: str,
+        *,
+        text: str | None = None,
+        quote_id: str | None = None,
+        mentions: tuple[str, ...] = (),
+        location: Location | None = None,
+        contacts: tuple[ContactCard, ...] = (),
+        poll: Poll | None = None,
+    ) -> str:
+        """`phone` writes to the linked number `to`: a text (replying to the message
+        `quote_id` of their chat, whoever wrote it, and mentioning `mentions`), or a
+        location, contact cards or a poll. Returns WhatsApp's id of the message."""
+
+    @abstractmethod
+    async def phone_send_from_own_phone(self, owner: str, to: str, text: str) -> str:
+        """The linked number `owner` writes `text` to `to` from its own phone (another
+        device of the account): its linked devices see it as their own message."""
+
+    @abstractmethod
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        """`phone` reacts to the message `target_id` of its chat with the linked number
+        `to` (either side's message); "" removes its reaction. The reaction's id."""
+
+    @abstractmethod
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> None:
+        """`phone` edits its own message `target_id` sent to the linked number `to`."""
+
+    @abstractmethod
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> None:
+        """`phone` deletes its own message `target_id` to `to` for everyone."""
+
+    @abstractmethod
+    async def phone_vote(self, phone: str, to: str, poll_id: str, options: list[str]) -> None:
+        """`phone` votes `options` (their texts; [] withdraws) on the poll `poll_id` that the
+        linked number `to` sent it."""
+
+    @abstractmethod
+    async def phone_presence(self, phone: str, to: str, state: str) -> None:
+        """`phone` shows `state` to the linked number `to`: typing, recording or paused in
+        their chat, or available / unavailable."""
+
+    @abstractmethod
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]:
+        """What `phone` saw besides messages, oldest first, each a dict with `type` and
+        `from` (the acting number): `reaction` {id, emoji}, `edit` {id, text}, `revoke`
+        {id}, `read` {ids}, `presence` {state}, `vote` {poll_id, options}."""
 
     async def close(self) -> None:
         for engine in self.engines:
@@ -672,7 +725,7 @@ async def test_send_media_refuses_an_unknown_kind(engine_harness: EngineHarness)
     engine, _ = await engine_harness.linked(phone=PHONE_A)
     with pytest.raises(Exception) as info:
         await engine.send_media(
-            message_id=new_message_id(), to=STRANGER, kind="sticker", data=b"x", mime="x/y"
+            message_id=new_message_id(), to=STRANGER, kind="hologram", data=b"x", mime="x/y"
         )
     assert getattr(info.value, "errcode", None) == "validation_error"
     assert await engine_harness.phone_inbox(STRANGER) == []

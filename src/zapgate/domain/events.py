@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from zapgate.domain.content import NO_EXTRAS, Extras
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 
@@ -56,7 +57,10 @@ class MediaContent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageReceived:
     """An inbound message. `id` is WhatsApp's id of it; `chat` and `sender` are addresses
-    (see the module docstring), `chat_lid` / `sender_lid` their LIDs when known."""
+    (see the module docstring), `chat_lid` / `sender_lid` their LIDs when known.
+    `from_me`: this session's own number sent it from another device (the phone): the
+    gateway reports it as `message.sent`. `extras`: the quoted message, mentions, or the
+    location, contacts or poll it carries."""
 
     id: str
     chat: str
@@ -66,6 +70,8 @@ class MessageReceived:
     media: MediaContent | None = None
     chat_lid: str | None = None
     sender_lid: str | None = None
+    from_me: bool = False
+    extras: Extras = NO_EXTRAS
     raw: Any = field(default=None, compare=False, repr=False)
 
 
@@ -82,4 +88,94 @@ class MessageAck:
     raw: Any = field(default=None, compare=False, repr=False)
 
 
-EngineEvent = StateChanged | QrUpdated | MessageReceived | MessageAck
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactionReceived:
+    """`sender` reacted to the message WhatsApp knows as `target_id` in `chat` with `emoji`
+    ("" when the reaction was removed). `from_me`: this session's own number reacted
+    (from another device). `id` is WhatsApp's id of the reaction itself."""
+
+    id: str
+    chat: str
+    sender: str
+    target_id: str
+    emoji: str
+    timestamp: datetime
+    from_me: bool = False
+    chat_lid: str | None = None
+    sender_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageEdited:
+    """`sender` edited the message WhatsApp knows as `target_id`; `text` is its new text."""
+
+    chat: str
+    sender: str
+    target_id: str
+    text: str
+    timestamp: datetime
+    from_me: bool = False
+    chat_lid: str | None = None
+    sender_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRevoked:
+    """`sender` deleted the message WhatsApp knows as `target_id` for everyone."""
+
+    chat: str
+    sender: str
+    target_id: str
+    timestamp: datetime
+    from_me: bool = False
+    chat_lid: str | None = None
+    sender_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollVoted:
+    """`sender`'s vote on the poll WhatsApp knows as `poll_id`: the options now chosen
+    (a new vote replaces the voter's previous one; none chosen is a withdrawn vote).
+    `selected_hashes` are what WhatsApp carries (sha256 hex of each option's text);
+    `selected` the options' texts when the engine knows the poll, else empty: the
+    registry maps hashes to the stored poll's options."""
+
+    chat: str
+    sender: str
+    poll_id: str
+    selected: tuple[str, ...]
+    selected_hashes: tuple[str, ...]
+    timestamp: datetime
+    chat_lid: str | None = None
+    sender_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceChanged:
+    """A contact's presence: `state` is one of `domain.content.PRESENCES` (online or not,
+    typing, recording, paused in `chat`). `last_seen` when WhatsApp tells it."""
+
+    chat: str
+    sender: str
+    state: str
+    last_seen: datetime | None = None
+    chat_lid: str | None = None
+    sender_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
+EngineEvent = (
+    StateChanged
+    | QrUpdated
+    | MessageReceived
+    | MessageAck
+    | ReactionReceived
+    | MessageEdited
+    | MessageRevoked
+    | PollVoted
+    | PresenceChanged
+)

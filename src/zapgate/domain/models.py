@@ -11,6 +11,9 @@ from zapgate.domain.state import SessionState
 
 # What can be sent (and is kept) as media; inbound stickers are kept as `sticker`.
 MEDIA_KINDS = ("image", "document", "audio", "video")
+# What an engine's send_media takes: a sticker is a webp image, a voice note an ogg/opus
+# audio sent push-to-talk.
+SENDABLE_MEDIA = (*MEDIA_KINDS, "sticker", "voice")
 
 
 class MessageStatus(StrEnum):

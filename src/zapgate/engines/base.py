@@ -7,8 +7,9 @@ state bookkeeping and the de-duplication of state reports.
 The lifecycle and sending text are what every engine does (abstract `_do_*`). An
 optional WhatsApp feature is a capability: an engine opts in by naming it in
 `capabilities` and overriding its `_do_*` (not abstract); the public method of a feature
-the engine lacks raises `NotSupported` (501). Today's capabilities: `send_media` and
-`pair_code`.
+the engine lacks raises `NotSupported` (501). Today's capabilities: `send_media`,
+`pair_code`, `reply` (quotes and mentions), `send_location`, `send_contacts`, `polls`,
+`reactions`, `edit`, `revoke`, `read_receipts` and `presence`.
 
 Messages and their ids. WhatsApp assigns the id of a message the session sends (whatsmeow
 makes it; neonize cannot send with a chosen one), so a send has two ids: the gateway's
@@ -44,13 +45,14 @@ from __future__ import annotations
 import itertools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar, final
 
+from zapgate.domain.content import CHAT_PRESENCES, ContactCard, Location, MessageRef, Poll, Quote
 from zapgate.domain.events import EngineEvent, MessageAck, StateChanged
-from zapgate.domain.models import MEDIA_KINDS, MessageStatus
+from zapgate.domain.models import SENDABLE_MEDIA, MessageStatus
 from zapgate.domain.state import SessionState, can_transition
 from zapgate.errors import EngineError, GatewayError, NotSupported, ValidationFailed
 from zapgate.i18n import N_
@@ -138,10 +140,25 @@ class Engine(ABC):
         return await self._guard("pair code", self._do_pair_code(phone))
 
     @final
-    async def send_text(self, *, message_id: str, to: str, text: str) -> str:
-        """Send `text` to `to` (E.164 or `<digits>@lid`); returns WhatsApp's id of it."""
+    async def send_text(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        text: str,
+        quote: Quote | None = None,
+        mentions: Sequence[str] = (),
+    ) -> str:
+        """Send `text` to `to` (E.164 or `<digits>@lid`); returns WhatsApp's id of it.
+        `quote`: the message this one replies to; `mentions`: phones (E.164) mentioned."""
+        if quote is not None or mentions:
+            self._require("reply")
         return await self._send_acked(
-            message_id, "send", self._do_send_text(message_id=message_id, to=to, text=text)
+            message_id,
+            "send",
+            self._do_send_text(
+                message_id=message_id, to=to, text=text, quote=quote, mentions=tuple(mentions)
+            ),
         )
 
     @final
@@ -155,16 +172,20 @@ class Engine(ABC):
         mime: str,
         filename: str | None = None,
         caption: str | None = None,
+        quote: Quote | None = None,
     ) -> str:
-        """Send `data` as an image, document, audio or video (`kind`) to `to` (E.164 or
-        `<digits>@lid`); returns WhatsApp's id of it. Sizes were checked by the caller."""
+        """Send `data` as an image, document, audio, video, sticker (webp) or voice note
+        (ogg/opus push-to-talk) (`kind`) to `to` (E.164 or `<digits>@lid`); returns
+        WhatsApp's id of it. Sizes and formats were checked by the caller."""
         self._require("send_media")
-        if kind not in MEDIA_KINDS:
+        if kind not in SENDABLE_MEDIA:
             raise ValidationFailed(
                 N_("media type {kind!r} is not one of {kinds}"),
                 kind=kind[:20],
-                kinds=", ".join(MEDIA_KINDS),
+                kinds=", ".join(SENDABLE_MEDIA),
             )
+        if quote is not None:
+            self._require("reply")
         return await self._send_acked(
             message_id,
             "send media",
@@ -176,8 +197,94 @@ class Engine(ABC):
                 mime=mime,
                 filename=filename,
                 caption=caption,
+                quote=quote,
             ),
         )
+
+    @final
+    async def send_location(
+        self, *, message_id: str, to: str, location: Location, quote: Quote | None = None
+    ) -> str:
+        """Send a location pin; returns WhatsApp's id of it."""
+        self._require("send_location")
+        return await self._send_acked(
+            message_id,
+            "send location",
+            self._do_send_location(message_id=message_id, to=to, location=location, quote=quote),
+        )
+
+    @final
+    async def send_contacts(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        contacts: Sequence[ContactCard],
+        quote: Quote | None = None,
+    ) -> str:
+        """Send contact cards (each with its vCard built); returns WhatsApp's id."""
+        self._require("send_contacts")
+        if not contacts:
+            raise ValidationFailed(N_("contacts: at least one contact is needed"))
+        return await self._send_acked(
+            message_id,
+            "send contacts",
+            self._do_send_contacts(
+                message_id=message_id, to=to, contacts=tuple(contacts), quote=quote
+            ),
+        )
+
+    @final
+    async def send_poll(self, *, message_id: str, to: str, poll: Poll) -> str:
+        """Send a poll; votes come back as `PollVoted` events. WhatsApp's id of it."""
+        self._require("polls")
+        return await self._send_acked(
+            message_id, "send poll", self._do_send_poll(message_id=message_id, to=to, poll=poll)
+        )
+
+    @final
+    async def react(self, *, chat: str, target: MessageRef, emoji: str) -> str:
+        """React to a message of `chat` with `emoji` ("" removes this session's reaction);
+        returns WhatsApp's id of the reaction."""
+        self._require("reactions")
+        return await self._guard("react", self._do_react(chat=chat, target=target, emoji=emoji))
+
+    @final
+    async def edit(self, *, chat: str, target_id: str, text: str) -> str:
+        """Replace the text of a message this session sent (WhatsApp refuses after 15
+        minutes; the caller checks). Returns WhatsApp's id of the edit."""
+        self._require("edit")
+        return await self._guard("edit", self._do_edit(chat=chat, target_id=target_id, text=text))
+
+    @final
+    async def revoke(self, *, chat: str, target: MessageRef) -> str:
+        """Delete a message for everyone (this session's own; a group admin's in groups).
+        Returns WhatsApp's id of the revoke."""
+        self._require("revoke")
+        return await self._guard("revoke", self._do_revoke(chat=chat, target=target))
+
+    @final
+    async def mark_read(self, *, chat: str, ids: Sequence[str], sender: str | None = None) -> None:
+        """Send read receipts for messages of `chat` (WhatsApp's ids; in a group, all
+        from `sender`)."""
+        self._require("read_receipts")
+        if ids:
+            await self._guard(
+                "mark read", self._do_mark_read(chat=chat, ids=tuple(ids), sender=sender)
+            )
+
+    @final
+    async def set_presence(self, *, chat: str, state: str) -> None:
+        """Show `state` (`typing`, `recording`, `paused`) in `chat`, and subscribe to the
+        chat's presence so its contact's is reported (`PresenceChanged`)."""
+        self._require("presence")
+        if state not in CHAT_PRESENCES:
+            raise ValidationFailed(
+                N_("presence {state!r} is not one of {states}"),
+                state=state[:20],
+                states=", ".join(CHAT_PRESENCES),
+            )
+        await self._guard("presence", self._do_set_presence(chat=chat, state=state))
 
     @final
     def has_credentials(self) -> bool:
@@ -263,7 +370,15 @@ class Engine(ABC):
     async def _do_logout(self) -> None: ...
 
     @abstractmethod
-    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str: ...
+    async def _do_send_text(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        text: str,
+        quote: Quote | None,
+        mentions: tuple[str, ...],
+    ) -> str: ...
 
     @abstractmethod
     def _do_has_credentials(self) -> bool: ...
@@ -282,5 +397,34 @@ class Engine(ABC):
         mime: str,
         filename: str | None,
         caption: str | None,
+        quote: Quote | None,
     ) -> str:
+        raise NotImplementedError
+
+    async def _do_send_location(
+        self, *, message_id: str, to: str, location: Location, quote: Quote | None
+    ) -> str:
+        raise NotImplementedError
+
+    async def _do_send_contacts(
+        self, *, message_id: str, to: str, contacts: tuple[ContactCard, ...], quote: Quote | None
+    ) -> str:
+        raise NotImplementedError
+
+    async def _do_send_poll(self, *, message_id: str, to: str, poll: Poll) -> str:
+        raise NotImplementedError
+
+    async def _do_react(self, *, chat: str, target: MessageRef, emoji: str) -> str:
+        raise NotImplementedError
+
+    async def _do_edit(self, *, chat: str, target_id: str, text: str) -> str:
+        raise NotImplementedError
+
+    async def _do_revoke(self, *, chat: str, target: MessageRef) -> str:
+        raise NotImplementedError
+
+    async def _do_mark_read(self, *, chat: str, ids: tuple[str, ...], sender: str | None) -> None:
+        raise NotImplementedError
+
+    async def _do_set_presence(self, *, chat: str, state: str) -> None:
         raise NotImplementedError

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zapgate.domain.content import Quote
 from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
 from zapgate.domain.ids import is_lid, normalize_phone, normalize_recipient
 from zapgate.domain.models import MessageStatus
@@ -401,7 +402,15 @@ class SimEngine(Engine):
         self._waiter = self._spawn(self._pairing_deadline(), "pairing")
         return code
 
-    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
+    async def _do_send_text(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        text: str,
+        quote: Quote | None,
+        mentions: tuple[str, ...],
+    ) -> str:
         if self._state is not SessionState.CONNECTED:
             raise not_connected(self.client_id, self._state)
         return await self._link().send(self.device_id, message_id, normalize_recipient(to), text)
@@ -416,6 +425,7 @@ class SimEngine(Engine):
         mime: str,
         filename: str | None,
         caption: str | None,
+        quote: Quote | None,
     ) -> str:
         if self._state is not SessionState.CONNECTED:
             raise not_connected(self.client_id, self._state)

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from zapgate.aio import BackgroundTasks
+from zapgate.domain.content import Quote
 from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
@@ -644,7 +645,15 @@ class WhatsmeowEngine(Engine):
             )
         return wa_id
 
-    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
+    async def _do_send_text(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        text: str,
+        quote: Quote | None,
+        mentions: tuple[str, ...],
+    ) -> str:
         return await self._send(None, "send_text", b"", to=_target(to), text=text)
 
     async def _do_send_media(
@@ -657,6 +666,7 @@ class WhatsmeowEngine(Engine):
         mime: str,
         filename: str | None,
         caption: str | None,
+        quote: Quote | None,
     ) -> str:
         return await self._send(
             kind,
