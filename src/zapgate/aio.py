@@ -57,8 +57,12 @@ class Wakeup:
         self._event.set()
 
     async def wait(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the inner result
+        # when a cancel meets a wake-up in the same round (gh-86296), and a loop closed
+        # just after a wake() then ran forever, and its process never stopped.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         self._event.clear()
 
 

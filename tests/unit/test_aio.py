@@ -1,11 +1,14 @@
-"""The shared asyncio helpers: background tasks and the keyed lock."""
+"""The shared asyncio helpers: background tasks, the wake-up and the keyed lock."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 
-from zapgate.aio import BackgroundTasks, KeyedLock
+import pytest
+
+from zapgate.aio import BackgroundTasks, KeyedLock, Wakeup
+from zapgate.pipeline.base import PollingLoop
 
 
 async def test_keyed_lock_hands_one_lock_per_key_while_in_use() -> None:
@@ -87,3 +90,36 @@ async def test_background_tasks_one_failure_does_not_cancel_the_others() -> None
     await asyncio.wait_for(done.wait(), 2)
     await tasks.close()
     assert len(tasks) == 0
+
+
+async def test_a_wakeup_never_swallows_a_cancel() -> None:
+    """A loop closed just after it was woken must end: with asyncio.wait_for (Python
+    3.11) the cancel was lost, the polling loop went round again, and `zapgate serve`
+    never stopped on SIGTERM (seen in CI)."""
+    wakeup = Wakeup()
+    waiting = asyncio.create_task(wakeup.wait(30))
+    await asyncio.sleep(0)
+    wakeup.set()  # the waiter is due to wake in the next round...
+    waiting.cancel()  # ...and is cancelled in this one
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_a_polling_loop_closes_right_after_a_wake() -> None:
+    ticks = 0
+
+    class Counter(PollingLoop):
+        name = "test"
+        failure = "tick failed"
+
+        async def tick(self) -> None:
+            nonlocal ticks
+            ticks += 1
+
+    loop = Counter(interval=30)
+    loop.start()
+    await asyncio.sleep(0.01)
+    loop.wake()
+    async with asyncio.timeout(5):
+        await loop.close()
+    assert ticks >= 1

@@ -159,6 +159,23 @@ async def test_journal_cursor_and_long_poll(tmp_path: Path) -> None:
     await j2.close()
 
 
+async def test_a_long_poll_cancelled_as_an_entry_arrives_is_cancelled(tmp_path: Path) -> None:
+    """The web tier's puller is cancelled on shutdown while it long-polls; an entry
+    appended in the same round must not swallow the cancel (the puller would poll again
+    and the process never stop)."""
+    j = Journal(tmp_path / "j.db")
+    await j.open()
+    try:
+        reader = asyncio.create_task(j.read(0, wait=30))
+        await asyncio.sleep(0.01)
+        await j.append("c1", "state", {"state": "STARTING"})
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    finally:
+        await j.close()
+
+
 async def test_restore_on_boot_without_a_new_qr(tmp_path: Path) -> None:
     w = make_worker(tmp_path)
     await w.initialize()

@@ -118,10 +118,10 @@ class Journal:
         """Entries with seq > after (at most `limit`), waiting up to `wait` seconds for one."""
         if wait > 0 and self._last_seq <= after:
             async with self._changed:
+                # Not asyncio.wait_for: see `aio.Wakeup.wait` (a cancel must never be lost).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._changed.wait_for(lambda: self._last_seq > after), timeout=wait
-                    )
+                    async with asyncio.timeout(wait):
+                        await self._changed.wait_for(lambda: self._last_seq > after)
         rows = self.db.execute(
             "SELECT seq, client_id, type, data, at FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit),
