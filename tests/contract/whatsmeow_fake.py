@@ -398,8 +398,6 @@ class Link:
     current_qr: str | None = None
     # What this device's store learned: LID user -> phone (whatsmeow's LID map).
     learned: dict[str, str] = field(default_factory=dict)
-    # Its msg-secret store: message id -> (secret, the message's author as a JID string).
-    secrets: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     # Whether it marked itself online, and whose presence it subscribed to.
     available: bool = False
     subscribed: set[str] = field(default_factory=set)
@@ -455,6 +453,9 @@ class FakeWhatsApp:
     logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Every message that crossed the network: id -> (author phone, text).
     messages: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # whatsmeow's msg-secret store of each auth store (it outlives a connection):
+    # store -> message id -> (secret, the message's author as a JID string).
+    secrets: dict[str, dict[str, tuple[bytes, str]]] = field(default_factory=dict)
     # Polls as the phones' WhatsApp keeps them: id -> (message secret, author phone).
     polls: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     _server: socketserver.ThreadingTCPServer | None = None
@@ -599,7 +600,8 @@ class FakeWhatsApp:
             lid = next((u for u, p in link.learned.items() if p == phone), None)
             return {"user": lid}
         if op == "msg_secret":
-            found = link.secrets.get(str(req["id"]))
+            with self.lock:
+                found = self.secrets.get(link.store, {}).get(str(req["id"]))
             return {"secret": _b64(found[0]), "author": found[1]} if found else {"secret": None}
         if op == "receipt":
             if req["type"] == "read":
@@ -797,8 +799,9 @@ class FakeWhatsApp:
         secret = bytes(message.messageContextInfo.messageSecret)
         if secret and sender.phone is not None:
             # whatsmeow keeps the secret of what it sends; the phone's WhatsApp too.
-            sender.secrets[message_id] = (secret, f"{sender.phone.lstrip('+')}@s.whatsapp.net")
+            author = f"{sender.phone.lstrip('+')}@s.whatsapp.net"
             with self.lock:
+                self.secrets.setdefault(sender.store, {})[message_id] = (secret, author)
                 self.polls[message_id] = (secret, sender.phone)
         action = self._action_of(message)
         with self.lock:
@@ -852,7 +855,9 @@ class FakeWhatsApp:
             secret = bytes(message.messageContextInfo.messageSecret)
             if secret:
                 # whatsmeow stores the secret of a message it receives, too.
-                link.secrets[message_id] = (secret, f"{phone.lstrip('+')}@s.whatsapp.net")
+                author = f"{phone.lstrip('+')}@s.whatsapp.net"
+                with self.lock:
+                    self.secrets.setdefault(link.store, {})[message_id] = (secret, author)
             link.push(message_event(message_id, self._source(phone, link), message, edit=edit))
         return message_id
 
