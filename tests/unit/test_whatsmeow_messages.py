@@ -15,7 +15,7 @@ import pytest
 
 from tests.contract.test_engine_contract import PHONE_A, wait_for
 from tests.contract.whatsmeow_fake import FakeWhatsApp, jid, message_event, source
-from tests.media_samples import webp_bytes
+from tests.media_samples import OGG, webp_bytes
 from tests.unit.test_whatsmeow import link, linked, make, network, push
 from zapgate.domain.content import ContactCard, MessageRef, Poll, Quote
 from zapgate.domain.events import (
@@ -212,7 +212,7 @@ async def test_poll_options_survive_a_restart_and_bad_votes_are_dropped(
 
 
 async def test_what_the_engine_sends(linked: Any) -> None:
-    """Contact arrays, quoted stickers, reactions to the phone's messages and revokes as
+    """Contact arrays, quoted stickers and voice notes, reactions to the phone's messages and revokes as
     whatsmeow's MessageKey names them."""
     engine, rec, net = linked
     asked = await asyncio.to_thread(net.phone_send, STRANGER, PHONE_A, "sticker?")
@@ -231,11 +231,24 @@ async def test_what_the_engine_sends(linked: Any) -> None:
             mime="image/webp",
             quote=Quote(id=asked, sender=STRANGER, text="sticker?"),
         ),
+        await engine.send_media(
+            message_id=new_message_id(),
+            to=STRANGER,
+            kind="voice",
+            data=OGG,
+            mime="audio/ogg",
+            quote=Quote(id=asked, sender=STRANGER),
+        ),
     ]
     await wait_for(lambda: all(MessageStatus.READ in rec.acks(i) for i in ids), what="READs")
-    contacts, sticker = net.inboxes[STRANGER]
+    contacts, sticker, voice = net.inboxes[STRANGER]
     assert [c["phone"] for c in contacts["contacts"]] == ["+5511988887777", "+5521977776666"]
     assert (sticker["media"]["kind"], sticker["quote"]["id"]) == ("sticker", asked)
+    assert (voice["media"]["kind"], voice["media"]["mime"], voice["quote"]["id"]) == (
+        "voice",
+        "audio/ogg; codecs=opus",
+        asked,
+    )
     await engine.react(chat=STRANGER, target=MessageRef(id=asked, from_me=False), emoji="👍")
     await engine.revoke(chat=STRANGER, target=MessageRef(id=ids[0], from_me=True))
     await wait_for(lambda: len(net.phone_log(STRANGER)) == 2, what="the reaction and revoke")
@@ -273,3 +286,19 @@ def test_a_quote_of_another_authors_message_keeps_its_author() -> None:
     assert convert.extras(NoStore(), message) == {
         "quote": {"id": "Q", "sender": STRANGER, "text": None}
     }
+
+
+async def test_the_newest_polls_are_remembered(
+    tmp_path: Path, network: FakeWhatsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zapgate.engines.whatsmeow import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "POLL_MEMORY", 2)
+    engine, _ = make(tmp_path, network.config())
+    for poll_id in ("B", "A", "C"):
+        await engine._remember_poll(poll_id, [poll_id.lower(), "x"])
+    again, _ = make(tmp_path, network.config())
+    sha = hashlib.sha256(b"c").hexdigest()
+    assert await again._poll_choices("C", (sha,)) == ("c",)
+    assert await again._poll_choices("B", (hashlib.sha256(b"b").hexdigest(),)) == ()
+    assert list(await again._load_polls()) == ["A", "C"]

@@ -598,27 +598,31 @@ class WhatsmeowEngine(Engine):
 
     # -- polls: their options, remembered to name the choices of a vote ----------------------
     async def _load_polls(self) -> dict[str, list[str]]:
+        """The remembered polls, oldest first (the file keeps them as a list: its JSON
+        objects are written with sorted keys)."""
         if self._polls is None:
             try:
                 data = await asyncio.to_thread(read_json, self.polls_path)
             except FileNotFoundError:
-                data = {}
+                data = []
             except (OSError, ValueError) as exc:
                 self.log.warning("unreadable %s (%s); starting afresh", POLLS_FILE, exc)
-                data = {}
+                data = []
             self._polls = {
-                str(k): [str(o) for o in v]
-                for k, v in (data.items() if isinstance(data, dict) else ())
-                if isinstance(v, list)
+                str(entry["id"]): [str(o) for o in entry["options"]]
+                for entry in (data if isinstance(data, list) else ())
+                if isinstance(entry, dict) and isinstance(entry.get("options"), list)
             }
         return self._polls
 
     async def _remember_poll(self, poll_id: str, options: list[str]) -> None:
         polls = await self._load_polls()
+        polls.pop(poll_id, None)
         polls[poll_id] = options
         for old in list(polls)[: max(len(polls) - POLL_MEMORY, 0)]:
             del polls[old]
-        await asyncio.to_thread(atomic_write_json, self.polls_path, dict(polls))
+        data = [{"id": k, "options": v} for k, v in polls.items()]
+        await asyncio.to_thread(atomic_write_json, self.polls_path, data)
 
     async def _poll_choices(self, poll_id: str, hashes: tuple[str, ...]) -> tuple[str, ...]:
         """The texts of the chosen options when this session knows the poll, else ()."""

@@ -55,10 +55,11 @@ def _build(
         # A webp already (the gateway converts other images): sent as it is.
         return client.build_sticker_message(data, quoted=quote, passthrough=True)
     message = _audio_video(client, kind, data, mime, caption)
-    if quote is not None:
-        part = message.videoMessage if kind == "video" else message.audioMessage
-        part.contextInfo.MergeFrom(client._make_quoted_message(quote))
-    return message
+    if quote is None:
+        return message
+    return client.build_reply_message(
+        message.videoMessage if kind == "video" else message.audioMessage, quote
+    )
 
 
 def send(
