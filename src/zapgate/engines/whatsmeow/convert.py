@@ -177,6 +177,8 @@ POLL_FIELDS = (
     "pollCreationMessageV2",
     "pollCreationMessage",
 )
+# The fields of a Message that act on another message rather than being one.
+ACTION_FIELDS = ("reactionMessage", "protocolMessage", "pollUpdateMessage")
 # A contact's chat state as `domain.content.PRESENCES` names it: (state, media) -> name.
 _CHAT_STATES: dict[tuple[str, str], str] = {
     ("COMPOSING", "AUDIO"): "recording",
@@ -224,8 +226,8 @@ def has_content(message: Any) -> bool:
     whatsmeow dispatches every encrypted part of a stanza as its own message event with the
     stanza's id (message.go, whatsmeow#184): in a group, the sender's first message (and
     the first after each sender-key rotation) arrives as a part holding only a
-    `senderKeyDistributionMessage`, then the part with the content. Protocol messages
-    (pins, timers, key shares) are message events too. None of those is an inbound message.
+    `senderKeyDistributionMessage` (no content: not an inbound message), then the part
+    with the content.
     """
     return (
         text(message) is not None
@@ -374,13 +376,13 @@ def message(client: Any, ev: Any) -> Converted | None:
         return None  # contacts' stories and channels: never downloaded, never stored
     content = unwrap(ev.Message)
     base = {**parties(client, source), "timestamp": timestamp(int(ev.Info.Timestamp))}
-    action = _action(client, ev, content, base)
-    if action is not None or not has_content(content):
-        if action is None:
-            # A sender-key-only part of a group stanza or another protocol message: a note
-            # would store a content-less row under the id the real content arrives with.
-            logger.debug("message %s: a part without content; not delivered", ev.Info.ID)
-        return action
+    if any(content.HasField(name) for name in ACTION_FIELDS):
+        return _action(client, ev, content, base)
+    if not has_content(content):
+        # A sender-key-only part of a group stanza: a note would store a content-less row
+        # under the id the real content arrives with.
+        logger.debug("message %s: a part without content; not delivered", ev.Info.ID)
+        return None
     fields: dict[str, Any] = {
         **base,
         "id": str(ev.Info.ID),
@@ -406,7 +408,8 @@ def message(client: Any, ev: Any) -> Converted | None:
 
 
 def _action(client: Any, ev: Any, content: Any, base: dict[str, Any]) -> Converted | None:
-    """A reaction, an edit, a deletion or a poll vote carried by a message event."""
+    """A reaction, an edit, a deletion or a poll vote carried by a message event; None for
+    the other protocol messages (pins, timers, key shares) and unreadable votes."""
     if content.HasField("reactionMessage"):
         reaction = content.reactionMessage
         fields = {
@@ -424,9 +427,7 @@ def _action(client: Any, ev: Any, content: Any, base: dict[str, Any]) -> Convert
             new_text = text(proto.editedMessage) or ""
             return "edited", {**base, "target_id": str(proto.key.ID), "text": new_text}, b""
         return None
-    if content.HasField("pollUpdateMessage"):
-        return _vote(client, ev, content, base)
-    return None
+    return _vote(client, ev, content, base)
 
 
 def _vote(client: Any, ev: Any, content: Any, base: dict[str, Any]) -> Converted | None:
