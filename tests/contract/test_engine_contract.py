@@ -396,6 +396,52 @@ class WhatsmeowHarness(EngineHarness):
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         await asyncio.to_thread(self.network.address_by_lid, phone, share_phone=share_phone)
 
+    async def phone_send_rich(
+        self,
+        phone: str,
+        to: str,
+        *,
+        text: str | None = None,
+        quote_id: str | None = None,
+        mentions: tuple[str, ...] = (),
+        location: Location | None = None,
+        contacts: tuple[ContactCard, ...] = (),
+        poll: Poll | None = None,
+    ) -> str:
+        return await asyncio.to_thread(
+            lambda: self.network.phone_send_rich(
+                phone,
+                to,
+                text=text,
+                quote_id=quote_id,
+                mentions=mentions,
+                location=location,
+                contacts=contacts,
+                poll=poll,
+            )
+        )
+
+    async def phone_send_from_own_phone(self, owner: str, to: str, text: str) -> str:
+        return await asyncio.to_thread(self.network.phone_send_from_own_phone, owner, to, text)
+
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        return await asyncio.to_thread(self.network.phone_react, phone, to, target_id, emoji)
+
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> None:
+        await asyncio.to_thread(self.network.phone_edit, phone, to, target_id, text)
+
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> None:
+        await asyncio.to_thread(self.network.phone_revoke, phone, to, target_id)
+
+    async def phone_vote(self, phone: str, to: str, poll_id: str, options: list[str]) -> None:
+        await asyncio.to_thread(self.network.phone_vote, phone, to, poll_id, options)
+
+    async def phone_presence(self, phone: str, to: str, state: str) -> None:
+        await asyncio.to_thread(self.network.phone_presence, phone, to, state)
+
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]:
+        return self.network.phone_log(phone)
+
     async def close(self) -> None:
         await super().close()
         await self.backends.aclose()

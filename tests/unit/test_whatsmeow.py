@@ -230,6 +230,8 @@ async def test_receipts_map_to_statuses(linked: Any) -> None:
 
 
 async def test_inbound_text_media_lid_and_own_messages(linked: Any) -> None:
+    """A message this number sent from its phone arrives as whatsmeow reports a device-sent
+    one (IsFromMe, the recipient as the chat, our own JID as the sender): `from_me`."""
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
 
     _, rec, net = linked
@@ -238,7 +240,9 @@ async def test_inbound_text_media_lid_and_own_messages(linked: Any) -> None:
     group = jid("120363000000000000", server="g.us")
     await push(
         net,
-        message_event("A1", source(stranger, stranger, from_me=True), Message(conversation="echo")),
+        message_event(
+            "A1", source(stranger, jid(PHONE_A), from_me=True), Message(conversation="by hand")
+        ),
         message_event(
             "A2",
             source(group, lid, sender_alt=stranger),
@@ -247,8 +251,15 @@ async def test_inbound_text_media_lid_and_own_messages(linked: Any) -> None:
         ),
         message_event("A3", source(stranger, stranger), Message(conversation="plain")),
     )
-    await wait_for(lambda: len(rec.received()) == 2, what="two inbound messages")
+    await wait_for(lambda: len(rec.received()) == 3, what="three inbound messages")
     by_id = {m.id: m for m in rec.received()}
+    own = by_id["A1"]
+    assert (own.chat, own.sender, own.text, own.from_me) == (
+        "+5511999990077",
+        PHONE_A,
+        "by hand",
+        True,
+    )
     first = by_id["A2"]
     assert (first.chat, first.sender, first.text) == (
         "120363000000000000@g.us",
@@ -257,7 +268,11 @@ async def test_inbound_text_media_lid_and_own_messages(linked: Any) -> None:
     )
     assert first.raw["sender_lid"] == "123456789@lid"
     assert first.timestamp.timestamp() == 1_700_000_000
-    assert (by_id["A3"].chat, by_id["A3"].text) == ("+5511999990077", "plain")
+    assert (by_id["A3"].chat, by_id["A3"].text, by_id["A3"].from_me) == (
+        "+5511999990077",
+        "plain",
+        False,
+    )
 
 
 async def test_lid_chats_carry_their_phone_when_whatsmeow_knows_it(linked: Any) -> None:
@@ -355,6 +370,11 @@ async def test_protocol_status_and_newsletter_events_are_not_messages(linked: An
     await wait_for(lambda: len(rec.received()) == 1, what="the one real message")
     await asyncio.sleep(0.2)
     assert [m.id for m in rec.received()] == ["P5"]
+    # The deletion and the reaction are events of their own (test_whatsmeow_messages.py).
+    assert [type(e).__name__ for e in rec.events if not isinstance(e, MessageReceived)][-2:] == [
+        "MessageRevoked",
+        "ReactionReceived",
+    ]
 
 
 async def test_a_slow_download_holds_up_no_other_event(linked: Any) -> None:

@@ -160,6 +160,9 @@ class Connection:
         self._hold: Hold | None = None
         self.thread: threading.Thread | None = None
         self.stopped = False
+        # The chats whose presence this client subscribed to (after marking itself
+        # online); WhatsApp forgets both on a new connection (every Connected event).
+        self.presence_subscribed: set[str] = set()
 
     def note(self, kind: NoteKind, body: bytes = b"", **fields: Any) -> None:
         self._post(Note(kind, self.client_id, self.attempt, fields, body))
@@ -184,6 +187,7 @@ class Connection:
             return
         kind, fields, body = converted
         if kind == "connected":
+            self.presence_subscribed.clear()
             # Who we are, asked of Go off its callback thread.
             self._calls(lambda: self.note("connected", jid=self._me()))
             return

@@ -1,7 +1,10 @@
 """Inside a host process: whatsmeow's events as the plain fields of a note (rpc.py). JIDs
-become addresses and phones, message protobufs texts and media descriptions, receipts
-statuses; what is not a message of this number's chats (parts without content, protocol
-messages, status updates, channels, our own echoes) becomes nothing."""
+become addresses and phones, message protobufs texts, media descriptions and extras (the
+quoted message, mentions, a location, contact cards, a poll: `domain.content.Extras` as a
+dict), receipts statuses; reactions, edits, deletions and poll votes (message events in
+whatsmeow) and presence become notes of their own. What is not about this number's chats
+(parts without content, other protocol messages, status updates, channels) becomes
+nothing. A message this number sent from another device (its phone) has `from_me`."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import logging
 from typing import Any
 
 from neonize.events import (
+    ChatPresenceEv,
     ClientOutdatedEv,
     ConnectedEv,
     ConnectFailureEv,
@@ -18,11 +22,13 @@ from neonize.events import (
     LoggedOutEv,
     MessageEv,
     PairStatusEv,
+    PresenceEv,
     ReceiptEv,
     StreamReplacedEv,
     TemporaryBanEv,
 )
 from neonize.proto.Neonize_pb2 import JID, PairStatus, Receipt
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ProtocolMessage
 
 from zapgate.engines.whatsmeow.rpc import NoteKind
 
@@ -42,6 +48,8 @@ EVENTS: tuple[type, ...] = (
     StreamReplacedEv,
     TemporaryBanEv,
     ClientOutdatedEv,
+    ChatPresenceEv,
+    PresenceEv,
 )
 _SIMPLE: dict[type, NoteKind] = {
     DisconnectedEv: "disconnected",
@@ -74,6 +82,10 @@ def note_of(client: Any, ev_type: type, ev: Any) -> Converted | None:
     """The note for one whatsmeow event, None when it is not worth one."""
     if ev_type is MessageEv:
         return message(client, ev)
+    if ev_type is ChatPresenceEv:
+        return chat_presence(client, ev)
+    if ev_type is PresenceEv:
+        return presence(client, ev)
     if ev_type is ConnectedEv:
         return "connected", {}, b""
     if ev_type is PairStatusEv:
@@ -158,6 +170,26 @@ def _pair(client: Any, jid: Any, alt: Any) -> tuple[str, str | None]:
 
 
 # -- messages -------------------------------------------------------------------------------
+# The fields of a Message that hold a poll, newest first (WhatsApp's clients send V3 for
+# single-choice polls, the others for the rest).
+POLL_FIELDS = (
+    "pollCreationMessageV3",
+    "pollCreationMessageV2",
+    "pollCreationMessage",
+)
+# The fields of a Message that act on another message rather than being one.
+ACTION_FIELDS = ("reactionMessage", "protocolMessage", "pollUpdateMessage")
+# A contact's chat state as `domain.content.PRESENCES` names it: (state, media) -> name.
+_CHAT_STATES: dict[tuple[str, str], str] = {
+    ("COMPOSING", "AUDIO"): "recording",
+    ("COMPOSING", "TEXT"): "typing",
+    ("PAUSED", "AUDIO"): "paused",
+    ("PAUSED", "TEXT"): "paused",
+}
+_STATE_NAMES: Any = ChatPresenceEv.DESCRIPTOR.fields_by_name["State"].enum_type
+_MEDIA_NAMES: Any = ChatPresenceEv.DESCRIPTOR.fields_by_name["Media"].enum_type
+
+
 def text(message: Any) -> str | None:
     if message.conversation:
         return str(message.conversation)
@@ -174,17 +206,34 @@ def media_field(message: Any) -> str | None:
     return next((name for name in MEDIA_FIELDS if message.HasField(name)), None)
 
 
+def poll_field(message: Any) -> str | None:
+    return next((name for name in POLL_FIELDS if message.HasField(name)), None)
+
+
+def kind_of(message: Any) -> str | None:
+    """`location`, `contacts` or `poll` for those messages, else None."""
+    if message.HasField("locationMessage"):
+        return "location"
+    if message.HasField("contactMessage") or message.HasField("contactsArrayMessage"):
+        return "contacts"
+    return "poll" if poll_field(message) is not None else None
+
+
 def has_content(message: Any) -> bool:
-    """Whether an (unwrapped) message carries something zapgate delivers: text or media.
+    """Whether an (unwrapped) message carries something zapgate delivers as a message:
+    text, media, a location, contacts or a poll.
 
     whatsmeow dispatches every encrypted part of a stanza as its own message event with the
     stanza's id (message.go, whatsmeow#184): in a group, the sender's first message (and
     the first after each sender-key rotation) arrives as a part holding only a
-    `senderKeyDistributionMessage`, then the part with the content. Protocol messages
-    (edits, deletes, reactions, poll votes, pins, timers) are message events too. None of
-    those is an inbound message of its own.
+    `senderKeyDistributionMessage` (no content: not an inbound message), then the part
+    with the content.
     """
-    return text(message) is not None or media_field(message) is not None
+    return (
+        text(message) is not None
+        or media_field(message) is not None
+        or kind_of(message) is not None
+    )
 
 
 def is_status_or_newsletter(chat: Any) -> bool:
@@ -194,13 +243,15 @@ def is_status_or_newsletter(chat: Any) -> bool:
 
 
 def unwrap(message: Any) -> Any:
-    """The message inside the wrappers WhatsApp puts around a document with a caption and
-    around view-once media."""
+    """The message inside the wrappers WhatsApp puts around a document with a caption,
+    view-once media and an edit (whatsmeow's UnwrapRaw removes them; an event built
+    otherwise may still have them)."""
     for wrapper in (
         "documentWithCaptionMessage",
         "viewOnceMessage",
         "viewOnceMessageV2",
         "viewOnceMessageV2Extension",
+        "editedMessage",
     ):
         if message.HasField(wrapper):
             return getattr(message, wrapper).message
@@ -213,42 +264,139 @@ def timestamp(raw: int) -> float | None:
     return raw / 1000 if raw > 10**11 else float(raw)  # neonize has sent both s and ms
 
 
-def message(client: Any, ev: Any) -> Converted | None:
-    source = ev.Info.MessageSource
-    if source.IsFromMe:
-        return None  # our own messages, echoed from the phone or another linked device
-    if is_status_or_newsletter(source.Chat):
-        return None  # contacts' stories and channels: never downloaded, never stored
-    content = unwrap(ev.Message)
-    if not has_content(content):
-        # A sender-key-only part of a group stanza or a protocol message: a note would
-        # store a content-less row under the id the real content arrives with.
-        logger.debug("message %s: a part without content; not delivered", ev.Info.ID)
-        return None
+def parties(client: Any, source: Any) -> dict[str, Any]:
+    """chat, chat_lid, sender, sender_lid and from_me of a message's source. In a 1:1
+    chat the chat is the other party: the sender, or (a message this number sent from
+    another device) the recipient, whose alternate JID is `RecipientAlt`."""
+    from_me = bool(source.IsFromMe)
     sender, sender_lid = _pair(client, source.Sender, source.SenderAlt)
     if source.IsGroup:
         chat, chat_lid = address(source.Chat), None
     else:
-        # A 1:1 chat is the other party: addressed by LID, its phone is the sender's.
-        chat, chat_lid = _pair(client, source.Chat, source.SenderAlt)
-        if chat.endswith("@lid") and sender.startswith("+"):
+        alt = source.RecipientAlt if from_me else source.SenderAlt
+        chat, chat_lid = _pair(client, source.Chat, alt)
+        if not from_me and chat.endswith("@lid") and sender.startswith("+"):
             chat = sender
-    fields: dict[str, Any] = {
-        "id": str(ev.Info.ID),
+    return {
         "chat": chat,
         "chat_lid": chat_lid,
         "sender": sender,
         "sender_lid": sender_lid,
+        "from_me": from_me,
+    }
+
+
+def mention(client: Any, raw: str) -> str:
+    """A mentioned JID (`user@server`) as an address: its phone when known."""
+    user, _, server = raw.partition("@")
+    user = user.split(":")[0]
+    parsed = JID(User=user, Server=server or "s.whatsapp.net")
+    shown, _ = _pair(client, parsed, JID())
+    return shown
+
+
+def _context(message: Any) -> Any:
+    """The ContextInfo of a message's content (where quotes and mentions are), or None."""
+    for desc, value in message.ListFields():
+        fields = desc.message_type.fields_by_name if desc.message_type is not None else {}
+        if "contextInfo" in fields and value.HasField("contextInfo"):
+            return value.contextInfo
+    return None
+
+
+def _card(raw: Any) -> dict[str, Any]:
+    """A ContactMessage as a `ContactCard` dict, its fields read from the vCard."""
+    vcard = str(raw.vcard)
+    phone = org = email = None
+    for line in vcard.splitlines():
+        head, _, value = line.partition(":")
+        name = head.split(";")[0].upper()
+        if name.endswith("TEL") and phone is None:
+            waid = next((p[5:] for p in head.split(";") if p.lower().startswith("waid=")), None)
+            digits = waid or "".join(ch for ch in value if ch.isdigit())
+            phone = "+" + digits if digits else None
+        elif name.endswith("ORG") and org is None:
+            org = value.rstrip(";").replace(";", " ").strip() or None
+        elif name.endswith("EMAIL") and email is None:
+            email = value.strip() or None
+    display = str(raw.displayName) or next(
+        (ln[3:] for ln in vcard.splitlines() if ln.upper().startswith("FN:")), ""
+    )
+    return {
+        "name": display,
+        "phone": phone,
+        "organization": org,
+        "email": email,
+        "vcard": vcard or None,
+    }
+
+
+def extras(client: Any, message: Any) -> dict[str, Any]:
+    """The quote, mentions, location, contacts or poll of a message, as `Extras.to_dict`."""
+    out: dict[str, Any] = {}
+    context = _context(message)
+    if context is not None:
+        if context.stanzaID:
+            author = str(context.participant)
+            out["quote"] = {
+                "id": str(context.stanzaID),
+                "sender": mention(client, author) if author else None,
+                "text": text(context.quotedMessage) if context.HasField("quotedMessage") else None,
+            }
+        if context.mentionedJID:
+            out["mentions"] = [mention(client, str(m)) for m in context.mentionedJID]
+    if message.HasField("locationMessage"):
+        loc = message.locationMessage
+        out["location"] = {
+            "latitude": float(loc.degreesLatitude),
+            "longitude": float(loc.degreesLongitude),
+            "name": str(loc.name) or None,
+            "address": str(loc.address) or None,
+        }
+    elif message.HasField("contactMessage"):
+        out["contacts"] = [_card(message.contactMessage)]
+    elif message.HasField("contactsArrayMessage"):
+        out["contacts"] = [_card(c) for c in message.contactsArrayMessage.contacts]
+    elif (name := poll_field(message)) is not None:
+        poll = getattr(message, name)
+        options = [str(o.optionName) for o in poll.options]
+        count = int(poll.selectableOptionsCount)
+        out["poll"] = {
+            "question": str(poll.name),
+            "options": options,
+            # WhatsApp's 0 is "as many as there are".
+            "max_selections": count if 0 < count <= len(options) else len(options),
+        }
+    return out
+
+
+def message(client: Any, ev: Any) -> Converted | None:
+    source = ev.Info.MessageSource
+    if is_status_or_newsletter(source.Chat):
+        return None  # contacts' stories and channels: never downloaded, never stored
+    content = unwrap(ev.Message)
+    base = {**parties(client, source), "timestamp": timestamp(int(ev.Info.Timestamp))}
+    if any(content.HasField(name) for name in ACTION_FIELDS):
+        return _action(client, ev, content, base)
+    if not has_content(content):
+        # A sender-key-only part of a group stanza: a note would store a content-less row
+        # under the id the real content arrives with.
+        logger.debug("message %s: a part without content; not delivered", ev.Info.ID)
+        return None
+    fields: dict[str, Any] = {
+        **base,
+        "id": str(ev.Info.ID),
         "text": text(content),
-        "timestamp": timestamp(int(ev.Info.Timestamp)),
         "media": None,
+        "extras": extras(client, content),
     }
     body = b""
     name = media_field(content)
     if name is not None:
         sub = getattr(content, name)
+        kind = MEDIA_FIELDS[name]
         fields["media"] = {
-            "kind": MEDIA_FIELDS[name],
+            "kind": "voice" if kind == "audio" and sub.PTT else kind,
             "mime": str(sub.mimetype) or "application/octet-stream",
             "size": int(sub.fileLength),
             "filename": (str(sub.fileName) or None) if name == "documentMessage" else None,
@@ -257,6 +405,66 @@ def message(client: Any, ev: Any) -> Converted | None:
         # The worker hands it back, unread, to have the media downloaded.
         body = content.SerializeToString()
     return "message", fields, body
+
+
+def _action(client: Any, ev: Any, content: Any, base: dict[str, Any]) -> Converted | None:
+    """A reaction, an edit, a deletion or a poll vote carried by a message event; None for
+    the other protocol messages (pins, timers, key shares) and unreadable votes."""
+    if content.HasField("reactionMessage"):
+        reaction = content.reactionMessage
+        fields = {
+            **base,
+            "id": str(ev.Info.ID),
+            "target_id": str(reaction.key.ID),
+            "emoji": str(reaction.text),
+        }
+        return "reaction", fields, b""
+    if content.HasField("protocolMessage"):
+        proto = content.protocolMessage
+        if proto.type == ProtocolMessage.REVOKE:
+            return "revoked", {**base, "target_id": str(proto.key.ID)}, b""
+        if proto.type == ProtocolMessage.MESSAGE_EDIT:
+            new_text = text(proto.editedMessage) or ""
+            return "edited", {**base, "target_id": str(proto.key.ID), "text": new_text}, b""
+        return None
+    return _vote(client, ev, content, base)
+
+
+def _vote(client: Any, ev: Any, content: Any, base: dict[str, Any]) -> Converted | None:
+    """A poll vote, decrypted by whatsmeow with the poll's message secret (its store keeps
+    the secret of every poll this device sent or received)."""
+    poll_id = str(content.pollUpdateMessage.pollCreationMessageKey.ID)
+    try:
+        vote = client.decrypt_poll_vote(ev)
+    except Exception as exc:
+        logger.warning("a vote on poll %s could not be decrypted: %s", poll_id, exc)
+        return None
+    hashes = [bytes(h).hex() for h in vote.selectedOptions]
+    fields = {**base, "poll_id": poll_id, "selected_hashes": hashes}
+    fields.pop("from_me")
+    return "poll_vote", fields, b""
+
+
+def chat_presence(client: Any, ev: Any) -> Converted:
+    state = _STATE_NAMES.values_by_number[int(ev.State)].name
+    media = _MEDIA_NAMES.values_by_number[int(ev.Media)].name
+    fields = parties(client, ev.MessageSource)
+    fields.pop("from_me")
+    return "presence", {**fields, "state": _CHAT_STATES[(state, media)], "last_seen": None}, b""
+
+
+def presence(client: Any, ev: Any) -> Converted:
+    who, lid = _pair(client, ev.From, JID())
+    last_seen = timestamp(int(ev.LastSeen)) if ev.Unavailable else None
+    fields = {
+        "chat": who,
+        "chat_lid": lid,
+        "sender": who,
+        "sender_lid": lid,
+        "state": "unavailable" if ev.Unavailable else "available",
+        "last_seen": last_seen,
+    }
+    return "presence", fields, b""
 
 
 def connect_failure_reason(ev: Any) -> str:

@@ -15,6 +15,9 @@ pairing deadlines; it never loads neonize, it reads notes (rpc.py) the host send
   reason `qr_timeout` after `options.qr_max_rotations` codes, like the sim engine.
 * Inbound media is downloaded by the host on a task of its own: a large file never holds
   up the session's other events.
+* A poll vote carries only the sha256 of each chosen option: the engine remembers the
+  options of the polls it sent and received (`whatsmeow-polls.json` in the session dir,
+  the newest `POLL_MEMORY`) to name the choices.
 
 See /work/shared/ENGINES.md for the facts behind each choice.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import time
 from collections.abc import Coroutine
@@ -33,8 +37,18 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from zapgate.aio import BackgroundTasks
-from zapgate.domain.content import Quote
-from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
+from zapgate.domain.content import ContactCard, Extras, Location, MessageRef, Poll, Quote
+from zapgate.domain.events import (
+    MediaContent,
+    MessageAck,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    PollVoted,
+    PresenceChanged,
+    QrUpdated,
+    ReactionReceived,
+)
 from zapgate.domain.ids import normalize_phone
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
@@ -58,12 +72,29 @@ BAN_MARGIN = 30.0
 AFTER_PAIR = 30.0
 STORE_FILE = "whatsmeow.db"
 DEVICE_FILE = "whatsmeow-device.json"
+POLLS_FILE = "whatsmeow-polls.json"
+# How many polls (the newest) a session remembers the options of.
+POLL_MEMORY = 500
 RECEIPTS = {"delivered": MessageStatus.DELIVERED, "read": MessageStatus.READ}
 
 
 class WhatsmeowEngine(Engine):
     name: ClassVar[str] = "whatsmeow"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"send_media", "pair_code"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {
+            "send_media",
+            "pair_code",
+            "reply",
+            "send_location",
+            "send_contacts",
+            "polls",
+            "reactions",
+            "edit",
+            "revoke",
+            "read_receipts",
+            "presence",
+        }
+    )
     # A restart must not log every linked number in to WhatsApp at once from one address.
     restore_interval: ClassVar[float] = 0.05
 
@@ -113,6 +144,7 @@ class WhatsmeowEngine(Engine):
         self.after_pair = AFTER_PAIR
         self._settled = asyncio.Event()
         self._downloads = asyncio.Semaphore(self.max_downloads)
+        self._polls: dict[str, list[str]] | None = None  # poll id -> options, when loaded
 
     # -- paths and stored credentials ----------------------------------------------------------
     @property
@@ -122,6 +154,10 @@ class WhatsmeowEngine(Engine):
     @property
     def device_path(self) -> Path:
         return self.session_dir / DEVICE_FILE
+
+    @property
+    def polls_path(self) -> Path:
+        return self.session_dir / POLLS_FILE
 
     @property
     def store(self) -> str:
@@ -427,6 +463,8 @@ class WhatsmeowEngine(Engine):
             await self._on_pair(note)
         elif kind == "message":
             await self._on_message(note)
+        elif kind in ("reaction", "edited", "revoked", "poll_vote", "presence"):
+            await self.emit(await self._action(kind, f))
         elif kind == "receipt":
             status = RECEIPTS[str(f["status"])]
             for message_id in f["ids"]:
@@ -489,18 +527,22 @@ class WhatsmeowEngine(Engine):
 
     async def _on_message(self, note: Note) -> None:
         f = note.fields
-        timestamp = f.get("timestamp")
+        extras = Extras.from_dict(f.get("extras"))
+        if extras.quote is not None and extras.quote.sender == self._phone:
+            extras = replace(extras, quote=replace(extras.quote, sender=None))
+        if extras.poll is not None:
+            await self._remember_poll(str(f["id"]), list(extras.poll.options))
         received = MessageReceived(
             id=str(f["id"]),
             chat=str(f["chat"]),
             sender=str(f["sender"]),
             text=None if f.get("text") is None else str(f["text"]),
-            timestamp=(
-                datetime.fromtimestamp(float(timestamp), UTC) if timestamp else datetime.now(UTC)
-            ),
+            timestamp=_when(f.get("timestamp")),
             media=None,
             chat_lid=f.get("chat_lid"),
             sender_lid=f.get("sender_lid"),
+            from_me=bool(f.get("from_me")),
+            extras=extras,
             raw=f,
         )
         media = f.get("media")
@@ -509,6 +551,86 @@ class WhatsmeowEngine(Engine):
             return
         # Off the runner: the session's other events do not wait for a download.
         self._spawn(self._with_media(received, media, note.body), f"media:{received.id}")
+
+    async def _action(
+        self, kind: str, f: dict[str, Any]
+    ) -> ReactionReceived | MessageEdited | MessageRevoked | PollVoted | PresenceChanged:
+        """The event of a note about a message (a reaction, an edit, a deletion, a vote) or
+        a contact's presence."""
+        who: dict[str, Any] = {
+            "chat": str(f["chat"]),
+            "sender": str(f["sender"]),
+            "chat_lid": f.get("chat_lid"),
+            "sender_lid": f.get("sender_lid"),
+            "raw": f,
+        }
+        if kind == "presence":
+            last_seen = f.get("last_seen")
+            return PresenceChanged(
+                **who, state=str(f["state"]), last_seen=_when(last_seen) if last_seen else None
+            )
+        when = _when(f.get("timestamp"))
+        if kind == "poll_vote":
+            hashes = tuple(str(h) for h in f["selected_hashes"])
+            return PollVoted(
+                **who,
+                poll_id=str(f["poll_id"]),
+                selected=await self._poll_choices(str(f["poll_id"]), hashes),
+                selected_hashes=hashes,
+                timestamp=when,
+            )
+        mine = bool(f.get("from_me"))
+        target = str(f["target_id"])
+        if kind == "reaction":
+            return ReactionReceived(
+                **who,
+                id=str(f["id"]),
+                target_id=target,
+                emoji=str(f["emoji"]),
+                timestamp=when,
+                from_me=mine,
+            )
+        if kind == "edited":
+            return MessageEdited(
+                **who, target_id=target, text=str(f["text"]), timestamp=when, from_me=mine
+            )
+        return MessageRevoked(**who, target_id=target, timestamp=when, from_me=mine)
+
+    # -- polls: their options, remembered to name the choices of a vote ----------------------
+    async def _load_polls(self) -> dict[str, list[str]]:
+        """The remembered polls, oldest first (the file keeps them as a list: its JSON
+        objects are written with sorted keys)."""
+        if self._polls is None:
+            try:
+                data = await asyncio.to_thread(read_json, self.polls_path)
+            except FileNotFoundError:
+                data = []
+            except (OSError, ValueError) as exc:
+                self.log.warning("unreadable %s (%s); starting afresh", POLLS_FILE, exc)
+                data = []
+            self._polls = {
+                str(entry["id"]): [str(o) for o in entry["options"]]
+                for entry in (data if isinstance(data, list) else ())
+                if isinstance(entry, dict) and isinstance(entry.get("options"), list)
+            }
+        return self._polls
+
+    async def _remember_poll(self, poll_id: str, options: list[str]) -> None:
+        polls = await self._load_polls()
+        polls.pop(poll_id, None)
+        polls[poll_id] = options
+        for old in list(polls)[: max(len(polls) - POLL_MEMORY, 0)]:
+            del polls[old]
+        data = [{"id": k, "options": v} for k, v in polls.items()]
+        await asyncio.to_thread(atomic_write_json, self.polls_path, data)
+
+    async def _poll_choices(self, poll_id: str, hashes: tuple[str, ...]) -> tuple[str, ...]:
+        """The texts of the chosen options when this session knows the poll, else ()."""
+        options = (await self._load_polls()).get(poll_id)
+        if options is None:
+            return ()
+        by_hash = {hashlib.sha256(o.encode()).hexdigest(): o for o in options}
+        return tuple(by_hash[h] for h in hashes if h in by_hash)
 
     async def _with_media(
         self, received: MessageReceived, meta: dict[str, Any], raw: bytes
@@ -654,7 +776,15 @@ class WhatsmeowEngine(Engine):
         quote: Quote | None,
         mentions: tuple[str, ...],
     ) -> str:
-        return await self._send(None, "send_text", b"", to=_target(to), text=text)
+        return await self._send(
+            None,
+            "send_text",
+            b"",
+            to=_target(to),
+            text=text,
+            quote=_quote(quote),
+            mentions=[_target(m) for m in mentions],
+        )
 
     async def _do_send_media(
         self,
@@ -677,7 +807,66 @@ class WhatsmeowEngine(Engine):
             mime=mime,
             filename=filename,
             caption=caption,
+            quote=_quote(quote),
         )
+
+    async def _do_send_location(
+        self, *, message_id: str, to: str, location: Location, quote: Quote | None
+    ) -> str:
+        return await self._send(
+            "location",
+            "send_location",
+            b"",
+            to=_target(to),
+            location=location.to_dict(),
+            quote=_quote(quote),
+        )
+
+    async def _do_send_contacts(
+        self, *, message_id: str, to: str, contacts: tuple[ContactCard, ...], quote: Quote | None
+    ) -> str:
+        return await self._send(
+            "contact card",
+            "send_contacts",
+            b"",
+            to=_target(to),
+            contacts=[c.to_dict() for c in contacts],
+            quote=_quote(quote),
+        )
+
+    async def _do_send_poll(self, *, message_id: str, to: str, poll: Poll) -> str:
+        wa_id = await self._send("poll", "send_poll", b"", to=_target(to), poll=poll.to_dict())
+        await self._remember_poll(wa_id, list(poll.options))
+        return wa_id
+
+    async def _act(self, op: Any, **args: Any) -> str:
+        """A reaction, an edit or a deletion: sent like a message, WhatsApp's id back."""
+        return await self._send(None, op, b"", **args)
+
+    async def _do_react(self, *, chat: str, target: MessageRef, emoji: str) -> str:
+        return await self._act("react", chat=_target(chat), target=_ref(target), emoji=emoji)
+
+    async def _do_edit(self, *, chat: str, target_id: str, text: str) -> str:
+        return await self._act("edit", chat=_target(chat), target_id=target_id, text=text)
+
+    async def _do_revoke(self, *, chat: str, target: MessageRef) -> str:
+        return await self._act("revoke", chat=_target(chat), target=_ref(target))
+
+    async def _do_mark_read(self, *, chat: str, ids: tuple[str, ...], sender: str | None) -> None:
+        if self._state is not SessionState.CONNECTED or self._host is None:
+            raise not_connected(self.client_id, self._state)
+        await self._call(
+            "mark_read",
+            chat=_target(chat),
+            ids=list(ids),
+            sender=_target(sender) if sender else None,
+            timeout=30.0,
+        )
+
+    async def _do_set_presence(self, *, chat: str, state: str) -> None:
+        if self._state is not SessionState.CONNECTED or self._host is None:
+            raise not_connected(self.client_id, self._state)
+        await self._call("presence", chat=_target(chat), state=state, timeout=30.0)
 
     def _do_has_credentials(self) -> bool:
         # The device file is written once whatsmeow's store holds the device; a stale one
@@ -712,3 +901,19 @@ def _target(to: str) -> str:
     if to.endswith("@lid"):
         return to
     return normalize_phone(to)
+
+
+def _quote(quote: Quote | None) -> dict[str, Any] | None:
+    """A quote for the host: its author as a send target (None: this number)."""
+    if quote is None:
+        return None
+    return {**quote.to_dict(), "sender": _target(quote.sender) if quote.sender else None}
+
+
+def _ref(ref: MessageRef) -> dict[str, Any]:
+    return {**ref.to_dict(), "sender": _target(ref.sender) if ref.sender else None}
+
+
+def _when(timestamp: Any) -> datetime:
+    """A note's timestamp (seconds) as a datetime; now when it has none."""
+    return datetime.fromtimestamp(float(timestamp), UTC) if timestamp else datetime.now(UTC)

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from zapgate import logredact
-from zapgate.engines.whatsmeow import convert, media, rpc
+from zapgate.engines.whatsmeow import convert, media, messages, rpc
 from zapgate.engines.whatsmeow.bridge import GO_MAPS, ClientFactory, Connection, new_client
 from zapgate.engines.whatsmeow.rpc import Frame, Note
 
@@ -67,6 +67,14 @@ class Host:
             "pair": self._pair,
             "send_text": self._send_text,
             "send_media": self._send_media,
+            "send_location": self._send_location,
+            "send_contacts": self._send_contacts,
+            "send_poll": self._send_poll,
+            "react": self._react,
+            "edit": self._edit,
+            "revoke": self._revoke,
+            "mark_read": self._mark_read,
+            "presence": self._presence,
             "download": self._download,
             "logout": self._logout,
         }
@@ -166,8 +174,67 @@ class Host:
     def _send_text(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
         client = self._connection(h).client
         to, text = convert.target(str(h["to"])), str(h["text"])
-        response = GO_MAPS.call(lambda: client.send_message(to, text))
-        return {"id": str(response.ID)}, b""
+        mentions = [str(m) for m in h.get("mentions") or ()]
+        return {
+            "id": GO_MAPS.call(
+                lambda: messages.send_text(client, to, text, h.get("quote"), mentions)
+            )
+        }, b""
+
+    def _send_location(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        to = convert.target(str(h["to"]))
+        return {
+            "id": GO_MAPS.call(
+                lambda: messages.send_location(client, to, h["location"], h.get("quote"))
+            )
+        }, b""
+
+    def _send_contacts(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        to = convert.target(str(h["to"]))
+        return {
+            "id": GO_MAPS.call(
+                lambda: messages.send_contacts(client, to, list(h["contacts"]), h.get("quote"))
+            )
+        }, b""
+
+    def _send_poll(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        to = convert.target(str(h["to"]))
+        return {"id": GO_MAPS.call(lambda: messages.send_poll(client, to, h["poll"]))}, b""
+
+    def _react(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        chat, target, emoji = convert.target(str(h["chat"])), h["target"], str(h["emoji"])
+        return {"id": GO_MAPS.call(lambda: messages.react(client, chat, target, emoji))}, b""
+
+    def _edit(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        chat, target_id, text = convert.target(str(h["chat"])), str(h["target_id"]), str(h["text"])
+        return {"id": GO_MAPS.call(lambda: messages.edit(client, chat, target_id, text))}, b""
+
+    def _revoke(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        chat, target = convert.target(str(h["chat"])), h["target"]
+        return {"id": GO_MAPS.call(lambda: messages.revoke(client, chat, target))}, b""
+
+    def _mark_read(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        chat, ids, sender = convert.target(str(h["chat"])), list(h["ids"]), h.get("sender")
+        GO_MAPS.call(lambda: messages.mark_read(client, chat, ids, sender))
+        return {}, b""
+
+    def _presence(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        conn = self._connection(h)
+        chat = convert.target(str(h["chat"]))
+        key = str(h["chat"])
+        announce = key not in conn.presence_subscribed
+        GO_MAPS.call(
+            lambda: messages.set_presence(conn.client, chat, str(h["state"]), announce=announce)
+        )
+        conn.presence_subscribed.add(key)
+        return {}, b""
 
     def _send_media(self, h: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         client = self._connection(h).client
@@ -182,6 +249,7 @@ class Host:
                 mime=str(h["mime"]),
                 filename=h.get("filename"),
                 caption=h.get("caption"),
+                quote=h.get("quote"),
             )
 
         return {"id": str(GO_MAPS.call(send).ID)}, b""

@@ -9,12 +9,18 @@ from typing import Any
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import AudioMessage, Message, VideoMessage
 from neonize.utils.enum import MediaType
 
+from zapgate.engines.whatsmeow import messages
+
+# The mimetype WhatsApp's apps give a voice note (an ogg/opus push-to-talk audio).
+VOICE_MIME = "audio/ogg; codecs=opus"
+
 
 def _audio_video(client: Any, kind: str, data: bytes, mime: str, caption: str | None) -> Any:
-    """An audio or video message built from an upload. neonize's own builders
+    """An audio, voice note or video message built from an upload. neonize's own builders
     (build_audio_message/build_video_message) run ffmpeg for the duration and thumbnail;
     this one needs no ffmpeg (WhatsApp shows the media without them)."""
-    upload = client.upload(data, MediaType.MediaAudio if kind == "audio" else MediaType.MediaVideo)
+    video = kind == "video"
+    upload = client.upload(data, MediaType.MediaVideo if video else MediaType.MediaAudio)
     common: dict[str, Any] = {
         "URL": upload.url,
         "directPath": upload.DirectPath,
@@ -22,11 +28,38 @@ def _audio_video(client: Any, kind: str, data: bytes, mime: str, caption: str | 
         "fileLength": upload.FileLength,
         "fileSHA256": upload.FileSHA256,
         "mediaKey": upload.MediaKey,
-        "mimetype": mime,
+        "mimetype": VOICE_MIME if kind == "voice" else mime,
     }
-    if kind == "audio":
-        return Message(audioMessage=AudioMessage(PTT=False, **common))
+    if not video:
+        return Message(audioMessage=AudioMessage(PTT=kind == "voice", **common))
     return Message(videoMessage=VideoMessage(caption=caption or None, **common))
+
+
+def _build(
+    client: Any,
+    kind: str,
+    data: bytes,
+    mime: str,
+    filename: str | None,
+    caption: str | None,
+    quote: Any,
+) -> Any:
+    """The message for `data` as `kind`, uploaded; `quote` is the quoted event or None."""
+    if kind == "image":
+        return client.build_image_message(data, caption=caption or None, quoted=quote)
+    if kind == "document":
+        return client.build_document_message(
+            data, caption=caption or None, filename=filename, mimetype=mime, quoted=quote
+        )
+    if kind == "sticker":
+        # A webp already (the gateway converts other images): sent as it is.
+        return client.build_sticker_message(data, quoted=quote, passthrough=True)
+    message = _audio_video(client, kind, data, mime, caption)
+    if quote is None:
+        return message
+    return client.build_reply_message(
+        message.videoMessage if kind == "video" else message.audioMessage, quote
+    )
 
 
 def send(
@@ -38,16 +71,13 @@ def send(
     mime: str,
     filename: str | None,
     caption: str | None,
+    quote: dict[str, Any] | None = None,
 ) -> Any:
-    """Upload `data` and send it to `jid` as an image, document, audio or video (blocking);
-    returns whatsmeow's send response."""
-    if kind == "image":
-        return client.send_image(jid, data, caption=caption or None)
-    if kind == "document":
-        return client.send_document(
-            jid, data, caption=caption or None, filename=filename, mimetype=mime
-        )
-    return client.send_message(jid, _audio_video(client, kind, data, mime, caption))
+    """Upload `data` and send it to `jid` as an image, document, audio, video, sticker or
+    voice note (blocking), replying to `quote`; returns whatsmeow's send response."""
+    quoted = messages.quoted(client, jid, quote) if quote else None
+    message = _build(client, kind, data, mime, filename, caption, quoted)
+    return client.send_message(jid, message)
 
 
 def download(client: Any, message: Any) -> bytes:

@@ -28,13 +28,35 @@ PREFIX = struct.Struct(">II")
 MAX_HEADER = 1 << 20
 MAX_BODY = 1 << 30
 
-Op = Literal["start", "stop", "pair", "send_text", "send_media", "download", "logout"]
+Op = Literal[
+    "start",
+    "stop",
+    "pair",
+    "send_text",
+    "send_media",
+    "send_location",
+    "send_contacts",
+    "send_poll",
+    "react",
+    "edit",
+    "revoke",
+    "mark_read",
+    "presence",
+    "download",
+    "logout",
+]
 
 NoteKind = Literal[
     "qr",  # code
     "pair",  # ok, jid, error
     "connected",  # jid (or null)
-    "message",  # id, chat, chat_lid, sender, sender_lid, text, timestamp, media
+    # id, chat, chat_lid, sender, sender_lid, from_me, text, timestamp, media, extras
+    "message",
+    "reaction",  # id, chat, ..., from_me, timestamp, target_id, emoji
+    "edited",  # chat, ..., from_me, timestamp, target_id, text
+    "revoked",  # chat, ..., from_me, timestamp, target_id
+    "poll_vote",  # chat, ..., timestamp, poll_id, selected_hashes
+    "presence",  # chat, ..., state, last_seen
     "receipt",  # ids, status ("delivered" | "read")
     "logged_out",  # reason
     "disconnected",
