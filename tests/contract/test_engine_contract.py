@@ -22,7 +22,7 @@ import uvicorn
 
 from tests.conftest import free_port
 from tests.media_samples import MP4, OGG, PDF, png_bytes
-from zapgate.domain.content import ContactCard, Location, Poll
+from zapgate.domain.content import ContactCard, Extras, Location, Poll, Quote
 from zapgate.domain.events import (
     EngineEvent,
     MessageAck,
@@ -263,6 +263,48 @@ class SimHarness(EngineHarness):
 
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         await self.link.address_by_lid(phone, share_phone=share_phone)
+
+    async def phone_send_rich(
+        self,
+        phone: str,
+        to: str,
+        *,
+        text: str | None = None,
+        quote_id: str | None = None,
+        mentions: tuple[str, ...] = (),
+        location: Location | None = None,
+        contacts: tuple[ContactCard, ...] = (),
+        poll: Poll | None = None,
+    ) -> str:
+        extras = Extras(
+            quote=None if quote_id is None else Quote(id=quote_id),
+            mentions=mentions,
+            location=location,
+            contacts=contacts,
+            poll=poll,
+        )
+        return await self.link.phone_send(phone, to, text, None, extras.to_dict())
+
+    async def phone_send_from_own_phone(self, owner: str, to: str, text: str) -> str:
+        return await self.link.phone_send_own(owner, to, text)
+
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        return await self.link.phone_react(phone, to, target_id, emoji)
+
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> None:
+        await self.link.phone_edit(phone, to, target_id, text)
+
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> None:
+        await self.link.phone_revoke(phone, to, target_id)
+
+    async def phone_vote(self, phone: str, to: str, poll_id: str, options: list[str]) -> None:
+        await self.link.phone_vote(phone, to, poll_id, options)
+
+    async def phone_presence(self, phone: str, to: str, state: str) -> None:
+        await self.link.phone_presence(phone, to, state)
+
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]:
+        return await self.link.phone_log(phone)
 
     async def close(self) -> None:
         await super().close()

@@ -10,6 +10,13 @@ The network gives every sent message its own id (returned by the send, named by 
 receipts), and may address a chat by LID: the engine reports the phone whenever it can
 know it, from the number sent along (`sender_alt`), from what it learned before, or from
 the network's mapping for this device (`pn_for_lid`, as whatsmeow's store).
+
+Beyond text and media it sends replies, mentions, locations, contacts, polls, reactions,
+edits, deletions, read receipts and presence, and turns what the network reports of the
+other side's (`reaction`, `edit`, `revoke`, `vote`, `presence` events, and messages with
+extras or `from_me`) into engine events. A poll vote carries only hashes of the chosen
+options, as on WhatsApp: the engine remembers the options of the polls it sent
+(`session_dir/sim-polls.json`) to name them.
 """
 
 from __future__ import annotations
@@ -22,8 +29,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from zapgate.domain.content import Quote
-from zapgate.domain.events import MediaContent, MessageAck, MessageReceived, QrUpdated
+from zapgate.domain.content import ContactCard, Extras, Location, MessageRef, Poll, Quote
+from zapgate.domain.events import (
+    MediaContent,
+    MessageAck,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    PollVoted,
+    PresenceChanged,
+    QrUpdated,
+    ReactionReceived,
+)
 from zapgate.domain.ids import is_lid, normalize_phone, normalize_recipient
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
@@ -32,8 +49,12 @@ from zapgate.errors import EngineError, GatewayError, not_connected, pairing_nee
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.client import SimLink
+from zapgate.simnet.content import option_hash
 
 CREDS_FILE = "sim-creds.json"
+POLLS_FILE = "sim-polls.json"
+# The polls whose options the engine remembers, the oldest forgotten first.
+MAX_POLLS = 1000
 # Receipts; SENT is reported by the final send methods (engines/base.py).
 _ACKS = {s.value: s for s in (MessageStatus.DELIVERED, MessageStatus.READ)}
 # Leaving the network on stop is a courtesy (it invalidates the QR on show); never let it
@@ -64,6 +85,10 @@ def _timestamp(raw: object) -> datetime:
     return datetime.now(UTC)
 
 
+def _opt(raw: object) -> str | None:
+    return None if raw is None else str(raw)
+
+
 def _media(raw: object) -> MediaContent | None:
     if not isinstance(raw, dict):
         return None
@@ -80,7 +105,21 @@ def _media(raw: object) -> MediaContent | None:
 
 class SimEngine(Engine):
     name: ClassVar[str] = "sim"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"send_media", "pair_code"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {
+            "send_media",
+            "pair_code",
+            "reply",
+            "send_location",
+            "send_contacts",
+            "polls",
+            "reactions",
+            "edit",
+            "revoke",
+            "read_receipts",
+            "presence",
+        }
+    )
 
     # Instance-overridable so tests can reconnect fast; production keeps the defaults.
     reconnect_base: float = 0.5
@@ -106,6 +145,8 @@ class SimEngine(Engine):
         # The LID <-> phone mappings this session has seen.
         self._phones: dict[str, str] = {}  # LID -> phone
         self._lids: dict[str, str] = {}  # phone -> LID
+        # The options of the polls this session sent, by WhatsApp's id (loaded lazily).
+        self._polls: dict[str, list[str]] | None = None
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -115,6 +156,35 @@ class SimEngine(Engine):
     @property
     def creds_path(self) -> Path:
         return self.session_dir / CREDS_FILE
+
+    @property
+    def polls_path(self) -> Path:
+        return self.session_dir / POLLS_FILE
+
+    def _known_polls(self) -> dict[str, list[str]]:
+        if self._polls is None:
+            try:
+                data = read_json(self.polls_path)
+            except FileNotFoundError:
+                data = {}
+            except (OSError, ValueError) as exc:
+                self.log.warning(
+                    "unreadable %s (%s); old polls' votes name no options", POLLS_FILE, exc
+                )
+                data = {}
+            self._polls = (
+                {str(k): [str(o) for o in v] for k, v in data.items() if isinstance(v, list)}
+                if isinstance(data, dict)
+                else {}
+            )
+        return self._polls
+
+    def _remember_poll(self, poll_id: str, options: tuple[str, ...]) -> None:
+        polls = self._known_polls()
+        polls[poll_id] = list(options)
+        while len(polls) > MAX_POLLS:
+            del polls[next(iter(polls))]
+        atomic_write_json(self.polls_path, polls, mode=0o600)
 
     def _link(self) -> SimLink:
         link = self.link
@@ -294,24 +364,98 @@ class SimEngine(Engine):
             self._phones[lid], self._lids[address] = address, lid
         return address, lid
 
-    async def _message(self, event: dict[str, Any]) -> MessageReceived:
+    async def _where(self, event: dict[str, Any]) -> tuple[str, str | None, str, str | None]:
+        """(chat, chat's LID, sender, sender's LID) of a message or action event."""
         raw_chat, raw_sender = str(event["chat"]), str(event["sender"])
-        alt = None if event.get("sender_alt") is None else str(event["sender_alt"])
-        sender, sender_lid = await self._resolve(raw_sender, alt)
+        sender, sender_lid = await self._resolve(raw_sender, _opt(event.get("sender_alt")))
         if raw_chat == raw_sender:  # a 1:1 chat is named after the other side
-            chat, chat_lid = sender, sender_lid
-        else:
-            chat, chat_lid = await self._resolve(raw_chat, None)
+            return sender, sender_lid, sender, sender_lid
+        chat, chat_lid = await self._resolve(raw_chat, _opt(event.get("chat_alt")))
+        return chat, chat_lid, sender, sender_lid
+
+    async def _extras(self, event: dict[str, Any]) -> Extras:
+        raw = {k: event[k] for k in ("mentions", "location", "contacts", "poll") if event.get(k)}
+        quote = event.get("quote")
+        if isinstance(quote, dict):
+            sender = _opt(quote.get("sender"))
+            if sender is not None:
+                sender, _ = await self._resolve(sender, None)
+            raw["quote"] = {"id": quote["id"], "sender": sender, "text": quote.get("text")}
+        return Extras.from_dict(raw)
+
+    async def _message(self, event: dict[str, Any]) -> MessageReceived:
+        chat, chat_lid, sender, sender_lid = await self._where(event)
         return MessageReceived(
             id=str(event["id"]),
             chat=chat,
             sender=sender,
-            text=None if event.get("text") is None else str(event["text"]),
+            text=_opt(event.get("text")),
             timestamp=_timestamp(event.get("timestamp")),
             media=_media(event.get("media")),
             chat_lid=chat_lid,
             sender_lid=sender_lid,
+            from_me=bool(event.get("from_me")),
+            extras=await self._extras(event),
             raw=event,
+        )
+
+    async def _action(self, kind: object, event: dict[str, Any]) -> bool:
+        """Emit the event of the other side's action `kind`; False when it is none."""
+        if kind not in ("reaction", "edit", "revoke", "vote", "presence"):
+            return False
+        chat, chat_lid, sender, sender_lid = await self._where(event)
+        where: dict[str, Any] = {
+            "chat": chat,
+            "sender": sender,
+            "chat_lid": chat_lid,
+            "sender_lid": sender_lid,
+            "raw": event,
+        }
+        ts, from_me = _timestamp(event.get("timestamp")), bool(event.get("from_me"))
+        if kind == "reaction":
+            await self.emit(
+                ReactionReceived(
+                    id=str(event["id"]),
+                    target_id=str(event["target_id"]),
+                    emoji=str(event["emoji"]),
+                    timestamp=ts,
+                    from_me=from_me,
+                    **where,
+                )
+            )
+        elif kind == "edit":
+            await self.emit(
+                MessageEdited(
+                    target_id=str(event["target_id"]),
+                    text=str(event["text"]),
+                    timestamp=ts,
+                    from_me=from_me,
+                    **where,
+                )
+            )
+        elif kind == "revoke":
+            await self.emit(
+                MessageRevoked(
+                    target_id=str(event["target_id"]), timestamp=ts, from_me=from_me, **where
+                )
+            )
+        elif kind == "vote":
+            await self.emit(self._vote(event, ts, where))
+        else:
+            await self.emit(PresenceChanged(state=str(event["state"]), **where))
+        return True
+
+    def _vote(self, event: dict[str, Any], ts: datetime, where: dict[str, Any]) -> PollVoted:
+        poll_id = str(event["poll_id"])
+        hashes = tuple(str(h) for h in event["selected_hashes"])
+        options = {option_hash(o): o for o in self._known_polls().get(poll_id, ())}
+        selected = tuple(options[h] for h in hashes if h in options)
+        return PollVoted(
+            poll_id=poll_id,
+            selected=selected if len(selected) == len(hashes) else (),
+            selected_hashes=hashes,
+            timestamp=ts,
+            **where,
         )
 
     async def _dispatch(self, kind: object, event: dict[str, Any]) -> None:
@@ -322,7 +466,7 @@ class SimEngine(Engine):
             await self.emit(MessageAck(id=str(event["id"]), status=status, raw=event))
         elif kind == "paired":
             await self._paired(event)
-        else:
+        elif not await self._action(kind, event):
             self.log.debug("ignored event type %r", kind)
 
     async def _paired(self, event: dict[str, Any]) -> None:
@@ -402,6 +546,25 @@ class SimEngine(Engine):
         self._waiter = self._spawn(self._pairing_deadline(), "pairing")
         return code
 
+    def _connected(self) -> SimLink:
+        if self._state is not SessionState.CONNECTED:
+            raise not_connected(self.client_id, self._state)
+        return self._link()
+
+    async def _send(
+        self,
+        message_id: str,
+        to: str,
+        text: str | None,
+        media: dict[str, Any] | None = None,
+        extras: Extras | None = None,
+    ) -> str:
+        link = self._connected()
+        wire = extras.to_dict() if extras else None
+        return await link.send(
+            self.device_id, message_id, normalize_recipient(to), text, media, wire
+        )
+
     async def _do_send_text(
         self,
         *,
@@ -411,9 +574,7 @@ class SimEngine(Engine):
         quote: Quote | None,
         mentions: tuple[str, ...],
     ) -> str:
-        if self._state is not SessionState.CONNECTED:
-            raise not_connected(self.client_id, self._state)
-        return await self._link().send(self.device_id, message_id, normalize_recipient(to), text)
+        return await self._send(message_id, to, text, extras=Extras(quote=quote, mentions=mentions))
 
     async def _do_send_media(
         self,
@@ -427,12 +588,43 @@ class SimEngine(Engine):
         caption: str | None,
         quote: Quote | None,
     ) -> str:
-        if self._state is not SessionState.CONNECTED:
-            raise not_connected(self.client_id, self._state)
         media = {"kind": kind, "mime": mime, "filename": filename, "data": data}
-        return await self._link().send(
-            self.device_id, message_id, normalize_recipient(to), caption, media
-        )
+        return await self._send(message_id, to, caption, media, Extras(quote=quote))
+
+    async def _do_send_location(
+        self, *, message_id: str, to: str, location: Location, quote: Quote | None
+    ) -> str:
+        return await self._send(message_id, to, None, extras=Extras(quote=quote, location=location))
+
+    async def _do_send_contacts(
+        self, *, message_id: str, to: str, contacts: tuple[ContactCard, ...], quote: Quote | None
+    ) -> str:
+        return await self._send(message_id, to, None, extras=Extras(quote=quote, contacts=contacts))
+
+    async def _do_send_poll(self, *, message_id: str, to: str, poll: Poll) -> str:
+        wa_id = await self._send(message_id, to, None, extras=Extras(poll=poll))
+        self._remember_poll(wa_id, poll.options)
+        return wa_id
+
+    async def _do_react(self, *, chat: str, target: MessageRef, emoji: str) -> str:
+        link = self._connected()
+        return await link.react(self.device_id, normalize_recipient(chat), target.to_dict(), emoji)
+
+    async def _do_edit(self, *, chat: str, target_id: str, text: str) -> str:
+        link = self._connected()
+        return await link.edit(self.device_id, normalize_recipient(chat), target_id, text)
+
+    async def _do_revoke(self, *, chat: str, target: MessageRef) -> str:
+        link = self._connected()
+        return await link.revoke(self.device_id, normalize_recipient(chat), target.to_dict())
+
+    async def _do_mark_read(self, *, chat: str, ids: tuple[str, ...], sender: str | None) -> None:
+        link = self._connected()
+        await link.mark_read(self.device_id, normalize_recipient(chat), ids, sender)
+
+    async def _do_set_presence(self, *, chat: str, state: str) -> None:
+        link = self._connected()
+        await link.set_presence(self.device_id, normalize_recipient(chat), state)
 
     def _do_has_credentials(self) -> bool:
         return self.creds_path.is_file()

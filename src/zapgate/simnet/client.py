@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
@@ -38,7 +38,22 @@ class SimLink(Protocol):
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str: ...
+
+    async def react(
+        self, device_id: str, chat: str, target: Mapping[str, Any], emoji: str
+    ) -> str: ...
+
+    async def edit(self, device_id: str, chat: str, target_id: str, text: str) -> str: ...
+
+    async def revoke(self, device_id: str, chat: str, target: Mapping[str, Any]) -> str: ...
+
+    async def mark_read(
+        self, device_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None: ...
+
+    async def set_presence(self, device_id: str, chat: str, state: str) -> None: ...
 
     async def pn_for_lid(self, device_id: str, lid: str) -> str | None: ...
 
@@ -61,8 +76,29 @@ class SimLink(Protocol):
     async def enter_pair_code(self, phone: str, code: str) -> str: ...
 
     async def phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str: ...
+
+    async def phone_send_own(self, owner: str, to: str, text: str) -> str: ...
+
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str: ...
+
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str: ...
+
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> str: ...
+
+    async def phone_vote(
+        self, phone: str, to: str, poll_id: str, options: Sequence[str]
+    ) -> None: ...
+
+    async def phone_presence(self, phone: str, to: str, state: str) -> None: ...
+
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]: ...
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
 
@@ -95,8 +131,26 @@ class LocalSimLink:
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str:
-        return await self.network.send(device_id, request_id, to, text, media)
+        return await self.network.send(device_id, request_id, to, text, media, extras)
+
+    async def react(self, device_id: str, chat: str, target: Mapping[str, Any], emoji: str) -> str:
+        return await self.network.react(device_id, chat, target, emoji)
+
+    async def edit(self, device_id: str, chat: str, target_id: str, text: str) -> str:
+        return await self.network.edit(device_id, chat, target_id, text)
+
+    async def revoke(self, device_id: str, chat: str, target: Mapping[str, Any]) -> str:
+        return await self.network.revoke(device_id, chat, target)
+
+    async def mark_read(
+        self, device_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None:
+        await self.network.mark_read(device_id, chat, ids, sender)
+
+    async def set_presence(self, device_id: str, chat: str, state: str) -> None:
+        await self.network.set_presence(device_id, chat, state)
 
     async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
         return await self.network.pn_for_lid(device_id, lid)
@@ -122,9 +176,35 @@ class LocalSimLink:
         return await self.network.enter_pair_code(phone, code)
 
     async def phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str:
-        return await self.network.phone_send(phone, to, text, media)
+        return await self.network.phone_send(phone, to, text, media, extras)
+
+    async def phone_send_own(self, owner: str, to: str, text: str) -> str:
+        return await self.network.phone_send_own(owner, to, text)
+
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        return await self.network.phone_react(phone, to, target_id, emoji)
+
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str:
+        return await self.network.phone_edit(phone, to, target_id, text)
+
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> str:
+        return await self.network.phone_revoke(phone, to, target_id)
+
+    async def phone_vote(self, phone: str, to: str, poll_id: str, options: Sequence[str]) -> None:
+        await self.network.phone_vote(phone, to, poll_id, options)
+
+    async def phone_presence(self, phone: str, to: str, state: str) -> None:
+        await self.network.phone_presence(phone, to, state)
+
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]:
+        return await self.network.phone_log(phone)
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         return await self.network.phone_inbox(phone)
@@ -230,13 +310,58 @@ class HttpSimLink:
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str:
         body = await self._call(
             "POST",
             f"/devices/{_seg(device_id)}/messages",
-            json={"request_id": request_id, "to": to, "text": text, "media": _wire(media)},
+            json={
+                "request_id": request_id,
+                "to": to,
+                "text": text,
+                "media": _wire(media),
+                "extras": None if extras is None else dict(extras),
+            },
         )
         return str(body["id"])
+
+    async def react(self, device_id: str, chat: str, target: Mapping[str, Any], emoji: str) -> str:
+        body = await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/reactions",
+            json={"chat": chat, "target": dict(target), "emoji": emoji},
+        )
+        return str(body["id"])
+
+    async def edit(self, device_id: str, chat: str, target_id: str, text: str) -> str:
+        body = await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/edits",
+            json={"chat": chat, "target_id": target_id, "text": text},
+        )
+        return str(body["id"])
+
+    async def revoke(self, device_id: str, chat: str, target: Mapping[str, Any]) -> str:
+        body = await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/revokes",
+            json={"chat": chat, "target": dict(target)},
+        )
+        return str(body["id"])
+
+    async def mark_read(
+        self, device_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None:
+        await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/reads",
+            json={"chat": chat, "ids": list(ids), "sender": sender},
+        )
+
+    async def set_presence(self, device_id: str, chat: str, state: str) -> None:
+        await self._call(
+            "POST", f"/devices/{_seg(device_id)}/presence", json={"chat": chat, "state": state}
+        )
 
     async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
         body = await self._call("GET", f"/devices/{_seg(device_id)}/lids/{_seg(lid)}")
@@ -273,14 +398,66 @@ class HttpSimLink:
         return str(body["device_id"])
 
     async def phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str:
         body = await self._call(
             "POST",
             f"/phones/{_seg(phone)}/messages",
-            json={"to": to, "text": text, "media": _wire(media)},
+            json={
+                "to": to,
+                "text": text,
+                "media": _wire(media),
+                "extras": None if extras is None else dict(extras),
+            },
         )
         return str(body["id"])
+
+    async def phone_send_own(self, owner: str, to: str, text: str) -> str:
+        body = await self._call(
+            "POST", f"/phones/{_seg(owner)}/own-messages", json={"to": to, "text": text}
+        )
+        return str(body["id"])
+
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        body = await self._call(
+            "POST",
+            f"/phones/{_seg(phone)}/reactions",
+            json={"to": to, "target_id": target_id, "emoji": emoji},
+        )
+        return str(body["id"])
+
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str:
+        body = await self._call(
+            "POST",
+            f"/phones/{_seg(phone)}/edits",
+            json={"to": to, "target_id": target_id, "text": text},
+        )
+        return str(body["id"])
+
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> str:
+        body = await self._call(
+            "POST", f"/phones/{_seg(phone)}/revokes", json={"to": to, "target_id": target_id}
+        )
+        return str(body["id"])
+
+    async def phone_vote(self, phone: str, to: str, poll_id: str, options: Sequence[str]) -> None:
+        await self._call(
+            "POST",
+            f"/phones/{_seg(phone)}/votes",
+            json={"to": to, "poll_id": poll_id, "options": list(options)},
+        )
+
+    async def phone_presence(self, phone: str, to: str, state: str) -> None:
+        await self._call("POST", f"/phones/{_seg(phone)}/presence", json={"to": to, "state": state})
+
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]:
+        body = await self._call("GET", f"/phones/{_seg(phone)}/log")
+        return [dict(e) for e in body["items"]]
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         body = await self._call("GET", f"/phones/{_seg(phone)}/inbox")

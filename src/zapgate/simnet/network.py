@@ -20,12 +20,21 @@ device learns a phone's LID <-> phone mapping when it gets a message with both, 
 to the phone by number (WhatsApp's usync); `pn_for_lid` answers from what that device
 learned, like whatsmeow's store (`get_pn_from_lid`). Sends take a phone or a LID.
 
-Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`) numbered by
-`seq`. A device reads them with `next_events(after=...)`, which also acknowledges every
-event up to `after`, like a server-side ack: what a device has not acknowledged is handed
-to it again after it reconnects (at-least-once, as WhatsApp does for offline devices).
-Being offline is not an event in the stream but a property of the connection: a device
-that is not connected reads one synthetic `disconnected` event.
+Beyond text and media, a message may quote another of its chat, mention phones, or be a
+location, contact cards or a poll (`simnet.content`). Acting on a message (a reaction, an
+edit of one's own message within 15 minutes, a delete for everyone of one's own message),
+read receipts and presence reach the other side of the chat: its linked devices as events
+(`reaction`, `edit`, `revoke`, `vote`, `presence`, addressed like messages), and its phone's
+log (`phone_log`). A message the account's own phone sends reaches the account's linked
+devices as a `message` with `from_me`, its chat being the recipient.
+
+Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`, and the
+actions above) numbered by `seq`. A device reads them with `next_events(after=...)`,
+which also acknowledges every event up to `after`, like a server-side ack: what a device
+has not acknowledged is handed to it again after it reconnects (at-least-once, as
+WhatsApp does for offline devices). Being offline is not an event in the stream but a
+property of the connection: a device that is not connected reads one synthetic
+`disconnected` event.
 
 Linked devices ({device_id: {phone, token}}) are persisted to `state_path` so a restart of
 the process keeps the links; events, QRs and codes are ephemeral, as on the real network.
@@ -39,13 +48,14 @@ import hashlib
 import hmac
 import logging
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from zapgate.aio import BackgroundTasks
+from zapgate.domain.content import CHAT_PRESENCES, EDIT_WINDOW_SECONDS
 from zapgate.domain.ids import (
     is_lid,
     is_valid_client_id,
@@ -65,6 +75,7 @@ from zapgate.errors import (
 )
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
+from zapgate.simnet.content import check_extras, check_media_kind, check_presence, option_hash
 from zapgate.simnet.ids import lid_for, new_pair_code, new_qr, new_token, normalize_pair_code
 
 logger = logging.getLogger(__name__)
@@ -73,6 +84,10 @@ logger = logging.getLogger(__name__)
 MAX_QUEUED_EVENTS = 10_000
 # Request ids remembered for retries, oldest forgotten first.
 MAX_REQUESTS = 100_000
+# Messages remembered to be quoted, reacted to, edited, deleted or voted on.
+MAX_MESSAGES = 100_000
+# What a phone saw besides messages, per phone.
+MAX_LOG = 10_000
 STATE_VERSION = 1
 
 
@@ -95,8 +110,26 @@ class _Device:
     cond: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+@dataclass(slots=True)
+class _Message:
+    """What the network remembers of a message, to act on it later."""
+
+    id: str
+    author: str
+    peer: str
+    sent_at: datetime
+    text: str | None
+    kind: str | None = None  # location, contacts, poll: not editable
+    poll: tuple[str, ...] = ()
+    max_selections: int = 1
+    revoked: bool = False
+
+    def between(self, one: str, other: str) -> bool:
+        return {self.author, self.peer} == {one, other}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -109,13 +142,37 @@ def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict
     if not isinstance(data, bytes | bytearray):
         raise ValidationFailed(N_("media.data: must be bytes"))
     meta = {
-        "kind": str(media["kind"]),
+        "kind": check_media_kind(str(media["kind"])),
         "mime": str(media.get("mime") or "application/octet-stream"),
         "filename": media.get("filename"),
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     return meta, {**meta, "data": base64.b64encode(data).decode()}
+
+
+MAX_EMOJI_CHARS = 32
+
+
+def _emoji(emoji: str) -> str:
+    """A reaction: one emoji (a short string), or "" to remove one."""
+    if len(emoji) > MAX_EMOJI_CHARS or emoji.strip() != emoji:
+        raise ValidationFailed(
+            N_("{emoji!r} is not a reaction"),
+            hint=N_('A reaction is one emoji, or "" to remove it.'),
+            emoji=emoji[:40],
+        )
+    return emoji
+
+
+def _no_message(message_id: str, me: str, other: str) -> NotFound:
+    return NotFound(
+        N_("no message {id} in the chat between {phone} and {other}"),
+        hint=N_("Use WhatsApp's id of a message of that chat."),
+        id=message_id[:80],
+        phone=me,
+        other=other,
+    )
 
 
 def _check_device_id(device_id: str) -> str:
@@ -135,8 +192,10 @@ class SimNetwork:
         *,
         deliver_delay: float = 0.05,
         read_delay: float = 0.2,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.state_path = state_path
+        self.clock = clock
         self.deliver_delay = deliver_delay
         self.read_delay = max(read_delay, deliver_delay)
         self._links: dict[str, LinkedDevice] = self._load()
@@ -151,6 +210,10 @@ class SimNetwork:
         self._by_lid: dict[str, bool] = {}
         # device id -> phones whose LID <-> phone mapping the device has learned.
         self._learned: defaultdict[str, set[str]] = defaultdict(set)
+        self._messages: dict[str, _Message] = {}
+        self._logs: defaultdict[str, deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=MAX_LOG)
+        )
         self._tasks = BackgroundTasks()
 
     # -- persistence -------------------------------------------------------------------------
@@ -237,19 +300,172 @@ class SimNetwork:
             return {"chat": lid, "sender": lid, "sender_alt": alt}
         return {"chat": phone, "sender": phone, "sender_alt": lid}
 
-    async def _deliver(
-        self, device_id: str, message_id: str, phone: str, text: str | None, **extra: Any
-    ) -> None:
-        addressed = self._addressed(phone)
+    async def _deliver(self, device_id: str, kind: str, actor: str, **data: Any) -> None:
+        """An event about `actor`'s message or action, addressed as the device sees it."""
+        addressed = self._addressed(actor)
         if addressed["sender_alt"] is not None:
-            self._learned[device_id].add(phone)  # a message with both addresses teaches it
+            self._learned[device_id].add(actor)  # a message with both addresses teaches it
+        await self._push(self._device(device_id), kind, **addressed, **data)
+
+    async def _deliver_own(
+        self, device_id: str, kind: str, owner: str, peer: str, **data: Any
+    ) -> None:
+        """An event about what the device's own account did elsewhere (its phone): the
+        chat is the other side, named as it names itself, with its other address beside."""
+        chat = self._addressed(peer)
+        if chat["sender_alt"] is not None:
+            self._learned[device_id].add(peer)
         await self._push(
             self._device(device_id),
-            "message",
+            kind,
+            chat=chat["chat"],
+            chat_alt=chat["sender_alt"],
+            sender=owner,
+            sender_alt=self._lid(owner),
+            from_me=True,
+            **data,
+        )
+
+    async def _reach(
+        self,
+        actor: str,
+        peer: str,
+        kind: str,
+        *,
+        log: Mapping[str, Any],
+        event: Mapping[str, Any] | None,
+        skip: str | None = None,
+    ) -> None:
+        """`actor`'s action reaches the other side of the chat: `peer`'s phone (its log) and
+        its linked devices (an event, unless `event` is None), but the acting one."""
+        now = self.clock().isoformat()
+        self._logs[peer].append({"type": kind, "from": actor, "timestamp": now, **log})
+        if event is None:
+            return
+        for device_id in self._devices_of(peer):
+            if device_id != skip:
+                await self._deliver(device_id, kind, actor, timestamp=now, **event)
+
+    def _peer(self, to: str) -> str:
+        """The phone that `to` (a phone or a LID) names."""
+        to = normalize_recipient(to)
+        if not is_lid(to):
+            return to
+        phone = self._lid_phones.get(to)
+        if phone is None:
+            raise NotFound(N_("no account on the simulated network has the LID {lid}"), lid=to)
+        return phone
+
+    def _linked_phone(self, device_id: str) -> str:
+        """The phone of an online, linked device."""
+        self._online(device_id)
+        link = self._links.get(device_id)
+        if link is None:
+            raise DeviceNotLinked(device_id=device_id)
+        return link.phone
+
+    def _remember(self, msg: _Message) -> None:
+        self._messages[msg.id] = msg
+        if len(self._messages) > MAX_MESSAGES:
+            del self._messages[next(iter(self._messages))]
+
+    def _find(self, me: str, other: str, target_id: str) -> _Message:
+        """The message `target_id` of the chat between `me` and `other`."""
+        msg = self._messages.get(target_id)
+        if msg is None or not msg.between(me, other):
+            raise _no_message(target_id, me, other)
+        return msg
+
+    def _find_ref(self, me: str, other: str, target: Mapping[str, Any]) -> _Message:
+        """The message a MessageRef names: its id, and whether `me` sent it (WhatsApp's
+        MessageKey: the same id with the other `from_me` is another message)."""
+        msg = self._find(me, other, str(target["id"]))
+        if bool(target.get("from_me")) != (msg.author == me):
+            raise _no_message(msg.id, me, other)
+        return msg
+
+    def _own(self, me: str, other: str, target_id: str, *, edit: bool) -> _Message:
+        """A message `me` sent to `other` that `me` may still edit (or delete)."""
+        msg = self._find(me, other, target_id)
+        if msg.author != me:
+            if edit:
+                raise ValidationFailed(
+                    N_("message {id} was sent by {author}: only its sender can edit it"),
+                    id=msg.id,
+                    author=msg.author,
+                )
+            raise ValidationFailed(
+                N_("message {id} was sent by {author}: only its sender can delete it"),
+                hint=N_("A message someone else sent can only be deleted for everyone by them."),
+                id=msg.id,
+                author=msg.author,
+            )
+        if msg.revoked:
+            raise ValidationFailed(N_("message {id} was deleted"), id=msg.id)
+        if not edit:
+            return msg
+        if msg.kind is not None:
+            raise ValidationFailed(
+                N_("message {id} is a {kind}: only texts and captions can be edited"),
+                id=msg.id,
+                kind=msg.kind,
+            )
+        if self.clock() - msg.sent_at > timedelta(seconds=EDIT_WINDOW_SECONDS):
+            raise ValidationFailed(
+                N_("message {id} was sent more than {minutes} minutes ago"),
+                hint=N_("WhatsApp lets a message be edited for {minutes} minutes only."),
+                id=msg.id,
+                minutes=EDIT_WINDOW_SECONDS // 60,
+            )
+        return msg
+
+    def _inbox_entry(self, phone: str, message_id: str) -> dict[str, Any] | None:
+        return next((e for e in reversed(self._inboxes[phone]) if e["id"] == message_id), None)
+
+    def _quote(
+        self, raw: Mapping[str, Any] | None, me: str, other: str, *, known: bool
+    ) -> dict[str, Any] | None:
+        """The message a reply quotes: {id, from, text}. A phone quotes a message of its
+        chat (`known`); a device names the author itself, as WhatsApp's ContextInfo does."""
+        if not raw:
+            return None
+        quote_id = str(raw["id"])
+        msg = self._find(me, other, quote_id) if known else self._messages.get(quote_id)
+        if msg is not None and msg.between(me, other):
+            return {"id": quote_id, "from": msg.author, "text": msg.text}
+        sender = raw.get("sender")
+        author = me if sender is None else self._peer(str(sender))
+        return {"id": quote_id, "from": author, "text": raw.get("text")}
+
+    def _quote_for(self, quote: dict[str, Any] | None, reader: str) -> dict[str, Any]:
+        """The `quote` of a message event, as the account `reader` reads it: the author is
+        None when it is the reader itself (Quote.sender)."""
+        if quote is None:
+            return {}
+        author = quote["from"]
+        sender = None if author == reader else self._addressed(author)["sender"]
+        return {"quote": {"id": quote["id"], "sender": sender, "text": quote["text"]}}
+
+    @staticmethod
+    def _record(
+        message_id: str,
+        author: str,
+        peer: str,
+        sent_at: datetime,
+        text: str | None,
+        extras: Mapping[str, Any],
+    ) -> _Message:
+        kind = next((k for k in ("location", "contacts", "poll") if k in extras), None)
+        poll = extras.get("poll") or {}
+        return _Message(
             id=message_id,
+            author=author,
+            peer=peer,
+            sent_at=sent_at,
             text=text,
-            **addressed,
-            **extra,
+            kind=kind,
+            poll=tuple(poll.get("options", ())),
+            max_selections=int(poll.get("max_selections", 1)),
         )
 
     def _devices_of(self, phone: str) -> list[str]:
@@ -304,49 +520,146 @@ class SimNetwork:
         to: str,
         text: str | None,
         media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str:
         """The device sends `text` (a media message's caption when `media` is given) to
-        `to`, a phone or a LID; returns the id the network gave the message. Receipts
-        follow: delivered and read later (simulated phones read everything)."""
-        to = normalize_recipient(to)
-        if is_lid(to):
-            phone = self._lid_phones.get(to)
-            if phone is None:
-                raise NotFound(N_("no account on the simulated network has the LID {lid}"), lid=to)
-        else:
-            phone = to
+        `to`, a phone or a LID, with `extras` (Extras.to_dict(): a quote, mentions, or a
+        location, contacts or a poll); returns the id the network gave the message.
+        Receipts follow: delivered and read later (simulated phones read everything)."""
+        phone = self._peer(to)
         meta, carried = _media(media)
+        checked = check_extras(extras, text=text, has_media=media is not None)
         dev = self._online(device_id)
-        link = self._links.get(device_id)
-        if link is None:
-            raise DeviceNotLinked(device_id=device_id)
-        if not is_lid(to):
+        me = self._linked_phone(device_id)
+        if not is_lid(normalize_recipient(to)):
             self._lid(phone)
             self._learned[device_id].add(phone)  # sending by number looks its LID up
         known = self._requests.get((device_id, request_id))
         if known is not None:
             return known  # the same request again: already sent, not sent twice
+        quote = self._quote((extras or {}).get("quote"), me, phone, known=False)
         message_id = new_message_id()
         self._requests[(device_id, request_id)] = message_id
         if len(self._requests) > MAX_REQUESTS:
             del self._requests[next(iter(self._requests))]
-        now = _now()
+        now = self.clock()
+        self._remember(self._record(message_id, me, phone, now, text, checked))
         entry: dict[str, Any] = {
             "id": message_id,
-            "from": link.phone,
+            "from": me,
             "text": text,
-            "timestamp": now,
+            "timestamp": now.isoformat(),
+            **checked,
         }
+        if quote is not None:
+            entry["quote"] = {"id": quote["id"], "from": quote["from"]}
         if meta is not None:
             entry["media"] = meta
         self._inboxes[phone].append(entry)
         for other_id in self._devices_of(phone):
             if other_id != device_id:
                 await self._deliver(
-                    other_id, message_id, link.phone, text, timestamp=now, media=carried
+                    other_id,
+                    "message",
+                    me,
+                    id=message_id,
+                    text=text,
+                    timestamp=now.isoformat(),
+                    media=carried,
+                    **checked,
+                    **self._quote_for(quote, phone),
                 )
         self._tasks.create(self._later_acks(dev, message_id), name=f"simnet:acks:{message_id}")
         return message_id
+
+    async def react(self, device_id: str, chat: str, target: Mapping[str, Any], emoji: str) -> str:
+        """The device reacts with `emoji` ("" removes its reaction) to the message
+        `target` ({id, from_me}) of `chat`; returns the reaction's id."""
+        peer = self._peer(chat)
+        me = self._linked_phone(device_id)
+        msg = self._find_ref(me, peer, target)
+        reaction_id = new_message_id()
+        emoji = _emoji(emoji)
+        await self._reach(
+            me,
+            peer,
+            "reaction",
+            log={"id": msg.id, "emoji": emoji},
+            event={"id": reaction_id, "target_id": msg.id, "emoji": emoji},
+            skip=device_id,
+        )
+        return reaction_id
+
+    async def edit(self, device_id: str, chat: str, target_id: str, text: str) -> str:
+        """The device replaces the text of a message its account sent to `chat` (within
+        15 minutes); returns the edit's id."""
+        peer = self._peer(chat)
+        me = self._linked_phone(device_id)
+        return await self._edit(me, peer, target_id, text, skip=device_id)
+
+    async def _edit(self, me: str, peer: str, target_id: str, text: str, skip: str | None) -> str:
+        msg = self._own(me, peer, target_id, edit=True)
+        msg.text = text
+        entry = self._inbox_entry(peer, msg.id)
+        if entry is not None:
+            entry.update(text=text, edited=True)
+        edit_id = new_message_id()
+        await self._reach(
+            me,
+            peer,
+            "edit",
+            log={"id": msg.id, "text": text},
+            event={"id": edit_id, "target_id": msg.id, "text": text},
+            skip=skip,
+        )
+        return edit_id
+
+    async def revoke(self, device_id: str, chat: str, target: Mapping[str, Any]) -> str:
+        """The device deletes for everyone a message its account sent to `chat`; returns
+        the revoke's id."""
+        peer = self._peer(chat)
+        me = self._linked_phone(device_id)
+        msg = self._find_ref(me, peer, target)
+        return await self._revoke(me, peer, msg.id, skip=device_id)
+
+    async def _revoke(self, me: str, peer: str, target_id: str, skip: str | None) -> str:
+        msg = self._own(me, peer, target_id, edit=False)
+        msg.revoked, msg.text = True, None
+        entry = self._inbox_entry(peer, msg.id)
+        if entry is not None:
+            kept = {k: entry[k] for k in ("id", "from", "timestamp")}
+            entry.clear()
+            entry.update(kept, text=None, revoked=True)
+        revoke_id = new_message_id()
+        await self._reach(
+            me,
+            peer,
+            "revoke",
+            log={"id": msg.id},
+            event={"id": revoke_id, "target_id": msg.id},
+            skip=skip,
+        )
+        return revoke_id
+
+    async def mark_read(
+        self, device_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None:
+        """The device sends read receipts for the messages `ids` of `chat` (in a group,
+        all from `sender`)."""
+        peer = self._peer(chat)
+        me = self._linked_phone(device_id)
+        if sender is not None:
+            self._peer(sender)
+        await self._reach(me, peer, "read", log={"ids": [str(i) for i in ids]}, event=None)
+
+    async def set_presence(self, device_id: str, chat: str, state: str) -> None:
+        """The device shows `state` (typing, recording, paused) in `chat`."""
+        peer = self._peer(chat)
+        me = self._linked_phone(device_id)
+        check_presence(state, CHAT_PRESENCES)
+        await self._reach(
+            me, peer, "presence", log={"state": state}, event={"state": state}, skip=device_id
+        )
 
     async def _later_acks(self, dev: _Device, message_id: str) -> None:
         await asyncio.sleep(self.deliver_delay)
@@ -431,24 +744,131 @@ class SimNetwork:
         return await self._link(device_id, phone)
 
     async def phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
     ) -> str:
         """`phone` writes `text` (or sends `media` with `text` as its caption) to the linked
-        number `to`; every device linked to `to` receives it. Returns the message id."""
+        number `to`, with `extras` as a device's send takes them (a quote names a message
+        of their chat, whoever wrote it); every device linked to `to` receives it. Returns
+        the message id."""
         phone, to = normalize_phone(phone), normalize_phone(to)
         _, carried = _media(media)
+        checked = check_extras(extras, text=text, has_media=media is not None)
         targets = self._devices_of(to)
         if not targets:
             raise NumberNotLinked(phone=to)
+        quote = self._quote((extras or {}).get("quote"), phone, to, known=True)
         message_id = new_message_id()
-        now = _now()
+        now = self.clock()
+        self._remember(self._record(message_id, phone, to, now, text, checked))
         for device_id in targets:
-            await self._deliver(device_id, message_id, phone, text, timestamp=now, media=carried)
+            await self._deliver(
+                device_id,
+                "message",
+                phone,
+                id=message_id,
+                text=text,
+                timestamp=now.isoformat(),
+                media=carried,
+                **checked,
+                **self._quote_for(quote, to),
+            )
         return message_id
 
+    async def phone_send_own(self, owner: str, to: str, text: str) -> str:
+        """The linked number `owner` writes `text` to `to` from its own phone: `to`
+        receives it, and `owner`'s linked devices see it as their account's message."""
+        owner, to = normalize_phone(owner), normalize_phone(to)
+        own_devices = self._devices_of(owner)
+        if not own_devices:
+            raise NumberNotLinked(phone=owner)
+        message_id = new_message_id()
+        now = self.clock()
+        stamp = now.isoformat()
+        self._remember(self._record(message_id, owner, to, now, text, {}))
+        self._inboxes[to].append(
+            {"id": message_id, "from": owner, "text": text, "timestamp": stamp}
+        )
+        for device_id in own_devices:
+            await self._deliver_own(
+                device_id, "message", owner, to, id=message_id, text=text, timestamp=stamp
+            )
+        for device_id in self._devices_of(to):
+            await self._deliver(
+                device_id, "message", owner, id=message_id, text=text, timestamp=stamp
+            )
+        return message_id
+
+    async def phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        """`phone` reacts to the message `target_id` of its chat with `to`; "" removes its
+        reaction. Returns the reaction's id."""
+        phone, to = normalize_phone(phone), normalize_phone(to)
+        msg = self._find(phone, to, target_id)
+        reaction_id = new_message_id()
+        emoji = _emoji(emoji)
+        await self._reach(
+            phone,
+            to,
+            "reaction",
+            log={"id": msg.id, "emoji": emoji},
+            event={"id": reaction_id, "target_id": msg.id, "emoji": emoji},
+        )
+        return reaction_id
+
+    async def phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str:
+        """`phone` edits its own message `target_id` to `to` (within 15 minutes)."""
+        return await self._edit(normalize_phone(phone), normalize_phone(to), target_id, text, None)
+
+    async def phone_revoke(self, phone: str, to: str, target_id: str) -> str:
+        """`phone` deletes its own message `target_id` to `to` for everyone."""
+        return await self._revoke(normalize_phone(phone), normalize_phone(to), target_id, None)
+
+    async def phone_vote(self, phone: str, to: str, poll_id: str, options: Sequence[str]) -> None:
+        """`phone` votes `options` (their texts; none withdraws its vote) on the poll
+        `poll_id` of its chat with `to`. The vote carries the options' sha256 hashes."""
+        phone, to = normalize_phone(phone), normalize_phone(to)
+        msg = self._find(phone, to, poll_id)
+        if msg.kind != "poll":
+            raise ValidationFailed(N_("message {id} is not a poll"), id=msg.id)
+        chosen = list(dict.fromkeys(str(o) for o in options))
+        unknown = [o for o in chosen if o not in msg.poll]
+        if unknown:
+            raise ValidationFailed(
+                N_("{option!r} is not an option of poll {id}"), option=unknown[0][:100], id=msg.id
+            )
+        if len(chosen) > msg.max_selections:
+            raise ValidationFailed(
+                N_("poll {id} takes at most {max} options"), id=msg.id, max=msg.max_selections
+            )
+        await self._reach(
+            phone,
+            to,
+            "vote",
+            log={"poll_id": msg.id, "options": chosen},
+            event={"poll_id": msg.id, "selected_hashes": [option_hash(o) for o in chosen]},
+        )
+
+    async def phone_presence(self, phone: str, to: str, state: str) -> None:
+        """`phone` shows `state` to `to`: typing, recording or paused in their chat, or
+        available / unavailable."""
+        phone, to = normalize_phone(phone), normalize_phone(to)
+        check_presence(state)
+        await self._reach(phone, to, "presence", log={"state": state}, event={"state": state})
+
+    async def phone_log(self, phone: str) -> list[dict[str, Any]]:
+        """What `phone` saw besides messages, oldest first: {type, from, timestamp, ...}:
+        `reaction` {id, emoji}, `edit` {id, text}, `revoke` {id}, `read` {ids},
+        `presence` {state}, `vote` {poll_id, options}."""
+        return [dict(e) for e in self._logs.get(normalize_phone(phone), ())]
+
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
-        """What `phone` received, oldest first: [{id, from, text, timestamp, media?}] (media:
-        {kind, mime, filename, size, sha256})."""
+        """What `phone` received, oldest first: [{id, from, text, timestamp, media?, quote?,
+        mentions?, location?, contacts?, poll?, edited?, revoked?}] (media: {kind, mime,
+        filename, size, sha256}; quote: {id, from})."""
         return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
 
     async def lid_of(self, phone: str) -> str:

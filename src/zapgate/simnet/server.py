@@ -57,11 +57,88 @@ class MediaBody(BaseModel):
         return {"kind": self.kind, "mime": self.mime, "filename": self.filename, "data": data}
 
 
+class QuoteBody(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
+    sender: str | None = Field(default=None, max_length=40)
+    text: str | None = None
+
+
+class LocationBody(BaseModel):
+    latitude: float
+    longitude: float
+    name: str | None = Field(default=None, max_length=1000)
+    address: str | None = Field(default=None, max_length=1000)
+
+
+class ContactBody(BaseModel):
+    name: str = Field(max_length=1000)
+    phone: str | None = Field(default=None, max_length=40)
+    organization: str | None = Field(default=None, max_length=1000)
+    email: str | None = Field(default=None, max_length=320)
+    vcard: str | None = Field(default=None, max_length=65536)
+
+
+class PollBody(BaseModel):
+    question: str = Field(max_length=1000)
+    options: list[str] = Field(max_length=64)
+    max_selections: int = 1
+
+
+class ExtrasBody(BaseModel):
+    """Extras.to_dict()'s shape; simnet.content checks the values."""
+
+    quote: QuoteBody | None = None
+    mentions: list[str] = Field(default_factory=list, max_length=1024)
+    location: LocationBody | None = None
+    contacts: list[ContactBody] = Field(default_factory=list, max_length=64)
+    poll: PollBody | None = None
+
+    def plain(self) -> dict[str, Any]:
+        return self.model_dump(exclude_defaults=True)
+
+
 class SendBody(BaseModel):
     request_id: str = Field(min_length=1, max_length=128)
     to: str = Field(max_length=40)
     text: str | None = None
     media: MediaBody | None = None
+    extras: ExtrasBody | None = None
+
+
+class TargetBody(BaseModel):
+    """A MessageRef: the message to act on."""
+
+    id: str = Field(min_length=1, max_length=128)
+    from_me: bool
+    sender: str | None = Field(default=None, max_length=40)
+
+
+class ReactBody(BaseModel):
+    chat: str = Field(max_length=40)
+    target: TargetBody
+    emoji: str = Field(max_length=64)
+
+
+class EditBody(BaseModel):
+    chat: str = Field(max_length=40)
+    target_id: str = Field(min_length=1, max_length=128)
+    text: str
+
+
+class RevokeBody(BaseModel):
+    chat: str = Field(max_length=40)
+    target: TargetBody
+
+
+class ReadBody(BaseModel):
+    chat: str = Field(max_length=40)
+    ids: list[str] = Field(max_length=1000)
+    sender: str | None = Field(default=None, max_length=40)
+
+
+class PresenceBody(BaseModel):
+    chat: str = Field(max_length=40)
+    state: str = Field(max_length=20)
 
 
 class ScanBody(BaseModel):
@@ -80,6 +157,40 @@ class PhoneSendBody(BaseModel):
     to: str = Field(max_length=40)
     text: str | None = None
     media: MediaBody | None = None
+    extras: ExtrasBody | None = None
+
+
+class OwnSendBody(BaseModel):
+    to: str = Field(max_length=40)
+    text: str
+
+
+class PhoneReactBody(BaseModel):
+    to: str = Field(max_length=40)
+    target_id: str = Field(min_length=1, max_length=128)
+    emoji: str = Field(max_length=64)
+
+
+class PhoneEditBody(BaseModel):
+    to: str = Field(max_length=40)
+    target_id: str = Field(min_length=1, max_length=128)
+    text: str
+
+
+class PhoneRevokeBody(BaseModel):
+    to: str = Field(max_length=40)
+    target_id: str = Field(min_length=1, max_length=128)
+
+
+class VoteBody(BaseModel):
+    to: str = Field(max_length=40)
+    poll_id: str = Field(min_length=1, max_length=128)
+    options: list[str] = Field(max_length=64)
+
+
+class PhonePresenceBody(BaseModel):
+    to: str = Field(max_length=40)
+    state: str = Field(max_length=20)
 
 
 def _error(exc: GatewayError) -> JSONResponse:
@@ -137,7 +248,32 @@ def create_app(network: SimNetwork) -> FastAPI:
     @app.post("/devices/{device_id}/messages")
     async def send(device_id: str, body: SendBody) -> dict[str, str]:
         media = body.media.decoded() if body.media is not None else None
-        return {"id": await network.send(device_id, body.request_id, body.to, body.text, media)}
+        extras = body.extras.plain() if body.extras is not None else None
+        sent = await network.send(device_id, body.request_id, body.to, body.text, media, extras)
+        return {"id": sent}
+
+    @app.post("/devices/{device_id}/reactions")
+    async def react(device_id: str, body: ReactBody) -> dict[str, str]:
+        target = body.target.model_dump()
+        return {"id": await network.react(device_id, body.chat, target, body.emoji)}
+
+    @app.post("/devices/{device_id}/edits")
+    async def edit(device_id: str, body: EditBody) -> dict[str, str]:
+        return {"id": await network.edit(device_id, body.chat, body.target_id, body.text)}
+
+    @app.post("/devices/{device_id}/revokes")
+    async def revoke(device_id: str, body: RevokeBody) -> dict[str, str]:
+        return {"id": await network.revoke(device_id, body.chat, body.target.model_dump())}
+
+    @app.post("/devices/{device_id}/reads")
+    async def mark_read(device_id: str, body: ReadBody) -> dict[str, bool]:
+        await network.mark_read(device_id, body.chat, body.ids, body.sender)
+        return {"ok": True}
+
+    @app.post("/devices/{device_id}/presence")
+    async def set_presence(device_id: str, body: PresenceBody) -> dict[str, bool]:
+        await network.set_presence(device_id, body.chat, body.state)
+        return {"ok": True}
 
     @app.get("/devices/{device_id}/lids/{lid}")
     async def pn_for_lid(device_id: str, lid: str) -> dict[str, str | None]:
@@ -180,7 +316,38 @@ def create_app(network: SimNetwork) -> FastAPI:
     @app.post("/phones/{phone}/messages", status_code=201)
     async def phone_send(phone: str, body: PhoneSendBody) -> dict[str, str]:
         media = body.media.decoded() if body.media is not None else None
-        return {"id": await network.phone_send(phone, body.to, body.text, media)}
+        extras = body.extras.plain() if body.extras is not None else None
+        return {"id": await network.phone_send(phone, body.to, body.text, media, extras)}
+
+    @app.post("/phones/{phone}/own-messages", status_code=201)
+    async def phone_send_own(phone: str, body: OwnSendBody) -> dict[str, str]:
+        return {"id": await network.phone_send_own(phone, body.to, body.text)}
+
+    @app.post("/phones/{phone}/reactions", status_code=201)
+    async def phone_react(phone: str, body: PhoneReactBody) -> dict[str, str]:
+        return {"id": await network.phone_react(phone, body.to, body.target_id, body.emoji)}
+
+    @app.post("/phones/{phone}/edits", status_code=201)
+    async def phone_edit(phone: str, body: PhoneEditBody) -> dict[str, str]:
+        return {"id": await network.phone_edit(phone, body.to, body.target_id, body.text)}
+
+    @app.post("/phones/{phone}/revokes", status_code=201)
+    async def phone_revoke(phone: str, body: PhoneRevokeBody) -> dict[str, str]:
+        return {"id": await network.phone_revoke(phone, body.to, body.target_id)}
+
+    @app.post("/phones/{phone}/votes")
+    async def phone_vote(phone: str, body: VoteBody) -> dict[str, bool]:
+        await network.phone_vote(phone, body.to, body.poll_id, body.options)
+        return {"ok": True}
+
+    @app.post("/phones/{phone}/presence")
+    async def phone_presence(phone: str, body: PhonePresenceBody) -> dict[str, bool]:
+        await network.phone_presence(phone, body.to, body.state)
+        return {"ok": True}
+
+    @app.get("/phones/{phone}/log")
+    async def phone_log(phone: str) -> dict[str, Any]:
+        return {"items": await network.phone_log(phone)}
 
     @app.get("/phones/{phone}/lid")
     async def lid_of(phone: str) -> dict[str, str]:
