@@ -289,7 +289,14 @@ class SessionService:
                 hint=N_("Send the text as a separate message."),
                 kind=extras.kind,
             )
-        extras = replace(extras, mentions=tuple(self.phone(m, session) for m in extras.mentions))
+        extras = replace(
+            extras,
+            mentions=tuple(self.phone(m, session) for m in extras.mentions),
+            contacts=tuple(
+                replace(c, phone=None if c.phone is None else self.phone(c.phone, session))
+                for c in extras.contacts
+            ),
+        )
         digest = request_digest(
             to=to, text=text, reply_to=reply_to, extras=json.dumps(extras.to_dict(), sort_keys=True)
         )
