@@ -526,12 +526,13 @@ class SimNetwork:
         `to`, a phone or a LID, with `extras` (Extras.to_dict(): a quote, mentions, or a
         location, contacts or a poll); returns the id the network gave the message.
         Receipts follow: delivered and read later (simulated phones read everything)."""
+        to = normalize_recipient(to)
         phone = self._peer(to)
         meta, carried = _media(media)
         checked = check_extras(extras, text=text, has_media=media is not None)
         dev = self._online(device_id)
         me = self._linked_phone(device_id)
-        if not is_lid(normalize_recipient(to)):
+        if not is_lid(to):
             self._lid(phone)
             self._learned[device_id].add(phone)  # sending by number looks its LID up
         known = self._requests.get((device_id, request_id))
