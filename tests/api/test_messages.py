@@ -323,11 +323,21 @@ def test_read_receipts_chats_and_history(gw: Gw) -> None:
     assert_error(gw.alice.get("/v1/sessions/b/chats", params={"before": "x"}), 422)
 
 
-def test_presence(gw: Gw) -> None:
+def test_presence(gw: Gw, receiver: Receiver) -> None:
     for state in ("typing", "recording", "paused"):
         r = gw.alice.post(f"/v1/sessions/a/chats/{quote(PB)}/presence", json={"state": state})
         assert r.status_code == 200, r.text
         assert r.json() == {"chat": PB, "state": state}
+    # Session b sees the number of a type, record and pause, each once.
+    seen = wait_until(
+        lambda: len(got := events(receiver, "b", "presence.update")) >= 3 and got,
+        what="presence.update at b",
+    )
+    assert [(e["from"], e["state"]) for e in seen] == [
+        (PA, "typing"),
+        (PA, "recording"),
+        (PA, "paused"),
+    ]
     r = gw.alice.post(f"/v1/sessions/a/chats/{quote(PB)}/presence", json={"state": "dancing"})
     assert_error(r, 422)
 
