@@ -127,6 +127,15 @@ class MediaNotFound(NotFound):
     default_hint = N_("GET /v1/sessions/{{name}}/messages lists the messages that have media.")
 
 
+class MessageNotFound(NotFound):
+    errcode = "message_not_found"
+    template = N_("Session '{name}' has no message {message_id!r}.")
+    default_hint = N_(
+        "GET /v1/sessions/{{name}}/messages lists its messages; a message is named by its "
+        "id or its wa_id."
+    )
+
+
 class WebhookNotFound(NotFound):
     errcode = "webhook_not_found"
     template = N_("You have no webhook {id}.")
@@ -198,6 +207,17 @@ def pairing_needs_qr_phase(client_id: str, state: object) -> WrongState:
         hint=N_("Start the session first; an already linked session needs no code."),
         client_id=client_id,
         state=str(state),
+    )
+
+
+class MessageActionRefused(Conflict):
+    """An edit or a delete WhatsApp would refuse: someone else's message, an inbound
+    one, one not sent yet, one already deleted, an edit after 15 minutes."""
+
+    errcode = "message_action_refused"
+    default_hint = N_(
+        "Only messages this session sent can be edited (text, within 15 minutes of "
+        "sending) or deleted for everyone."
     )
 
 
@@ -283,6 +303,21 @@ class IdempotencyKeyReused(ValidationFailed):
     default_hint = N_(
         "Use a new key for a new message; retry with the same key only with the same request."
     )
+
+
+class UnknownReplyTo(ValidationFailed):
+    errcode = "unknown_reply_to"
+    template = N_("reply_to: session '{name}' has no sent or received message {message_id!r}.")
+    default_hint = N_(
+        "Reply to a message of this session: its id or wa_id as GET "
+        "/v1/sessions/{{name}}/messages shows it, once it was sent."
+    )
+
+
+class InvalidEmoji(ValidationFailed):
+    errcode = "invalid_emoji"
+    template = N_("emoji: {emoji!r} is not one emoji.")
+    default_hint = N_('Send a single emoji such as "👍", or "" to remove the reaction.')
 
 
 class MediaTypeMismatch(ValidationFailed):

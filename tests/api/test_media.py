@@ -240,7 +240,8 @@ def test_bad_media_requests_are_422(gw: tuple[ZapgateProcess, Api, Api]) -> None
     url = "/v1/sessions/main/messages"
     b64 = base64.b64encode(IMAGE).decode()
     for media, errcode in [
-        ({"type": "sticker", "base64": b64}, "validation_error"),
+        ({"type": "hologram", "base64": b64}, "validation_error"),
+        ({"type": "voice", "base64": b64}, "validation_error"),  # a PNG is no voice note
         ({"type": "image", "base64": "not base64!!"}, "validation_error"),
         ({"type": "image"}, "validation_error"),
         ({"type": "image", "base64": b64, "url": "http://x/"}, "validation_error"),

@@ -9,12 +9,18 @@ from typing import Any
 
 import pytest
 
+from zapgate.domain.content import Extras, Location, Quote
 from zapgate.domain.events import (
     EngineEvent,
     MediaContent,
     MessageAck,
+    MessageEdited,
     MessageReceived,
+    MessageRevoked,
+    PollVoted,
+    PresenceChanged,
     QrUpdated,
+    ReactionReceived,
     StateChanged,
 )
 from zapgate.domain.models import MessageStatus
@@ -86,6 +92,95 @@ CASES: list[tuple[EngineEvent, str, str]] = [
         "ack",
         '{"id": "WA4", "status": "sent", "message_id": "3EB0G1"}',
     ),
+    (
+        MessageReceived(
+            id="WA5",
+            chat="+5511999990002",
+            sender="+5511999990001",
+            text="from the phone",
+            timestamp=AT,
+            from_me=True,
+            extras=Extras(quote=Quote(id="WA1", sender="+5511999990002", text="oi")),
+        ),
+        "message",
+        '{"id": "WA5", "chat": "+5511999990002", "sender": "+5511999990001", '
+        '"text": "from the phone", "timestamp": "2026-11-29T06:05:40.123456+00:00", '
+        '"from_me": true, "extras": {"quote": {"id": "WA1", "sender": "+5511999990002", '
+        '"text": "oi"}}}',
+    ),
+    (
+        MessageReceived(
+            id="WA6",
+            chat="+5511999990002",
+            sender="+5511999990002",
+            text=None,
+            timestamp=AT,
+            extras=Extras(location=Location(latitude=-23.5, longitude=-46.6)),
+        ),
+        "message",
+        '{"id": "WA6", "chat": "+5511999990002", "sender": "+5511999990002", "text": null, '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00", "extras": {"location": '
+        '{"latitude": -23.5, "longitude": -46.6, "name": null, "address": null}}}',
+    ),
+    (
+        ReactionReceived(
+            id="R1",
+            chat="+5511999990002",
+            sender="+5511999990002",
+            target_id="WA1",
+            emoji="👍",
+            timestamp=AT,
+        ),
+        "reaction",
+        '{"id": "R1", "chat": "+5511999990002", "sender": "+5511999990002", '
+        '"target_id": "WA1", "emoji": "\\ud83d\\udc4d", '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        MessageEdited(
+            chat="+5511999990002",
+            sender="+5511999990001",
+            target_id="WA5",
+            text="fixed",
+            timestamp=AT,
+            from_me=True,
+            chat_lid="123456789012345@lid",
+        ),
+        "edit",
+        '{"chat": "+5511999990002", "sender": "+5511999990001", "target_id": "WA5", '
+        '"text": "fixed", "timestamp": "2026-11-29T06:05:40.123456+00:00", '
+        '"from_me": true, "chat_lid": "123456789012345@lid"}',
+    ),
+    (
+        MessageRevoked(
+            chat="+5511999990002", sender="+5511999990002", target_id="WA1", timestamp=AT
+        ),
+        "revoke",
+        '{"chat": "+5511999990002", "sender": "+5511999990002", "target_id": "WA1", '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        PollVoted(
+            chat="+5511999990002",
+            sender="+5511999990002",
+            poll_id="P1",
+            selected=("yes",),
+            selected_hashes=("aa",),
+            timestamp=AT,
+        ),
+        "vote",
+        '{"chat": "+5511999990002", "sender": "+5511999990002", "poll_id": "P1", '
+        '"selected": ["yes"], "selected_hashes": ["aa"], '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        PresenceChanged(
+            chat="+5511999990002", sender="+5511999990002", state="available", last_seen=AT
+        ),
+        "presence",
+        '{"chat": "+5511999990002", "sender": "+5511999990002", "state": "available", '
+        '"last_seen": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
 ]
 
 
@@ -104,7 +199,7 @@ def test_every_engine_event_has_a_kind() -> None:
 
 
 def test_a_kind_from_a_newer_worker_is_skipped() -> None:
-    assert codec.decode("reaction", {"id": "WA1"}) is None
+    assert codec.decode("call", {"id": "WA1"}) is None
 
 
 def test_entries_of_earlier_workers_fill_defaults() -> None:
@@ -123,3 +218,5 @@ def test_entries_of_earlier_workers_fill_defaults() -> None:
         0,
         None,
     )
+    # Written before messages carried extras: a plain message from the contact.
+    assert (event.from_me, event.extras) == (False, Extras())

@@ -36,6 +36,8 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "wanted": "whatsmeow",
     "key": "order-42",
     "mime": "image/png",
+    "message_id": "3EB0AB12",
+    "emoji": "ok",
     "detected": "application/pdf",
 }
 

@@ -131,8 +131,21 @@ def test_constraints_match_what_the_server_enforces(doc: dict[str, Any]) -> None
         "message.status",
         "session.status",
         "session.qr",
+        "message.sent",
+        "message.reaction",
+        "message.edited",
+        "message.revoked",
+        "poll.vote",
+        "presence.update",
     ]
-    assert prop(doc, "MediaIn", "type")["enum"] == ["image", "document", "audio", "video"]
+    assert prop(doc, "MediaIn", "type")["enum"] == [
+        "image",
+        "document",
+        "audio",
+        "video",
+        "sticker",
+        "voice",
+    ]
     for field in ("url", "base64"):
         string = next(s for s in prop(doc, "MediaIn", field)["anyOf"] if s["type"] == "string")
         assert string["minLength"] == 1

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from zapgate.domain.content import NO_EXTRAS, Extras
 from zapgate.domain.state import SessionState
 
 # What can be sent (and is kept) as media; inbound stickers are kept as `sticker`.
 MEDIA_KINDS = ("image", "document", "audio", "video")
+# What a message is (its `kind`).
+MESSAGE_KINDS = ("text", "media", "location", "contacts", "poll")
 # What an engine's send_media takes: a sticker is a webp image, a voice note an ogg/opus
 # audio sent push-to-talk.
 SENDABLE_MEDIA = (*MEDIA_KINDS, "sticker", "voice")
@@ -132,6 +136,48 @@ class Message:
     wa_id: str | None = None
     # The chat's LID (`<digits>@lid`) when known; `chat` is then its phone when known.
     chat_lid: str | None = None
+    # text, media, location, contacts or poll (MESSAGE_KINDS).
+    kind: str = "text"
+    # The quoted message, mentions, and the location, contacts or poll it carries.
+    extras: Extras = NO_EXTRAS
+    # The gateway's id of the message this one replies to, when this session has it.
+    reply_to: str | None = None
+    # An outbound message sent from the phone (or another device), not by the gateway.
+    from_me: bool = False
+    edited_at: datetime | None = None
+    revoked_at: datetime | None = None
+    # When this session sent a read receipt for it (inbound; None: unread).
+    read_at: datetime | None = None
+    # Per reactor (an address, or "me" for this session's number): the emoji.
+    reactions: Mapping[str, str] = field(default_factory=dict)
+    # A poll's votes: per voter, the options now chosen.
+    votes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def tally(self) -> dict[str, int]:
+        """A poll's votes per option, every option named (empty for other messages)."""
+        poll = self.extras.poll
+        if poll is None:
+            return {}
+        counts = dict.fromkeys(poll.options, 0)
+        for chosen in self.votes.values():
+            for option in chosen:
+                if option in counts:
+                    counts[option] += 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chat:
+    """One conversation of a session: its address (`chat`: a phone whenever known, else a
+    LID or a group's JID), its LID, its newest message and how many inbound messages this
+    session has not read."""
+
+    chat: str
+    chat_lid: str | None
+    name: str | None
+    last_message: Message
+    unread: int
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

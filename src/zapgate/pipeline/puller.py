@@ -15,11 +15,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from zapgate.aio import BackgroundTasks
-from zapgate.domain.events import EngineEvent, MessageAck, MessageReceived, QrUpdated, StateChanged
+from zapgate.domain.events import (
+    EngineEvent,
+    MessageAck,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    PollVoted,
+    PresenceChanged,
+    QrUpdated,
+    ReactionReceived,
+    StateChanged,
+)
 from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
 from zapgate.registry import Registry
+from zapgate.registry.messages import ME
 from zapgate.topology.pool import WorkerPool
 from zapgate.worker import codec
 from zapgate.worker.schemas import JournalEntry
@@ -56,6 +68,11 @@ class JournalPuller:
             MessageReceived: self._apply_message,
             QrUpdated: self._apply_qr,
             MessageAck: self._apply_ack,
+            ReactionReceived: self._apply_reaction,
+            MessageEdited: self._apply_edit,
+            MessageRevoked: self._apply_revoke,
+            PollVoted: self._apply_vote,
+            PresenceChanged: self._apply_presence,
         }
 
     def follow(self, route: Route) -> None:
@@ -185,20 +202,60 @@ class JournalPuller:
                 filename=event.media.filename,
                 ref=event.media.ref,
             )
+        # A message the number sent from the phone is an outbound one, reported as
+        # `message.sent`; the registry keeps one the gateway sent itself from repeating.
         await self.registry.messages.add(
             sid,
             id=event.id,
             wa_id=event.id,
-            direction="in",
+            direction="out" if event.from_me else "in",
             chat=event.chat,
             chat_lid=event.chat_lid,
             text=event.text,
-            status=MessageStatus.RECEIVED,
+            status=MessageStatus.SENT if event.from_me else MessageStatus.RECEIVED,
             created_at=event.timestamp,
             media=media,
+            extras=event.extras,
+            from_me=event.from_me,
         )
         if event.sender != event.chat and event.sender_lid is not None:
             await self.registry.lids.learn(sid, event.sender_lid, event.sender)
+
+    # Actions on messages. The registry emits each event only when the action changes
+    # something, so the gateway's own action coming back from WhatsApp is not reported
+    # twice; one on a message this session does not have is dropped.
+    async def _apply_reaction(self, sid: int, client_id: str, event: ReactionReceived) -> None:
+        reactor = ME if event.from_me else event.sender
+        await self.registry.messages.react(
+            sid, event.target_id, reactor, event.emoji, reactor_lid=event.sender_lid
+        )
+
+    async def _apply_edit(self, sid: int, client_id: str, event: MessageEdited) -> None:
+        await self.registry.messages.edit(sid, event.target_id, event.text, event.timestamp)
+
+    async def _apply_revoke(self, sid: int, client_id: str, event: MessageRevoked) -> None:
+        await self.registry.messages.revoke(sid, event.target_id, event.timestamp)
+
+    async def _apply_vote(self, sid: int, client_id: str, event: PollVoted) -> None:
+        await self.registry.messages.vote(
+            sid,
+            event.poll_id,
+            event.sender,
+            event.selected,
+            event.selected_hashes,
+            voter_lid=event.sender_lid,
+        )
+
+    async def _apply_presence(self, sid: int, client_id: str, event: PresenceChanged) -> None:
+        data = {
+            "chat": event.chat,
+            "chat_lid": event.chat_lid,
+            "from": event.sender,
+            "from_lid": event.sender_lid,
+            "state": event.state,
+            "last_seen": None if event.last_seen is None else event.last_seen.isoformat(),
+        }
+        await self.registry.outbox.record_event(sid, "presence.update", data)
 
     async def _apply_qr(self, sid: int, client_id: str, event: QrUpdated) -> None:
         await self.registry.outbox.record_event(

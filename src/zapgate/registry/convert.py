@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from zapgate.domain.content import Extras
 from zapgate.domain.media import media_url
 from zapgate.domain.models import (
     ApiKey,
@@ -91,10 +92,29 @@ def session(row: SessionRow | Row[Any]) -> Session:
     )
 
 
-def message(row: Any) -> Message:
+def extras(content: str | None) -> Extras:
+    """A message's `content` column: `Extras.to_dict()` as JSON (NULL: none)."""
+    return Extras.from_dict(json.loads(content) if content else None)
+
+
+def message(
+    row: Any,
+    reactions: dict[str, str] | None = None,
+    votes: dict[str, tuple[str, ...]] | None = None,
+) -> Message:
     """`row`: a `MessageRow`, or a row of the messages table from a Core or prepared
-    statement (`registry/prepared.py`): the same attributes."""
+    statement (`registry/prepared.py`): the same attributes. `reactions` and `votes`: the
+    message's, when the caller read them."""
     return Message(
+        kind=row.kind,
+        extras=extras(row.content),
+        reply_to=row.reply_to,
+        from_me=bool(row.from_me),
+        edited_at=as_utc_or_none(row.edited_at),
+        revoked_at=as_utc_or_none(row.revoked_at),
+        read_at=as_utc_or_none(row.read_at),
+        reactions=reactions or {},
+        votes=votes or {},
         pk=row.pk,
         session_id=row.session_id,
         id=row.id,
@@ -145,7 +165,36 @@ def message_data(row: Any, session_name: str) -> dict[str, Any]:
         "status_reason": row.status_reason,
         "created_at": as_utc(row.created_at).isoformat(),
         "media": media,
+        **content_data(row),
     }
+
+
+def content_data(row: Any) -> dict[str, Any]:
+    """What a message event says of its kind and extras (`row` as for `message`): the
+    fields of the extras it has, and `reply_to` as the gateway id (when this session has
+    the quoted message) with WhatsApp's id of it."""
+    ex = extras(row.content)
+    data: dict[str, Any] = {"kind": row.kind, "from_me": bool(row.from_me)}
+    if ex.quote is not None:
+        data["reply_to"] = {
+            "id": row.reply_to,
+            "wa_id": ex.quote.id,
+            "sender": ex.quote.sender,
+            "text": ex.quote.text,
+        }
+    if ex.mentions:
+        data["mentions"] = list(ex.mentions)
+    if ex.location is not None:
+        data["location"] = ex.location.to_dict()
+    if ex.contacts:
+        data["contacts"] = [c.to_dict() for c in ex.contacts]
+    if ex.poll is not None:
+        data["poll"] = ex.poll.to_dict()
+    if row.edited_at is not None:
+        data["edited_at"] = as_utc(row.edited_at).isoformat()
+    if row.revoked_at is not None:
+        data["revoked"] = True
+    return data
 
 
 def event(row: EventRow) -> Event:

@@ -23,7 +23,18 @@ from zapgate.registry.db import Database, rowcount
 from zapgate.registry.prepared import Prepared
 from zapgate.registry.tables import DeliveryRow, EventRow, SessionRow, WebhookRow
 
-EVENT_TYPES = ("message.received", "message.status", "session.status", "session.qr")
+EVENT_TYPES = (
+    "message.received",
+    "message.status",
+    "session.status",
+    "session.qr",
+    "message.sent",
+    "message.reaction",
+    "message.edited",
+    "message.revoked",
+    "poll.vote",
+    "presence.update",
+)
 PING_TYPE = "webhook.ping"
 
 

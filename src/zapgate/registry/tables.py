@@ -131,6 +131,8 @@ class MessageRow(Base):
         Index("ix_messages_session_id_chat_lid", "session_id", "chat_lid"),
         # The outbound queue's scans look for the few queued or pending messages.
         Index("ix_messages_status_deadline_at", "status", "deadline_at"),
+        # A chat's history, and the chats list (each chat's newest message, its unread).
+        Index("ix_messages_session_id_chat_pk", "session_id", "chat", "pk"),
         # Without it SQLite may hand out the pk of a deleted newest row again, and a
         # client's `before` cursor would then skip or repeat messages.
         {"sqlite_autoincrement": True},
@@ -165,6 +167,45 @@ class MessageRow(Base):
     media_name: Mapped[str | None] = mapped_column(String(255))
     media_size: Mapped[int | None] = mapped_column(BigInteger)
     media_ref: Mapped[str | None] = mapped_column(String(500))
+    # text, media, location, contacts or poll.
+    kind: Mapped[str] = mapped_column(String(16), server_default="text")
+    # `Extras.to_dict()` as JSON: the quote, mentions, location, contacts or poll.
+    content: Mapped[str | None] = mapped_column(Text)
+    # The gateway's id of the quoted message, when this session has it.
+    reply_to: Mapped[str | None] = mapped_column(String(128))
+    # Sent from the phone (or another device of the number), not through the gateway.
+    from_me: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When this session sent a read receipt for it (inbound).
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReactionRow(Base):
+    """The latest reaction of each reactor to a message (removed: no row)."""
+
+    __tablename__ = "reactions"
+
+    message_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.pk", ondelete="CASCADE"), primary_key=True
+    )
+    # The reactor's address, or "me" for the session's own number.
+    reactor: Mapped[str] = mapped_column(String(200), primary_key=True)
+    emoji: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PollVoteRow(Base):
+    """Each voter's latest selection on a poll (a JSON list of option texts)."""
+
+    __tablename__ = "poll_votes"
+
+    message_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.pk", ondelete="CASCADE"), primary_key=True
+    )
+    voter: Mapped[str] = mapped_column(String(200), primary_key=True)
+    selected: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LidPhoneRow(Base):

@@ -7,16 +7,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
+from PIL import Image
 
 from zapgate.config import Settings
 from zapgate.domain.media import (
@@ -27,7 +30,7 @@ from zapgate.domain.media import (
     normalize_mime,
     sniff,
 )
-from zapgate.domain.models import MEDIA_KINDS
+from zapgate.domain.models import SENDABLE_MEDIA
 from zapgate.errors import MediaFetchFailed, MediaTypeMismatch, PayloadTooLarge, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.net.client import guarded_client
@@ -63,6 +66,35 @@ def _too_large(kind: str, limit: int) -> PayloadTooLarge:
     )
 
 
+# The MIME family of the kinds that are a special case of one.
+_FAMILY = {"sticker": "image", "voice": "audio"}
+# An ogg stream carries opus when its first page holds the opus header.
+OPUS_HEAD = b"OpusHead"
+OPUS_SCAN = 128
+STICKER_SIZE = 512
+
+
+def as_sticker(data: bytes, mime: str) -> tuple[bytes, str]:
+    """A sticker as WhatsApp wants it: webp, at most 512x512. A webp that fits is sent
+    as it is (an animated one keeps its frames); anything else is converted."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if mime == "image/webp" and max(img.size) <= STICKER_SIZE:
+                    return data, mime
+                img.thumbnail((STICKER_SIZE, STICKER_SIZE))
+                out = io.BytesIO()
+                img.convert("RGBA").save(out, format="WEBP")
+    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ValidationFailed(
+            N_("media: this {mime} image cannot be made into a sticker"),
+            hint=N_("Send a PNG, JPEG or WebP image."),
+            mime=mime,
+        ) from None
+    return out.getvalue(), "image/webp"
+
+
 class MediaIntake:
     """Validates media from any source against the settings' limits."""
 
@@ -70,20 +102,21 @@ class MediaIntake:
         self.settings = settings
 
     def check_kind(self, kind: str, caption: str | None) -> int:
-        if kind not in MEDIA_KINDS:
+        if kind not in SENDABLE_MEDIA:
             raise ValidationFailed(
                 N_("media.type: {kind!r} is not one of {kinds}"),
                 kind=kind[:20],
-                kinds=", ".join(MEDIA_KINDS),
+                kinds=", ".join(SENDABLE_MEDIA),
             )
         if caption is not None and len(caption) > self.settings.max_text_chars:
             raise ValidationFailed(
                 N_("caption: longer than {max} characters"), max=self.settings.max_text_chars
             )
-        if kind == "audio" and caption:
+        if kind in ("audio", "voice", "sticker") and caption:
             raise ValidationFailed(
-                N_("caption: WhatsApp audio messages have no caption"),
+                N_("caption: WhatsApp {kind} messages have no caption"),
                 hint=N_("Send the text as a separate message."),
+                kind=kind,
             )
         return self.settings.media_limit(kind)
 
@@ -117,13 +150,24 @@ class MediaIntake:
             raise MediaTypeMismatch(
                 N_("media: the bytes are {detected}, not {mime}"), detected=detected, mime=resolved
             )
-        if kind != "document" and resolved.split("/", 1)[0] != kind:
+        if kind != "document" and resolved.split("/", 1)[0] != _FAMILY.get(kind, kind):
             raise ValidationFailed(
                 N_("media: a {mime} file cannot be sent as {kind}"),
                 hint=N_('Send it with type "document", or give the right mime.'),
                 mime=resolved,
                 kind=kind,
             )
+        if kind == "voice" and (resolved != "audio/ogg" or OPUS_HEAD not in data[:OPUS_SCAN]):
+            raise ValidationFailed(
+                N_("media: a voice note must be ogg/opus audio, not {mime}"),
+                hint=N_(
+                    "Convert it first (ffmpeg -i in.mp3 -c:a libopus out.ogg), or send it "
+                    'with type "audio".'
+                ),
+                mime=resolved if resolved != "audio/ogg" else "ogg without opus",
+            )
+        if kind == "sticker":
+            data, resolved = as_sticker(data, resolved)
         return MediaFile(kind=kind, data=data, mime=resolved, filename=filename)
 
     def from_base64(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from zapgate.config import Settings
+from zapgate.domain.content import NO_EXTRAS, Extras
 from zapgate.domain.ids import new_message_id
 from zapgate.domain.models import MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.ratelimit import SendScheduler, parse_rate
@@ -59,9 +60,12 @@ class OutboundQueue:
         idempotency_key: str | None,
         idempotency_hash: str | None = None,
         media: MediaFile | None = None,
+        extras: Extras = NO_EXTRAS,
+        reply_to: str | None = None,
     ) -> tuple[Message, bool]:
         """Write the send (and its media bytes, first), then send it now or queue it.
-        `text` is a media message's caption."""
+        `text` is a media message's caption; `extras` its quote and mentions, or the
+        location, contacts or poll it is; `reply_to` the quoted message's gateway id."""
         now = datetime.now(UTC)
         message_id = new_message_id()
         meta: MediaMeta | None = None
@@ -90,6 +94,8 @@ class OutboundQueue:
             scheduled_at=at,
             deadline_at=now + timedelta(seconds=self.settings.queue_deadline),
             media=meta,
+            extras=extras,
+            reply_to=reply_to,
         )
         if not created:
             if meta is not None and meta.ref is not None and meta.ref != _ref(message):
@@ -132,7 +138,7 @@ class OutboundQueue:
                 session.route,
                 session.label,
                 lambda w: w.send_text(
-                    session.client_id, message.id, message.chat, message.text or ""
+                    session.client_id, message.id, message.chat, message.text or "", message.extras
                 ),
             )
         if media.ref is None:
@@ -153,5 +159,6 @@ class OutboundQueue:
                 mime=media.mime,
                 filename=media.filename,
                 caption=message.text,
+                extras=message.extras,
             ),
         )

@@ -8,9 +8,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 from zapgate.config import Settings
+from zapgate.domain.content import NO_EXTRAS, Extras, Quote
 from zapgate.domain.ids import (
     normalize_phone,
     normalize_recipient,
@@ -27,6 +29,7 @@ from zapgate.errors import (
     MediaNotFound,
     NotFound,
     SessionNotFound,
+    UnknownReplyTo,
     ValidationFailed,
     WorkerUnreachable,
     WrongState,
@@ -256,22 +259,51 @@ class SessionService:
 
     # -- messages ----------------------------------------------------------------------------
     async def send_text(
-        self, user: User, name: str, *, to: str, text: str, idempotency_key: str | None
+        self,
+        user: User,
+        name: str,
+        *,
+        to: str,
+        text: str | None,
+        idempotency_key: str | None,
+        extras: Extras = NO_EXTRAS,
+        reply_to: str | None = None,
     ) -> tuple[Message, bool]:
+        """Send a text, or (`extras` holding one) a location, contact cards or a poll.
+        `reply_to`: a message of this session (its id or wa_id) the message quotes;
+        `extras.mentions`: phones as the user typed them."""
         session = await self.get(user, name)
         to = self.recipient(to, session)
-        if not text.strip():
-            raise ValidationFailed(N_("text: must not be empty"))
-        if len(text) > self.settings.max_text_chars:
+        if extras.kind is None:
+            if text is None or not text.strip():
+                raise ValidationFailed(N_("text: must not be empty"))
+            if len(text) > self.settings.max_text_chars:
+                raise ValidationFailed(
+                    N_("text: longer than {max} characters"),
+                    hint=N_("Split the text into several messages."),
+                    max=self.settings.max_text_chars,
+                )
+        elif text is not None:
             raise ValidationFailed(
-                N_("text: longer than {max} characters"),
-                hint=N_("Split the text into several messages."),
-                max=self.settings.max_text_chars,
+                N_("text: not allowed with a {kind}"),
+                hint=N_("Send the text as a separate message."),
+                kind=extras.kind,
             )
-        digest = request_digest(to=to, text=text)
+        extras = replace(
+            extras,
+            mentions=tuple(self.phone(m, session) for m in extras.mentions),
+            contacts=tuple(
+                replace(c, phone=None if c.phone is None else self.phone(c.phone, session))
+                for c in extras.contacts
+            ),
+        )
+        digest = request_digest(
+            to=to, text=text, reply_to=reply_to, extras=json.dumps(extras.to_dict(), sort_keys=True)
+        )
         prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
             return prior, False
+        extras, reply_to = await self._quote(session, extras, reply_to)
         return _same_request(
             await self.outbound.submit(
                 session,
@@ -279,9 +311,28 @@ class SessionService:
                 text=text,
                 idempotency_key=idempotency_key,
                 idempotency_hash=digest if idempotency_key is not None else None,
+                extras=extras,
+                reply_to=reply_to,
             ),
             digest,
         )
+
+    async def _quote(
+        self, session: Session, extras: Extras, reply_to: str | None
+    ) -> tuple[Extras, str | None]:
+        """`extras` quoting the message `reply_to` names (its id or wa_id), and the
+        gateway's id of it; an unknown or not yet sent message is refused."""
+        if reply_to is None:
+            return extras, None
+        quoted = await self.registry.messages.find(session.id, reply_to)
+        if quoted is None or quoted.wa_id is None:
+            raise UnknownReplyTo(name=session.name, message_id=reply_to[:80])
+        quote = Quote(
+            id=quoted.wa_id,
+            sender=None if quoted.direction == "out" else quoted.chat,
+            text=quoted.text,
+        )
+        return replace(extras, quote=quote), quoted.id
 
     async def _prior(
         self, session: Session, idempotency_key: str | None, digest: str
@@ -305,6 +356,7 @@ class SessionService:
         idempotency_key: str | None,
         source: Mapping[str, str | None],
         load: Callable[[MediaIntake], Awaitable[MediaFile]],
+        reply_to: str | None = None,
     ) -> tuple[Message, bool]:
         """Send media. `source` names the media as the request gave it (type, the URL or a
         digest of the bytes, mime, filename), for the Idempotency-Key check. `load` turns
@@ -313,10 +365,11 @@ class SessionService:
         (size limits, SSRF guard)."""
         session = await self.get(user, name)
         to = self.recipient(to, session)
-        digest = request_digest(to=to, caption=caption, **source)
+        digest = request_digest(to=to, caption=caption, reply_to=reply_to, **source)
         prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
             return prior, False
+        extras, reply_to = await self._quote(session, NO_EXTRAS, reply_to)
         media = await load(self.intake)
         logger.info(
             "session %s: %s of %d bytes to send", session.label, media.kind, len(media.data)
@@ -329,6 +382,8 @@ class SessionService:
                 idempotency_key=idempotency_key,
                 idempotency_hash=digest if idempotency_key is not None else None,
                 media=media,
+                extras=extras,
+                reply_to=reply_to,
             ),
             digest,
         )
@@ -389,9 +444,30 @@ class SessionService:
         return normalize_recipient(raw, country)
 
     async def messages(
-        self, user: User, name: str, *, direction: str | None, limit: int, before: int | None
+        self,
+        user: User,
+        name: str,
+        *,
+        direction: str | None,
+        limit: int,
+        before: int | None,
+        chat: str | None = None,
     ) -> tuple[list[Message], int | None]:
+        """The session's history, newest first; `chat`: one chat's (a phone, LID or
+        JID)."""
         session = await self.get(user, name)
         return await self.registry.messages.list(
-            session.id, direction=direction, limit=limit, before=before
+            session.id,
+            direction=direction,
+            limit=limit,
+            before=before,
+            chat=None if chat is None else self.chat(chat, session),
         )
+
+    def chat(self, raw: str, session: Session) -> str:
+        """A chat as a path names it: a phone, a LID, or a JID (`<digits>@s.whatsapp.net`
+        is that phone)."""
+        user_part, _, server = raw.strip().partition("@")
+        if server in ("s.whatsapp.net", "c.us"):
+            raw = "+" + user_part.split(":", 1)[0]
+        return self.recipient(raw, session)

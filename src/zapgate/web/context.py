@@ -16,6 +16,7 @@ from zapgate.pipeline.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
 from zapgate.services.accounts import AccountService
 from zapgate.services.admin import AdminService
+from zapgate.services.messages import MessageService
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
 from zapgate.services.sim import SimService
@@ -41,6 +42,7 @@ class AppContext:
     migrator: RouteMigrator
     puller: JournalPuller
     sessions: SessionService
+    messages: MessageService
     sim: SimService
     outbound: OutboundQueue
     sender: OutboundSender
@@ -112,6 +114,7 @@ class AppContext:
             migrator=migrator,
             puller=puller,
             sessions=sessions,
+            messages=MessageService(sessions),
             sim=SimService(registry, sessions, pool),
             outbound=outbound,
             sender=sender,

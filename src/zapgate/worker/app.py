@@ -6,21 +6,29 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Header, Query, Response, UploadFile
 
+from zapgate.domain.content import Extras, MessageRef
 from zapgate.errors import Unauthorized, ValidationFailed
 from zapgate.http.errors import install_error_handlers
 from zapgate.http.limits import BodyLimitMiddleware
 from zapgate.i18n import N_
 from zapgate.worker.core import Worker
 from zapgate.worker.schemas import (
+    EditIn,
     JournalPage,
+    MessageRefIn,
     PairCodeIn,
     PairCodeOut,
+    PresenceIn,
+    ReactIn,
+    ReadIn,
+    RevokeIn,
     SendIn,
     SendOut,
     SessionSpec,
@@ -40,6 +48,21 @@ def _sim_media(media: SimMediaIn | None) -> dict[str, Any] | None:
     except (binascii.Error, ValueError) as exc:
         raise ValidationFailed(N_("media.data: not valid base64")) from exc
     return {"kind": media.kind, "mime": media.mime, "filename": media.filename, "data": data}
+
+
+def _extras(raw: str | None) -> Extras:
+    """A multipart field's `Extras.to_dict()` JSON."""
+    if not raw:
+        return Extras()
+    try:
+        data = json.loads(raw)
+        return Extras.from_dict(data if isinstance(data, dict) else None)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationFailed(N_("extras: not valid message extras")) from exc
+
+
+def _ref(target: MessageRefIn) -> MessageRef:
+    return MessageRef(id=target.id, from_me=target.from_me, sender=target.sender)
 
 
 def create_worker_app(
@@ -117,7 +140,9 @@ def create_worker_app(
 
     @r.post("/sessions/{client_id}/messages")
     async def send(client_id: str, body: SendIn) -> SendOut:
-        return SendOut(id=await worker.send_text(client_id, body.message_id, body.to, body.text))
+        extras = Extras.from_dict(body.extras)
+        wa_id = await worker.send_text(client_id, body.message_id, body.to, body.text, extras)
+        return SendOut(id=wa_id)
 
     @r.post("/sessions/{client_id}/media")
     async def send_media(
@@ -129,6 +154,7 @@ def create_worker_app(
         file: UploadFile,
         filename: Annotated[str | None, Form(max_length=255)] = None,
         caption: Annotated[str | None, Form()] = None,
+        extras: Annotated[str | None, Form(max_length=10_000)] = None,
     ) -> SendOut:
         data = await file.read()
         wa_id = await worker.send_media(
@@ -140,8 +166,31 @@ def create_worker_app(
             mime=mime,
             filename=filename,
             caption=caption,
+            extras=_extras(extras),
         )
         return SendOut(id=wa_id)
+
+    @r.post("/sessions/{client_id}/reaction")
+    async def react(client_id: str, body: ReactIn) -> SendOut:
+        return SendOut(id=await worker.react(client_id, body.chat, _ref(body.target), body.emoji))
+
+    @r.post("/sessions/{client_id}/edit")
+    async def edit(client_id: str, body: EditIn) -> SendOut:
+        return SendOut(id=await worker.edit(client_id, body.chat, body.target_id, body.text))
+
+    @r.post("/sessions/{client_id}/revoke")
+    async def revoke(client_id: str, body: RevokeIn) -> SendOut:
+        return SendOut(id=await worker.revoke(client_id, body.chat, _ref(body.target)))
+
+    @r.post("/sessions/{client_id}/read", status_code=204)
+    async def mark_read(client_id: str, body: ReadIn) -> Response:
+        await worker.mark_read(client_id, body.chat, body.ids, body.sender)
+        return Response(status_code=204)
+
+    @r.post("/sessions/{client_id}/presence", status_code=204)
+    async def presence(client_id: str, body: PresenceIn) -> Response:
+        await worker.set_presence(client_id, body.chat, body.state)
+        return Response(status_code=204)
 
     @r.get("/sessions/{client_id}/media/{message_id}")
     async def media(client_id: str, message_id: str) -> Response:

@@ -4,7 +4,8 @@ in-process `Worker` (embedded topology, no HTTP hop) and by `HttpWorkerClient`."
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ import httpx
 
 from zapgate import errors
 from zapgate.config import url_port
+from zapgate.domain.content import NO_EXTRAS, Extras, MessageRef
 from zapgate.i18n import N_
 from zapgate.worker.schemas import (
     JournalPage,
@@ -39,7 +41,9 @@ class WorkerAPI(Protocol):
 
     async def pair_code(self, client_id: str, phone: str) -> str: ...
 
-    async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str: ...
+    async def send_text(
+        self, client_id: str, message_id: str, to: str, text: str, extras: Extras = NO_EXTRAS
+    ) -> str: ...
 
     async def send_media(
         self,
@@ -52,7 +56,20 @@ class WorkerAPI(Protocol):
         mime: str,
         filename: str | None,
         caption: str | None,
+        extras: Extras = NO_EXTRAS,
     ) -> str: ...
+
+    async def react(self, client_id: str, chat: str, target: MessageRef, emoji: str) -> str: ...
+
+    async def edit(self, client_id: str, chat: str, target_id: str, text: str) -> str: ...
+
+    async def revoke(self, client_id: str, chat: str, target: MessageRef) -> str: ...
+
+    async def mark_read(
+        self, client_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None: ...
+
+    async def set_presence(self, client_id: str, chat: str, state: str) -> None: ...
 
     async def media(self, client_id: str, message_id: str) -> bytes: ...
 
@@ -183,8 +200,12 @@ class HttpWorkerClient:
         )
         return PairCodeOut.model_validate(data).code
 
-    async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str:
-        body = {"message_id": message_id, "to": to, "text": text}
+    async def send_text(
+        self, client_id: str, message_id: str, to: str, text: str, extras: Extras = NO_EXTRAS
+    ) -> str:
+        body: dict[str, Any] = {"message_id": message_id, "to": to, "text": text}
+        if extras:
+            body["extras"] = extras.to_dict()
         data = await self._call("POST", f"/internal/sessions/{client_id}/messages", json=body)
         return SendOut.model_validate(data).id
 
@@ -199,12 +220,15 @@ class HttpWorkerClient:
         mime: str,
         filename: str | None,
         caption: str | None,
+        extras: Extras = NO_EXTRAS,
     ) -> str:
         fields = {"message_id": message_id, "to": to, "kind": kind, "mime": mime}
         if filename is not None:
             fields["filename"] = filename
         if caption is not None:
             fields["caption"] = caption
+        if extras:
+            fields["extras"] = json.dumps(extras.to_dict())
         body = await self._call(
             "POST",
             f"/internal/sessions/{client_id}/media",
@@ -212,6 +236,31 @@ class HttpWorkerClient:
             files={"file": (filename or "media", data, mime)},
         )
         return SendOut.model_validate(body).id
+
+    async def react(self, client_id: str, chat: str, target: MessageRef, emoji: str) -> str:
+        body = {"chat": chat, "target": target.to_dict(), "emoji": emoji}
+        data = await self._call("POST", f"/internal/sessions/{client_id}/reaction", json=body)
+        return SendOut.model_validate(data).id
+
+    async def edit(self, client_id: str, chat: str, target_id: str, text: str) -> str:
+        body = {"chat": chat, "target_id": target_id, "text": text}
+        data = await self._call("POST", f"/internal/sessions/{client_id}/edit", json=body)
+        return SendOut.model_validate(data).id
+
+    async def revoke(self, client_id: str, chat: str, target: MessageRef) -> str:
+        body = {"chat": chat, "target": target.to_dict()}
+        data = await self._call("POST", f"/internal/sessions/{client_id}/revoke", json=body)
+        return SendOut.model_validate(data).id
+
+    async def mark_read(
+        self, client_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None:
+        body = {"chat": chat, "ids": list(ids), "sender": sender}
+        await self._call("POST", f"/internal/sessions/{client_id}/read", json=body)
+
+    async def set_presence(self, client_id: str, chat: str, state: str) -> None:
+        body = {"chat": chat, "state": state}
+        await self._call("POST", f"/internal/sessions/{client_id}/presence", json=body)
 
     async def media(self, client_id: str, message_id: str) -> bytes:
         path = f"/internal/sessions/{client_id}/media/{quote(message_id, safe='')}"

@@ -13,18 +13,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from zapgate.domain.content import Extras
 from zapgate.domain.events import (
     EngineEvent,
     MediaContent,
     MessageAck,
+    MessageEdited,
     MessageReceived,
+    MessageRevoked,
+    PollVoted,
+    PresenceChanged,
     QrUpdated,
+    ReactionReceived,
     StateChanged,
 )
 from zapgate.domain.models import MessageStatus
 from zapgate.domain.state import SessionState
 
-E = TypeVar("E", StateChanged, QrUpdated, MessageReceived, MessageAck)
+E = TypeVar(
+    "E",
+    StateChanged,
+    QrUpdated,
+    MessageReceived,
+    MessageAck,
+    ReactionReceived,
+    MessageEdited,
+    MessageRevoked,
+    PollVoted,
+    PresenceChanged,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,11 @@ def _encode_message(event: MessageReceived) -> dict[str, Any]:
         data["chat_lid"] = event.chat_lid
     if event.sender_lid is not None:
         data["sender_lid"] = event.sender_lid
+    # Written only when set, so a plain inbound message keeps its earlier shape.
+    if event.from_me:
+        data["from_me"] = True
+    if event.extras:
+        data["extras"] = event.extras.to_dict()
     media = event.media
     if media is not None:
         data["media"] = {
@@ -107,6 +129,142 @@ def _decode_message(data: Mapping[str, Any]) -> MessageReceived:
         media=media,
         chat_lid=data.get("chat_lid"),
         sender_lid=data.get("sender_lid"),
+        from_me=bool(data.get("from_me")),
+        extras=Extras.from_dict(data.get("extras")),
+        raw=data,
+    )
+
+
+def _addresses(
+    data: dict[str, Any], from_me: bool, chat_lid: str | None, sender_lid: str | None
+) -> dict[str, Any]:
+    """Adds the optional fields the message actions share, only when set."""
+    if from_me:
+        data["from_me"] = True
+    if chat_lid is not None:
+        data["chat_lid"] = chat_lid
+    if sender_lid is not None:
+        data["sender_lid"] = sender_lid
+    return data
+
+
+def _encode_reaction(event: ReactionReceived) -> dict[str, Any]:
+    data = {
+        "id": event.id,
+        "chat": event.chat,
+        "sender": event.sender,
+        "target_id": event.target_id,
+        "emoji": event.emoji,
+        "timestamp": event.timestamp.isoformat(),
+    }
+    return _addresses(data, event.from_me, event.chat_lid, event.sender_lid)
+
+
+def _decode_reaction(data: Mapping[str, Any]) -> ReactionReceived:
+    return ReactionReceived(
+        id=str(data["id"]),
+        chat=str(data["chat"]),
+        sender=str(data.get("sender") or ""),
+        target_id=str(data["target_id"]),
+        emoji=str(data.get("emoji") or ""),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        from_me=bool(data.get("from_me")),
+        chat_lid=data.get("chat_lid"),
+        sender_lid=data.get("sender_lid"),
+        raw=data,
+    )
+
+
+def _encode_edit(event: MessageEdited) -> dict[str, Any]:
+    data = {
+        "chat": event.chat,
+        "sender": event.sender,
+        "target_id": event.target_id,
+        "text": event.text,
+        "timestamp": event.timestamp.isoformat(),
+    }
+    return _addresses(data, event.from_me, event.chat_lid, event.sender_lid)
+
+
+def _decode_edit(data: Mapping[str, Any]) -> MessageEdited:
+    return MessageEdited(
+        chat=str(data["chat"]),
+        sender=str(data.get("sender") or ""),
+        target_id=str(data["target_id"]),
+        text=str(data.get("text") or ""),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        from_me=bool(data.get("from_me")),
+        chat_lid=data.get("chat_lid"),
+        sender_lid=data.get("sender_lid"),
+        raw=data,
+    )
+
+
+def _encode_revoke(event: MessageRevoked) -> dict[str, Any]:
+    data = {
+        "chat": event.chat,
+        "sender": event.sender,
+        "target_id": event.target_id,
+        "timestamp": event.timestamp.isoformat(),
+    }
+    return _addresses(data, event.from_me, event.chat_lid, event.sender_lid)
+
+
+def _decode_revoke(data: Mapping[str, Any]) -> MessageRevoked:
+    return MessageRevoked(
+        chat=str(data["chat"]),
+        sender=str(data.get("sender") or ""),
+        target_id=str(data["target_id"]),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        from_me=bool(data.get("from_me")),
+        chat_lid=data.get("chat_lid"),
+        sender_lid=data.get("sender_lid"),
+        raw=data,
+    )
+
+
+def _encode_vote(event: PollVoted) -> dict[str, Any]:
+    data = {
+        "chat": event.chat,
+        "sender": event.sender,
+        "poll_id": event.poll_id,
+        "selected": list(event.selected),
+        "selected_hashes": list(event.selected_hashes),
+        "timestamp": event.timestamp.isoformat(),
+    }
+    return _addresses(data, False, event.chat_lid, event.sender_lid)
+
+
+def _decode_vote(data: Mapping[str, Any]) -> PollVoted:
+    return PollVoted(
+        chat=str(data["chat"]),
+        sender=str(data.get("sender") or ""),
+        poll_id=str(data["poll_id"]),
+        selected=tuple(str(o) for o in data.get("selected") or ()),
+        selected_hashes=tuple(str(h) for h in data.get("selected_hashes") or ()),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        chat_lid=data.get("chat_lid"),
+        sender_lid=data.get("sender_lid"),
+        raw=data,
+    )
+
+
+def _encode_presence(event: PresenceChanged) -> dict[str, Any]:
+    data: dict[str, Any] = {"chat": event.chat, "sender": event.sender, "state": event.state}
+    if event.last_seen is not None:
+        data["last_seen"] = event.last_seen.isoformat()
+    return _addresses(data, False, event.chat_lid, event.sender_lid)
+
+
+def _decode_presence(data: Mapping[str, Any]) -> PresenceChanged:
+    last_seen = data.get("last_seen")
+    return PresenceChanged(
+        chat=str(data["chat"]),
+        sender=str(data.get("sender") or ""),
+        state=str(data["state"]),
+        last_seen=None if last_seen is None else datetime.fromisoformat(last_seen),
+        chat_lid=data.get("chat_lid"),
+        sender_lid=data.get("sender_lid"),
         raw=data,
     )
 
@@ -133,6 +291,11 @@ KINDS: tuple[EntryKind[Any], ...] = (
     EntryKind("qr", QrUpdated, _encode_qr, _decode_qr),
     EntryKind("message", MessageReceived, _encode_message, _decode_message),
     EntryKind("ack", MessageAck, _encode_ack, _decode_ack),
+    EntryKind("reaction", ReactionReceived, _encode_reaction, _decode_reaction),
+    EntryKind("edit", MessageEdited, _encode_edit, _decode_edit),
+    EntryKind("revoke", MessageRevoked, _encode_revoke, _decode_revoke),
+    EntryKind("vote", PollVoted, _encode_vote, _decode_vote),
+    EntryKind("presence", PresenceChanged, _encode_presence, _decode_presence),
 )
 _BY_EVENT: dict[type[Any], EntryKind[Any]] = {kind.event: kind for kind in KINDS}
 _BY_NAME: dict[str, EntryKind[Any]] = {kind.name: kind for kind in KINDS}

@@ -7,13 +7,14 @@ import asyncio
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from zapgate.aio import BackgroundTasks, KeyedLock
+from zapgate.domain.content import NO_EXTRAS, Extras, MessageRef
 from zapgate.domain.events import (
     EngineEvent,
     MediaContent,
@@ -281,12 +282,30 @@ class Worker:
             raise pairing_needs_qr_phase(client_id, rt.engine.state)
         return await rt.engine.pair_code(phone)
 
-    async def send_text(self, client_id: str, message_id: str, to: str, text: str) -> str:
-        return await self._send(
-            client_id,
-            message_id,
-            lambda e: e.send_text(message_id=message_id, to=normalize_recipient(to), text=text),
-        )
+    async def send_text(
+        self, client_id: str, message_id: str, to: str, text: str, extras: Extras = NO_EXTRAS
+    ) -> str:
+        """Send a text (quoting `extras.quote`, mentioning `extras.mentions`), or, when
+        `extras` holds one, a location, contact cards or a poll (`text` is then unused)."""
+        to = normalize_recipient(to)
+        quote = extras.quote
+
+        async def send(e: Engine) -> str:
+            if extras.location is not None:
+                return await e.send_location(
+                    message_id=message_id, to=to, location=extras.location, quote=quote
+                )
+            if extras.contacts:
+                return await e.send_contacts(
+                    message_id=message_id, to=to, contacts=extras.contacts, quote=quote
+                )
+            if extras.poll is not None:
+                return await e.send_poll(message_id=message_id, to=to, poll=extras.poll)
+            return await e.send_text(
+                message_id=message_id, to=to, text=text, quote=quote, mentions=extras.mentions
+            )
+
+        return await self._send(client_id, message_id, send)
 
     async def send_media(
         self,
@@ -299,7 +318,9 @@ class Worker:
         mime: str,
         filename: str | None,
         caption: str | None,
+        extras: Extras = NO_EXTRAS,
     ) -> str:
+        """Send media (a sticker or voice note too), quoting `extras.quote`."""
         return await self._send(
             client_id,
             message_id,
@@ -311,8 +332,39 @@ class Worker:
                 mime=mime,
                 filename=filename,
                 caption=caption,
+                quote=extras.quote,
             ),
         )
+
+    # Acting on a message. A repeat sets the same state again (the latest reaction or
+    # edit wins, a revoked message stays revoked), so these need no de-duplication.
+    async def react(self, client_id: str, chat: str, target: MessageRef, emoji: str) -> str:
+        engine = self._connected(client_id)
+        return await engine.react(chat=normalize_recipient(chat), target=target, emoji=emoji)
+
+    async def edit(self, client_id: str, chat: str, target_id: str, text: str) -> str:
+        engine = self._connected(client_id)
+        return await engine.edit(chat=normalize_recipient(chat), target_id=target_id, text=text)
+
+    async def revoke(self, client_id: str, chat: str, target: MessageRef) -> str:
+        engine = self._connected(client_id)
+        return await engine.revoke(chat=normalize_recipient(chat), target=target)
+
+    async def mark_read(
+        self, client_id: str, chat: str, ids: Sequence[str], sender: str | None = None
+    ) -> None:
+        engine = self._connected(client_id)
+        await engine.mark_read(chat=normalize_recipient(chat), ids=ids, sender=sender)
+
+    async def set_presence(self, client_id: str, chat: str, state: str) -> None:
+        engine = self._connected(client_id)
+        await engine.set_presence(chat=normalize_recipient(chat), state=state)
+
+    def _connected(self, client_id: str) -> Engine:
+        rt = self._known(client_id)
+        if rt.engine.state is not SessionState.CONNECTED:
+            raise not_connected(client_id, rt.engine.state)
+        return rt.engine
 
     async def media(self, client_id: str, message_id: str) -> bytes:
         """The saved media of an inbound message."""
@@ -331,9 +383,7 @@ class Worker:
     async def _send(
         self, client_id: str, message_id: str, send: Callable[[Engine], Awaitable[str]]
     ) -> str:
-        rt = self._known(client_id)
-        if rt.engine.state is not SessionState.CONNECTED:
-            raise not_connected(client_id, rt.engine.state)
+        engine = self._connected(client_id)
         # One message id is sent once (a retry waits for the first attempt and is answered
         # from the journal); different messages of a session go concurrently.
         async with self._lock(f"send:{client_id}:{message_id}"):
@@ -345,7 +395,7 @@ class Worker:
                     message_id,
                 )
                 return prior
-            wa_id = await send(rt.engine)
+            wa_id = await send(engine)
             await self.journal.mark_sent(client_id, message_id, wa_id)
             return wa_id
 

@@ -58,6 +58,42 @@ class SendIn(BaseModel):
     message_id: str = Field(max_length=64)
     to: str = Field(max_length=32)
     text: str
+    # `Extras.to_dict()`: a quote, mentions, or the location, contacts or poll to send.
+    extras: dict[str, Any] | None = None
+
+
+class MessageRefIn(BaseModel):
+    id: str = Field(max_length=128)
+    from_me: bool
+    sender: str | None = Field(default=None, max_length=64)
+
+
+class ReactIn(BaseModel):
+    chat: str = Field(max_length=64)
+    target: MessageRefIn
+    emoji: str = Field(max_length=32)
+
+
+class EditIn(BaseModel):
+    chat: str = Field(max_length=64)
+    target_id: str = Field(max_length=128)
+    text: str
+
+
+class RevokeIn(BaseModel):
+    chat: str = Field(max_length=64)
+    target: MessageRefIn
+
+
+class ReadIn(BaseModel):
+    chat: str = Field(max_length=64)
+    ids: list[str] = Field(max_length=1000)
+    sender: str | None = Field(default=None, max_length=64)
+
+
+class PresenceIn(BaseModel):
+    chat: str = Field(max_length=64)
+    state: str = Field(max_length=16)
 
 
 class SendOut(BaseModel):

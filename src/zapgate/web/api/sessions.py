@@ -24,6 +24,7 @@ from zapgate.web.schemas.errors import (
     SESSION_WITH_BODY,
 )
 from zapgate.web.schemas.messages import (
+    MEDIA_TYPE_DESCRIPTION,
     MEDIA_TYPE_SCHEMA,
     RECIPIENT_SCHEMA,
     MessageList,
@@ -149,13 +150,23 @@ async def send_message(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MessagePublic:
     """Send `{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`
-    (image, document, audio or video). For a file upload see `POST .../messages/media`."""
+    (image, document, audio, video, sticker or voice), or `{to, location}`,
+    `{to, contacts}`, `{to, poll}`. `reply_to` quotes a message of this session (its id or
+    wa_id); `mentions` lists the phones a text mentions. For a file upload see
+    `POST .../messages/media`."""
     media = body.media
+    extras = body.extras()
     if media is None:
-        if body.text is None:
+        if body.text is None and extras.kind is None:
             raise ValidationFailed(N_("text: required (or send media)"))
         message, created = await ctx.sessions.send_text(
-            user, name, to=body.to, text=body.text, idempotency_key=idempotency_key
+            user,
+            name,
+            to=body.to,
+            text=body.text,
+            idempotency_key=idempotency_key,
+            extras=extras,
+            reply_to=body.reply_to,
         )
     else:
         if body.text is not None:
@@ -186,6 +197,7 @@ async def send_message(
                 "filename": media.filename,
             },
             load=load,
+            reply_to=body.reply_to,
         )
     return _sent(message, created, name, response)
 
@@ -221,7 +233,7 @@ async def send_media_upload(
         str,
         Form(
             max_length=16,
-            description="image, document, audio or video",
+            description=MEDIA_TYPE_DESCRIPTION,
             json_schema_extra=MEDIA_TYPE_SCHEMA,
         ),
     ],
@@ -229,9 +241,13 @@ async def send_media_upload(
     caption: Annotated[str | None, Form()] = None,
     mime: Annotated[str | None, Form(max_length=200)] = None,
     filename: Annotated[str | None, Form(max_length=255)] = None,
+    reply_to: Annotated[
+        str | None, Form(min_length=1, max_length=128, description="A message to quote")
+    ] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MessagePublic:
-    """Send an uploaded file (multipart/form-data) as image, document, audio or video."""
+    """Send an uploaded file (multipart/form-data) as image, document, audio, video,
+    sticker or voice note."""
 
     async def load(intake: MediaIntake) -> MediaFile:
         return await intake.from_reader(
@@ -260,6 +276,7 @@ async def send_media_upload(
         idempotency_key=idempotency_key,
         source=source,
         load=load,
+        reply_to=reply_to,
     )
     return _sent(message, created, name, response)
 
