@@ -341,8 +341,9 @@ class InvalidLid(ValidationFailed):
     errcode = "invalid_lid"
     template = N_("{address!r} is not a phone number nor a WhatsApp LID.")
     default_hint = N_(
-        "Write a phone number in E.164 (+5511999990003) or a LID as zapgate shows it in a "
-        "message's chat_lid: its digits followed by @lid (123456789012345@lid)."
+        "Write a phone number in E.164 (+5511999990003), its JID "
+        "(5511999990003@s.whatsapp.net) or a LID as zapgate shows it in a message's lid: "
+        "its digits followed by @lid (123456789012345@lid)."
     )
 
 

@@ -149,6 +149,7 @@ def test_a_lid_chat_is_answered_and_shows_its_phone_once_learned(gw: Gateway) ->
     got = message(api, "a", first_in)
     # Nothing told the number: the chat is the LID (never a made-up phone).
     assert (got["chat"], got["chat_lid"], got["wa_id"]) == (lid, lid, first_in)
+    assert (got["phone"], got["jid"], got["lid"]) == (None, lid, lid)
 
     # Answer the LID: it reaches the phone behind it.
     r = api.post("/v1/sessions/a/messages", json={"to": f" {lid} ", "text": "hello, LID"})
@@ -176,6 +177,8 @@ def test_a_lid_chat_is_answered_and_shows_its_phone_once_learned(gw: Gateway) ->
         if x.json["type"] == "message.received" and x.json["data"]["id"] == second_in
     )
     assert (event["chat"], event["chat_lid"], event["wa_id"]) == (STRANGER, lid, second_in)
+    jid = STRANGER.lstrip("+") + "@s.whatsapp.net"
+    assert (event["phone"], event["jid"], event["lid"]) == (STRANGER, jid, lid)
 
 
 def test_a_lid_chat_with_the_number_beside_it_shows_the_phone_at_once(gw: Gateway) -> None:
@@ -190,13 +193,29 @@ def test_a_lid_chat_with_the_number_beside_it_shows_the_phone_at_once(gw: Gatewa
     assert (got["chat"], got["chat_lid"]) == (SHARER, lid)
 
 
+def test_a_phones_jid_is_that_phone(gw: Gateway) -> None:
+    """`to` (and a chat in a path) may be a phone's JID, as WhatsApp clients write it."""
+    jid = SHARER.lstrip("+") + "@s.whatsapp.net"
+    r = gw.api.post(
+        "/v1/sessions/a/messages", json={"to": f"{jid[:-15]}:7@s.whatsapp.net", "text": "by JID"}
+    )
+    assert r.status_code in {201, 202}, r.text
+    sent = r.json()
+    assert (sent["chat"], sent["phone"], sent["jid"]) == (SHARER, SHARER, jid)
+    r = gw.api.get(f"/v1/sessions/a/chats/{jid}/messages")
+    assert r.status_code == 200, r.text
+    assert sent["id"] in [m["id"] for m in r.json()["items"]]
+
+
 @pytest.mark.parametrize(
     ("to", "errcode"),
     [
         ("abc@lid", "invalid_lid"),
         ("@lid", "invalid_lid"),
         ("123@lid.example", "invalid_lid"),
-        ("5511999994077@s.whatsapp.net", "invalid_lid"),
+        ("5511999994077@g.us", "invalid_lid"),
+        ("5511999994077@s.whatsapp.net.example", "invalid_lid"),
+        ("55@s.whatsapp.net", "invalid_phone"),
         ("1234567890123456789012@lid", "invalid_lid"),
         ("12 34@lid", "invalid_lid"),
         ("not a number", "invalid_phone"),

@@ -7,15 +7,23 @@ import pytest
 from zapgate.config import load_settings
 from zapgate.domain.ids import (
     derive_client_id,
+    identity,
     is_valid_client_id,
     new_message_id,
     normalize_phone,
+    normalize_recipient,
     resolve_session_dir,
     session_dir_for,
     validate_country,
     validate_session_name,
 )
-from zapgate.errors import ConfigError, InvalidPhone, InvalidSessionName, ValidationFailed
+from zapgate.errors import (
+    ConfigError,
+    InvalidLid,
+    InvalidPhone,
+    InvalidSessionName,
+    ValidationFailed,
+)
 
 
 @pytest.mark.parametrize("name", ["default", "a", "loja-1", "x_y", "0" * 63])
@@ -140,3 +148,38 @@ def test_default_country_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_message_ids_look_like_whatsapp() -> None:
     mid = new_message_id()
     assert mid.startswith("3EB0") and len(mid) == 20 and mid == mid.upper()
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("+5511999990003", "+5511999990003"),
+        (" 123456789012345@lid ", "123456789012345@lid"),
+        ("5511999990003@s.whatsapp.net", "+5511999990003"),
+        ("5511999990003:12@s.whatsapp.net", "+5511999990003"),
+        ("5511999990003@c.us", "+5511999990003"),
+    ],
+)
+def test_a_recipient_is_a_phone_its_jid_or_a_lid(raw: str, address: str) -> None:
+    assert normalize_recipient(raw) == address
+
+
+@pytest.mark.parametrize(
+    "raw", ["120363000000000000@g.us", "abc@s.whatsapp.net", "5511999990003@s.whatsapp.net.x"]
+)
+def test_other_jids_are_not_recipients(raw: str) -> None:
+    with pytest.raises(InvalidLid):
+        normalize_recipient(raw)
+
+
+def test_identity_names_phone_jid_and_lid() -> None:
+    lid = "123456789012345@lid"
+    assert identity("+5511999990003", lid) == {
+        "phone": "+5511999990003",
+        "jid": "5511999990003@s.whatsapp.net",
+        "lid": lid,
+    }
+    assert identity(lid, lid) == {"phone": None, "jid": lid, "lid": lid}
+    assert identity(lid, None) == {"phone": None, "jid": lid, "lid": lid}
+    group = "120363000000000000@g.us"
+    assert identity(group, None) == {"phone": None, "jid": group, "lid": None}

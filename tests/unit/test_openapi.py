@@ -4,6 +4,7 @@ server enforces are in the schemas."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +119,11 @@ def test_constraints_match_what_the_server_enforces(doc: dict[str, Any]) -> None
         assert phone["minLength"] == 1 and phone["maxLength"] == 32, (model, field)
         assert phone["pattern"] == r"^[0-9+\s().-]+$", (model, field)
     to = prop(doc, "SendMessage", "to")
-    assert to["minLength"] == 1 and to["maxLength"] == 32
-    assert to["pattern"] == r"^([0-9+\s().-]+|\s*[0-9]{1,20}@lid\s*)$"
-    for field in ("wa_id", "chat_lid"):
+    assert to["minLength"] == 1 and to["maxLength"] == 40
+    # The documented shape lets through every kind of address the server takes.
+    for address in ("+55 11 99999-0003", "123456789012345@lid", "5511999990003:7@s.whatsapp.net"):
+        assert re.fullmatch(to["pattern"], address), address
+    for field in ("wa_id", "chat_lid", "phone", "jid", "lid"):
         assert prop(doc, "MessagePublic", field)["description"], field
     for model, field in [("WebhookCreate", "url"), ("SimScan", "qr")]:
         assert prop(doc, model, field)["minLength"] == 1, (model, field)

@@ -23,6 +23,8 @@ _BR_OLD_MOBILE_RE = re.compile(r"^[1-9][1-9][6-9][0-9]{7}$")
 # A LID, WhatsApp's privacy id of an account: digits, then `@lid` (never a device suffix here).
 LID_SUFFIX = "@lid"
 _LID_RE = re.compile(r"^[0-9]{1,20}@lid$")
+# A phone's JID as WhatsApp clients write it, with an optional device (`:12`).
+_PHONE_JID_RE = re.compile(r"([0-9]{1,20})(?::[0-9]{1,3})?@(?:s\.whatsapp\.net|c\.us)")
 # Every numeric id and cursor is a 64-bit signed integer in both databases: anything larger
 # is refused at the edge (a 422), never handed to SQL (an overflow there was a 500).
 MAX_DB_INT = 2**63 - 1
@@ -162,15 +164,32 @@ def is_lid(address: str) -> bool:
 
 
 def normalize_recipient(raw: str, default_country: str | None = None) -> str:
-    """Whom a message goes to: an E.164 phone (read as `normalize_phone` does), or a LID
-    (`<digits>@lid`, surrounding spaces dropped), refused with InvalidLid when it has an
-    `@` but is not exactly that."""
+    """Whom a message goes to: an E.164 phone (read as `normalize_phone` does; a phone's
+    JID, `<digits>@s.whatsapp.net` or `<digits>@c.us`, device suffix allowed, is that
+    phone), or a LID (`<digits>@lid`, surrounding spaces dropped); anything else with an
+    `@` is refused with InvalidLid."""
     if not isinstance(raw, str) or "@" not in raw:
         return normalize_phone(raw, default_country)
-    lid = raw.strip()
-    if not is_lid(lid):
+    address = raw.strip()
+    if is_lid(address):
+        return address
+    phone_jid = _PHONE_JID_RE.fullmatch(address)
+    if phone_jid is None:
         raise InvalidLid(address=raw[:40])
-    return lid
+    return normalize_phone("+" + phone_jid.group(1))
+
+
+def identity(address: str, lid: str | None) -> dict[str, str | None]:
+    """How messages, chats and events name the other side besides `chat`: `phone` (E.164,
+    whenever known), `jid` (WhatsApp's JID: `<digits>@s.whatsapp.net` for a phone, the LID
+    when no phone is known, a group's own) and `lid` (when known)."""
+    phone = address if address.startswith("+") else None
+    jid = address[1:] + "@s.whatsapp.net" if phone is not None else address
+    return {"phone": phone, "jid": jid, "lid": lid if lid is not None else _lid_or_none(address)}
+
+
+def _lid_or_none(address: str) -> str | None:
+    return address if is_lid(address) else None
 
 
 def new_message_id() -> str:

@@ -27,6 +27,7 @@ from zapgate.domain.events import (
     ReactionReceived,
     StateChanged,
 )
+from zapgate.domain.ids import identity
 from zapgate.domain.models import MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
@@ -250,6 +251,7 @@ class JournalPuller:
         data = {
             "chat": event.chat,
             "chat_lid": event.chat_lid,
+            **identity(event.chat, event.chat_lid),
             "from": event.sender,
             "from_lid": event.sender_lid,
             "state": event.state,

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from zapgate.domain.content import Extras
+from zapgate.domain.ids import identity
 from zapgate.domain.media import media_url
 from zapgate.domain.models import (
     ApiKey,
@@ -160,6 +161,7 @@ def message_data(row: Any, session_name: str) -> dict[str, Any]:
         "direction": row.direction,
         "chat": row.chat,
         "chat_lid": row.chat_lid,
+        **identity(row.chat, row.chat_lid),
         "text": row.text,
         "status": row.status,
         "status_reason": row.status_reason,

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapgate.domain.content import NO_EXTRAS, Extras
+from zapgate.domain.ids import identity
 from zapgate.domain.models import Chat, MediaMeta, Message, MessageStatus, Session
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed
@@ -630,6 +631,7 @@ def _target_data(row: Any) -> dict[str, Any]:
         "direction": row.direction,
         "chat": row.chat,
         "chat_lid": row.chat_lid,
+        **identity(row.chat, row.chat_lid),
     }
 
 

@@ -465,9 +465,6 @@ class SessionService:
         )
 
     def chat(self, raw: str, session: Session) -> str:
-        """A chat as a path names it: a phone, a LID, or a JID (`<digits>@s.whatsapp.net`
-        is that phone)."""
-        user_part, _, server = raw.strip().partition("@")
-        if server in ("s.whatsapp.net", "c.us"):
-            raw = "+" + user_part.split(":", 1)[0]
+        """A chat as a path names it: a phone, a LID, or a phone's JID
+        (`<digits>@s.whatsapp.net` is that phone), as a send's `to` does."""
         return self.recipient(raw, session)

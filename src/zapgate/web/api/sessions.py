@@ -228,7 +228,7 @@ async def send_media_upload(
     ctx: Ctx,
     user: CurrentUser,
     response: Response,
-    to: Annotated[str, Form(max_length=32, json_schema_extra=RECIPIENT_SCHEMA)],
+    to: Annotated[str, Form(max_length=40, json_schema_extra=RECIPIENT_SCHEMA)],
     type: Annotated[
         str,
         Form(

@@ -19,6 +19,7 @@ from zapgate.domain.content import (
     Location,
     Poll,
 )
+from zapgate.domain.ids import identity
 from zapgate.domain.media import media_url
 from zapgate.domain.models import SENDABLE_MEDIA, Chat, MediaMeta, Message
 from zapgate.errors import ValidationFailed
@@ -27,12 +28,13 @@ from zapgate.i18n import N_
 # Whom a message goes to: a phone number or a LID, `<digits>@lid`. The
 # service answers `invalid_phone` or `invalid_lid` with a hint; this documents the shape.
 RECIPIENT_SCHEMA: JsonDict = {
-    "pattern": r"^([0-9+\s().-]+|\s*[0-9]{1,20}@lid\s*)$",
+    "pattern": r"^([0-9+\s().-]+|\s*[0-9]{1,20}@lid\s*"
+    r"|\s*[0-9]{1,20}(:[0-9]{1,3})?@(s\.whatsapp\.net|c\.us)\s*)$",
     "minLength": 1,
-    "maxLength": 32,
+    "maxLength": 40,
     "description": "An E.164 phone number (+5511999990003; a national number when the "
-    "session has a default_country), or a LID as a message's chat_lid shows it "
-    "(123456789012345@lid)",
+    "session has a default_country), its JID (5511999990003@s.whatsapp.net), or a LID as "
+    "a message's lid shows it (123456789012345@lid)",
 }
 
 # Checked by the media intake, which names the kinds it accepts.
@@ -103,7 +105,7 @@ class SendMessage(BaseModel):
     message (`reply_to`) and a text mention phones (`mentions`)."""
 
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(max_length=32, json_schema_extra=RECIPIENT_SCHEMA)
+    to: str = Field(max_length=40, json_schema_extra=RECIPIENT_SCHEMA)
     text: str | None = None
     media: MediaIn | None = None
     reply_to: str | None = Field(
@@ -242,6 +244,14 @@ class MessagePublic(BaseModel):
     chat_lid: str | None = Field(
         default=None, description="The chat's LID (<digits>@lid) when known"
     )
+    phone: str | None = Field(
+        default=None, description="The other side's phone (E.164) whenever it is known"
+    )
+    jid: str = Field(
+        description="The chat's WhatsApp JID: <digits>@s.whatsapp.net for a phone, the "
+        "LID itself when no phone is known, a group's JID",
+    )
+    lid: str | None = Field(default=None, description="The chat's LID when known")
     kind: Literal["text", "media", "location", "contacts", "poll"] = "text"
     text: str | None
     status: str
@@ -278,6 +288,7 @@ class MessagePublic(BaseModel):
             direction=direction,
             chat=m.chat,
             chat_lid=m.chat_lid,
+            **identity(m.chat, m.chat_lid),
             kind=kind,
             text=m.text,
             status=m.status.value,
@@ -345,7 +356,9 @@ class ChatReadOut(BaseModel):
 class ChatPublic(BaseModel):
     id: str = Field(description="The chat: an E.164 phone whenever known, else its LID")
     phone: str | None = Field(description="The chat's phone (E.164) when known")
-    chat_lid: str | None = Field(description="The chat's LID when known")
+    jid: str = Field(description="The chat's WhatsApp JID")
+    lid: str | None = Field(description="The chat's LID when known")
+    chat_lid: str | None = Field(description="The chat's LID when known (as `lid`)")
     name: str | None = Field(description="The contact's name when known")
     last_message: MessagePublic
     unread: int = Field(description="Received messages without a read receipt")
@@ -355,7 +368,7 @@ class ChatPublic(BaseModel):
     def of(cls, c: Chat, session_name: str) -> ChatPublic:
         return cls(
             id=c.chat,
-            phone=c.chat if c.chat.startswith("+") else None,
+            **identity(c.chat, c.chat_lid),
             chat_lid=c.chat_lid,
             name=c.name,
             last_message=MessagePublic.of(c.last_message, session_name),
