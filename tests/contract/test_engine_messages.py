@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import io
 import time
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from tests.contract.test_engine_contract import (
     PHONE_A,
@@ -30,7 +28,7 @@ from tests.contract.test_engine_contract import (
     engine_harness,
     wait_for,
 )
-from tests.media_samples import OGG, webp_bytes
+from tests.media_samples import OGG, jpeg_bytes, webp_bytes
 from zapgate.domain.content import ContactCard, LinkPreview, Location, MessageRef, Poll, Quote
 from zapgate.domain.events import (
     ChatRead,
@@ -195,19 +193,13 @@ async def test_a_sticker_and_a_voice_note_reach_the_phone(engine_harness: Engine
 
 
 # -- link previews ---------------------------------------------------------------------------
-def _jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (32, 20), (200, 30, 30)).save(out, format="JPEG")
-    return out.getvalue()
-
-
 async def test_a_link_preview_both_ways(engine_harness: EngineHarness) -> None:
     engine, rec = await engine_harness.linked(phone=PHONE_A)
     card = LinkPreview(
         url="https://example.com/menu",
         title="Cardápio",
         description="Pizzas e massas",
-        thumbnail=_jpeg(),
+        thumbnail=jpeg_bytes(),
     )
     wa_id = await engine.send_text(
         message_id=new_message_id(),
@@ -225,7 +217,7 @@ async def test_a_link_preview_both_ways(engine_harness: EngineHarness) -> None:
         "thumbnail": base64.b64encode(card.thumbnail or b"").decode(),
     }
 
-    back = LinkPreview(url="https://example.org/a", title="A page", thumbnail=_jpeg())
+    back = LinkPreview(url="https://example.org/a", title="A page", thumbnail=jpeg_bytes())
     msg_id = await engine_harness.phone_send_rich(
         STRANGER, PHONE_A, text="see https://example.org/a", preview=back
     )
