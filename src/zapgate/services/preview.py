@@ -163,7 +163,8 @@ class LinkPreviews:
                 except (PreviewUnavailable, GatewayError, httpx.HTTPError) as exc:
                     # The title and description still make a preview.
                     detail = exc.error if isinstance(exc, GatewayError) else str(exc)
-                    logger.info("link preview of %s without its image: %s", url, detail)
+                    host = urlsplit(url).hostname
+                    logger.info("link preview of %s without its image: %s", host, detail)
         return LinkPreview(url=url, title=title, description=description, thumbnail=thumb)
 
 
