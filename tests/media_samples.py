@@ -13,6 +13,13 @@ def png_bytes(size: int = 8, color: tuple[int, int, int] = (200, 30, 30)) -> byt
     return buf.getvalue()
 
 
+def jpeg_bytes(width: int = 32, height: int = 20) -> bytes:
+    """A link preview's thumbnail: a small JPEG."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
 def webp_bytes(size: int = 64, color: tuple[int, int, int] = (30, 160, 60)) -> bytes:
     """A sticker: WhatsApp's are 512x512 webp; any webp goes through the engines."""
     buf = io.BytesIO()

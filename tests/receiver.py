@@ -1,5 +1,6 @@
 """A real HTTP receiver on 127.0.0.1 for webhook tests: records every request, verifies
-nothing itself (tests do), and can be told to fail or answer 410."""
+nothing itself (tests do), and can be told to fail or answer 410. It also serves `pages`
+to GET (web pages and images for link previews)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ class Receiver:
     gone: set[str] = field(default_factory=set)
     slow: dict[str, float] = field(default_factory=dict)
     connections: set[tuple[str, int]] = field(default_factory=set)
+    # What a GET of a path answers: (content type, body); other paths are 404.
+    pages: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -78,6 +81,20 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            def do_GET(self) -> None:
+                with owner.lock:
+                    owner.received.setdefault(self.path, []).append(
+                        Received({k.lower(): v for k, v in self.headers.items()}, b"")
+                    )
+                    page = owner.pages.get(self.path)
+                self.send_response(404 if page is None else 200)
+                if page is not None:
+                    self.send_header("content-type", page[0])
+                body = b"" if page is None else page[1]
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass

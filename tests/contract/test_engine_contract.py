@@ -22,7 +22,7 @@ import uvicorn
 
 from tests.conftest import free_port
 from tests.media_samples import MP4, OGG, PDF, png_bytes
-from zapgate.domain.content import ContactCard, Extras, Location, Poll, Quote
+from zapgate.domain.content import ContactCard, Extras, LinkPreview, Location, Poll, Quote
 from zapgate.domain.events import (
     EngineEvent,
     MessageAck,
@@ -141,10 +141,12 @@ class EngineHarness(ABC):
         location: Location | None = None,
         contacts: tuple[ContactCard, ...] = (),
         poll: Poll | None = None,
+        preview: LinkPreview | None = None,
     ) -> str:
         """`phone` writes to the linked number `to`: a text (replying to the message
-        `quote_id` of their chat, whoever wrote it, and mentioning `mentions`), or a
-        location, contact cards or a poll. Returns WhatsApp's id of the message."""
+        `quote_id` of their chat, whoever wrote it, mentioning `mentions`, with the
+        `preview` of its link), or a location, contact cards or a poll. Returns
+        WhatsApp's id of the message."""
 
     @abstractmethod
     async def phone_send_from_own_phone(self, owner: str, to: str, text: str) -> str:
@@ -173,6 +175,12 @@ class EngineHarness(ABC):
     async def phone_presence(self, phone: str, to: str, state: str) -> None:
         """`phone` shows `state` to the linked number `to`: typing, recording or paused in
         their chat, or available / unavailable."""
+
+    @abstractmethod
+    async def phone_read_chat(self, owner: str, chat: str) -> list[str]:
+        """The linked number `owner` opens its chat with `chat` on its own phone: what
+        `chat` sent it unread is read (those ids, oldest first), and the linked devices
+        hear of it as WhatsApp tells them of a read made on another device."""
 
     @abstractmethod
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
@@ -275,6 +283,7 @@ class SimHarness(EngineHarness):
         location: Location | None = None,
         contacts: tuple[ContactCard, ...] = (),
         poll: Poll | None = None,
+        preview: LinkPreview | None = None,
     ) -> str:
         extras = Extras(
             quote=None if quote_id is None else Quote(id=quote_id),
@@ -282,6 +291,7 @@ class SimHarness(EngineHarness):
             location=location,
             contacts=contacts,
             poll=poll,
+            preview=preview,
         )
         return await self.link.phone_send(phone, to, text, None, extras.to_dict())
 
@@ -302,6 +312,9 @@ class SimHarness(EngineHarness):
 
     async def phone_presence(self, phone: str, to: str, state: str) -> None:
         await self.link.phone_presence(phone, to, state)
+
+    async def phone_read_chat(self, owner: str, chat: str) -> list[str]:
+        return await self.link.phone_read(owner, chat)
 
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         return await self.link.phone_log(phone)
@@ -407,6 +420,7 @@ class WhatsmeowHarness(EngineHarness):
         location: Location | None = None,
         contacts: tuple[ContactCard, ...] = (),
         poll: Poll | None = None,
+        preview: LinkPreview | None = None,
     ) -> str:
         return await asyncio.to_thread(
             lambda: self.network.phone_send_rich(
@@ -418,6 +432,7 @@ class WhatsmeowHarness(EngineHarness):
                 location=location,
                 contacts=contacts,
                 poll=poll,
+                preview=preview,
             )
         )
 
@@ -438,6 +453,9 @@ class WhatsmeowHarness(EngineHarness):
 
     async def phone_presence(self, phone: str, to: str, state: str) -> None:
         await asyncio.to_thread(self.network.phone_presence, phone, to, state)
+
+    async def phone_read_chat(self, owner: str, chat: str) -> list[str]:
+        return await asyncio.to_thread(self.network.phone_read_chat, owner, chat)
 
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         return self.network.phone_log(phone)

@@ -4,14 +4,16 @@ over every engine (the harnesses of test_engine_contract.py).
 The phone side (`EngineHarness.phone_*`) plays WhatsApp's users. A phone's inbox entry of a
 rich message carries, beside {id, from, text, media?}: `quote` {id} when it replies,
 `mentions` [phones], `location` {latitude, longitude, name, address}, `contacts`
-[{name, phone, vcard}], `poll` {question, options, max_selections}; a sticker or a voice
-note is `media.kind` "sticker" / "voice". What a phone sees besides messages (reactions,
-edits, deletions, read receipts, presence) is in `phone_log`.
+[{name, phone, vcard}], `poll` {question, options, max_selections}, `preview` {url, title,
+description, thumbnail (base64)}; a sticker or a voice note is `media.kind` "sticker" /
+"voice". What a phone sees besides messages (reactions, edits, deletions, read receipts,
+presence) is in `phone_log`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 from typing import Any
@@ -26,9 +28,10 @@ from tests.contract.test_engine_contract import (
     engine_harness,
     wait_for,
 )
-from tests.media_samples import OGG, webp_bytes
-from zapgate.domain.content import ContactCard, Location, MessageRef, Poll, Quote
+from tests.media_samples import OGG, jpeg_bytes, webp_bytes
+from zapgate.domain.content import ContactCard, LinkPreview, Location, MessageRef, Poll, Quote
 from zapgate.domain.events import (
+    ChatRead,
     MessageEdited,
     MessageReceived,
     MessageRevoked,
@@ -52,6 +55,7 @@ CAPABILITIES = {
     "revoke",
     "read_receipts",
     "presence",
+    "link_preview",
 }
 
 
@@ -186,6 +190,51 @@ async def test_a_sticker_and_a_voice_note_reach_the_phone(engine_harness: Engine
         (ids[1], "voice"),
     ]
     assert inbox[0]["media"]["sha256"] == hashlib.sha256(sticker).hexdigest()
+
+
+# -- link previews ---------------------------------------------------------------------------
+async def test_a_link_preview_both_ways(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    card = LinkPreview(
+        url="https://example.com/menu",
+        title="Cardápio",
+        description="Pizzas e massas",
+        thumbnail=jpeg_bytes(),
+    )
+    wa_id = await engine.send_text(
+        message_id=new_message_id(),
+        to=STRANGER,
+        text="olha https://example.com/menu hoje",
+        preview=card,
+    )
+    await wait_for(lambda: MessageStatus.READ in rec.acks(wa_id), what="READ ack")
+    (entry,) = await engine_harness.phone_inbox(STRANGER)
+    assert (entry["id"], entry["text"]) == (wa_id, "olha https://example.com/menu hoje")
+    assert entry["preview"] == {
+        "url": "https://example.com/menu",
+        "title": "Cardápio",
+        "description": "Pizzas e massas",
+        "thumbnail": base64.b64encode(card.thumbnail or b"").decode(),
+    }
+
+    back = LinkPreview(url="https://example.org/a", title="A page", thumbnail=jpeg_bytes())
+    msg_id = await engine_harness.phone_send_rich(
+        STRANGER, PHONE_A, text="see https://example.org/a", preview=back
+    )
+    await wait_for(lambda: bool(rec.received()), what="an inbound text with a preview")
+    (msg,) = rec.received()
+    assert (msg.id, msg.text, msg.extras.kind) == (msg_id, "see https://example.org/a", None)
+    assert msg.extras.preview == back
+
+
+async def test_a_text_without_a_preview_carries_none(engine_harness: EngineHarness) -> None:
+    engine, rec = await engine_harness.linked(phone=PHONE_A)
+    wa_id = await engine.send_text(
+        message_id=new_message_id(), to=STRANGER, text="https://example.com, no card"
+    )
+    await wait_for(lambda: MessageStatus.READ in rec.acks(wa_id), what="READ ack")
+    (entry,) = await engine_harness.phone_inbox(STRANGER)
+    assert "preview" not in entry
 
 
 # -- polls -----------------------------------------------------------------------------------
@@ -325,6 +374,36 @@ async def test_presence_refuses_an_unknown_state(engine_harness: EngineHarness) 
     with pytest.raises(Exception) as info:
         await engine.set_presence(chat=STRANGER, state="dancing")
     assert getattr(info.value, "errcode", None) == "validation_error"
+
+
+async def test_the_own_phone_reading_a_chat(engine_harness: EngineHarness) -> None:
+    _, rec, first = await _inbound(engine_harness)
+    second = await engine_harness.phone_send(STRANGER, PHONE_A, "tá aí?")
+    await wait_for(lambda: len(rec.received()) == 2, what="a second message")
+    assert await engine_harness.phone_read_chat(PHONE_A, STRANGER) == [first, second]
+
+    def reads() -> list[ChatRead]:
+        return [e for e in rec.events if isinstance(e, ChatRead)]
+
+    await wait_for(lambda: bool(reads()), what="the chat read on the phone")
+    (read,) = reads()
+    lid = await engine_harness.lid_of(STRANGER)
+    assert (read.chat, read.chat_lid, read.ids) == (STRANGER, lid, (first, second))
+    assert read.timestamp.tzinfo is not None
+    # Nothing unread is left: opening the chat again sends no receipt.
+    assert await engine_harness.phone_read_chat(PHONE_A, STRANGER) == []
+    (receipt,) = _log(await engine_harness.phone_log(STRANGER), "read")
+    assert (receipt["ids"], receipt["from"]) == ([first, second], PHONE_A)
+
+
+async def test_what_the_engine_read_is_not_read_again_on_the_phone(
+    engine_harness: EngineHarness,
+) -> None:
+    engine, rec, msg_id = await _inbound(engine_harness)
+    await engine.mark_read(chat=STRANGER, ids=[msg_id])
+    await _wait_log(engine_harness, STRANGER, "read")
+    assert await engine_harness.phone_read_chat(PHONE_A, STRANGER) == []
+    assert not any(isinstance(e, ChatRead) for e in rec.events)
 
 
 # -- the account's own phone -----------------------------------------------------------------

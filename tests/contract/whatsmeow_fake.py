@@ -27,7 +27,12 @@ What it models of whatsmeow, from its source:
   (msgsecret.go: HKDF-SHA256 over poll id, poll author, voter and "Poll Vote"; the poll id
   and voter as additional data); `decrypt_poll_vote` opens it the same way;
 * a contact's presence and chat states reach only a device that marked itself online
-  (SendPresence available) and subscribed to that contact (SubscribePresence).
+  (SendPresence available) and subscribed to that contact (SubscribePresence);
+* a link preview as WhatsApp's apps send it: an ExtendedTextMessage with matchedText,
+  title, description and the JPEG thumbnail inline;
+* a chat the account reads on its phone as whatsmeow reports it to the linked devices: a
+  Receipt from the account itself (IsFromMe, the chat in Chat) naming the messages read,
+  of type read, or read-self when the account's read receipts are off (receipt.go).
 
 neonize's calls that would reach Go's client map (send, upload, build_reaction,
 build_poll_vote_creation, decrypt_poll_vote, mark_read, presence) are answered by this
@@ -107,7 +112,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     VideoMessage,
 )
 
-from zapgate.domain.content import ContactCard, Location, Poll
+from zapgate.domain.content import ContactCard, LinkPreview, Location, Poll
 from zapgate.engines.backends import WhatsmeowConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -312,6 +317,15 @@ def inbox_entry(message: Message) -> dict[str, Any]:
             "options": [o.optionName for o in poll.options],
             "max_selections": poll.selectableOptionsCount,
         }
+    ext = message.extendedTextMessage
+    if ext.matchedText:
+        thumbnail = bytes(ext.JPEGThumbnail)
+        entry["preview"] = {
+            "url": ext.matchedText,
+            "title": ext.title or None,
+            "description": ext.description or None,
+            "thumbnail": _b64(thumbnail) if thumbnail else None,
+        }
     if context.stanzaID:
         entry["quote"] = {"id": context.stanzaID}
     if context.mentionedJID:
@@ -458,6 +472,8 @@ class FakeWhatsApp:
     secrets: dict[str, dict[str, tuple[bytes, str]]] = field(default_factory=dict)
     # Polls as the phones' WhatsApp keeps them: id -> (message secret, author phone).
     polls: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Messages a linked number has not read yet: (reader, author) -> ids, oldest first.
+    unread: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _server: socketserver.ThreadingTCPServer | None = None
 
     # -- serving -------------------------------------------------------------------------------
@@ -605,7 +621,11 @@ class FakeWhatsApp:
             return {"secret": _b64(found[0]), "author": found[1]} if found else {"secret": None}
         if op == "receipt":
             if req["type"] == "read":
-                self._log(self._phone_of(str(req["chat"])), link, type="read", ids=req["ids"])
+                chat = self._phone_of(str(req["chat"]))
+                self._log(chat, link, type="read", ids=req["ids"])
+                with self.lock:
+                    pending = self.unread.get((link.phone or "", chat), [])
+                    pending[:] = [i for i in pending if i not in req["ids"]]
             return {}
         if op == "chatstate":
             state = {(1, 1): "typing", (1, 2): "recording", (2, 1): "paused", (2, 2): "paused"}
@@ -724,9 +744,14 @@ class FakeWhatsApp:
         assert link is not None, f"no linked device for {phone}"
         link.push(event)
 
+    def _unread(self, reader: str, author: str, message_id: str) -> None:
+        with self.lock:
+            self.unread.setdefault((reader, author), []).append(message_id)
+
     def phone_send(self, phone: str, to: str, text: str) -> str:
         link = self.by_phone(to)
         message_id = "3EB0" + secrets.token_hex(8).upper()
+        self._unread(to, phone, message_id)
         if link is not None:
             link.push(
                 message_event(message_id, self._source(phone, link), Message(conversation=text))
@@ -782,6 +807,7 @@ class FakeWhatsApp:
             fields["fileName"] = filename
         message = Message(**{name: cls(**fields)})
         message_id = "3EB0" + secrets.token_hex(8).upper()
+        self._unread(to, phone, message_id)
         link = self.by_phone(to)
         if link is not None:
             link.push(message_event(message_id, self._source(phone, link), message))
@@ -872,6 +898,7 @@ class FakeWhatsApp:
         location: Location | None = None,
         contacts: tuple[ContactCard, ...] = (),
         poll: Poll | None = None,
+        preview: LinkPreview | None = None,
     ) -> str:
         if location is not None:
             message = Message(
@@ -914,10 +941,20 @@ class FakeWhatsApp:
                 context.stanzaID = quote_id
                 context.participant = f"{author.lstrip('+')}@s.whatsapp.net"
                 context.quotedMessage.CopyFrom(Message(conversation=quoted_text or ""))
-            message = Message(
-                extendedTextMessage=ExtendedTextMessage(text=text or "", contextInfo=context)
-            )
+            part = ExtendedTextMessage(text=text or "", contextInfo=context)
+            if preview is not None:
+                part.MergeFrom(
+                    ExtendedTextMessage(
+                        matchedText=preview.url,
+                        title=preview.title or "",
+                        description=preview.description or "",
+                        previewType=ExtendedTextMessage.PreviewType.NONE,
+                        JPEGThumbnail=preview.thumbnail or b"",
+                    )
+                )
+            message = Message(extendedTextMessage=part)
         message_id = self._push_from(phone, to, message)
+        self._unread(to, phone, message_id)
         if poll is not None:
             with self.lock:
                 self.polls[message_id] = (bytes(message.messageContextInfo.messageSecret), phone)
@@ -1004,6 +1041,30 @@ class FakeWhatsApp:
                     From=jid(phone), Unavailable=gone, LastSeen=int(time.time()) if gone else 0
                 )
             )
+
+    def phone_read_chat(self, owner: str, chat: str, *, receipts_off: bool = False) -> list[str]:
+        """The linked number `owner` opens its chat with `chat` on its phone: what `chat`
+        sent it unread is read (the ids, oldest first). `chat` sees the read receipts
+        unless `owner`'s are off; the linked devices get whatsmeow's Receipt from the
+        account itself, `read-self` when its read receipts are off."""
+        with self.lock:
+            ids = self.unread.pop((owner, chat), [])
+        if not ids:
+            return []
+        if not receipts_off:
+            with self.lock:
+                self.logs.setdefault(chat, []).append({"type": "read", "ids": ids, "from": owner})
+        link = self.by_phone(owner)
+        if link is not None:
+            link.push(
+                ReceiptEv(
+                    MessageSource=source(jid(chat), jid(owner), from_me=True),
+                    MessageIDs=ids,
+                    Timestamp=int(time.time()),
+                    Type=Receipt.READ_SELF if receipts_off else Receipt.READ,
+                )
+            )
+        return ids
 
     def phone_log(self, phone: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from zapgate.domain.content import Extras, Location, Quote
+from zapgate.domain.content import Extras, LinkPreview, Location, Quote
 from zapgate.domain.events import (
+    ChatRead,
     EngineEvent,
     MediaContent,
     MessageAck,
@@ -172,6 +173,29 @@ CASES: list[tuple[EngineEvent, str, str]] = [
         '{"chat": "+5511999990002", "sender": "+5511999990002", "poll_id": "P1", '
         '"selected": ["yes"], "selected_hashes": ["aa"], '
         '"timestamp": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        MessageReceived(
+            id="WA7",
+            chat="+5511999990002",
+            sender="+5511999990002",
+            text="https://example.com",
+            timestamp=AT,
+            extras=Extras(
+                preview=LinkPreview(url="https://example.com", title="Ex", thumbnail=b"\xff\xd8")
+            ),
+        ),
+        "message",
+        '{"id": "WA7", "chat": "+5511999990002", "sender": "+5511999990002", '
+        '"text": "https://example.com", "timestamp": "2026-11-29T06:05:40.123456+00:00", '
+        '"extras": {"preview": {"url": "https://example.com", "title": "Ex", '
+        '"description": null, "thumbnail": "/9g="}}}',
+    ),
+    (
+        ChatRead(chat="+5511999990002", ids=("WA1", "WA2"), timestamp=AT, chat_lid="1234@lid"),
+        "chat_read",
+        '{"chat": "+5511999990002", "ids": ["WA1", "WA2"], '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00", "chat_lid": "1234@lid"}',
     ),
     (
         PresenceChanged(

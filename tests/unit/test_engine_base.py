@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from zapgate.domain.content import LinkPreview, Quote
 from zapgate.domain.events import EngineEvent, MessageAck
 from zapgate.domain.models import MessageStatus
 from zapgate.engines.base import Engine, EngineOptions
@@ -33,7 +34,16 @@ class OvertakingEngine(Engine):
         self.gate: dict[str, asyncio.Event] = {}
         self.fail: set[str] = set()
 
-    async def _do_send_text(self, *, message_id: str, to: str, text: str) -> str:
+    async def _do_send_text(
+        self,
+        *,
+        message_id: str,
+        to: str,
+        text: str,
+        quote: Quote | None = None,
+        mentions: tuple[str, ...] = (),
+        preview: LinkPreview | None = None,
+    ) -> str:
         wa_id = "WA-" + message_id
         await self.emit(MessageAck(id=wa_id, status=DELIVERED))
         await self.emit(MessageAck(id="WA-OLD", status=READ))  # a message of days ago
@@ -54,6 +64,7 @@ class OvertakingEngine(Engine):
         mime: str,
         filename: str | None,
         caption: str | None,
+        quote: Quote | None,
     ) -> str:
         return await self._do_send_text(message_id=message_id, to=to, text=caption or "")
 

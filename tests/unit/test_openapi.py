@@ -140,6 +140,7 @@ def test_constraints_match_what_the_server_enforces(doc: dict[str, Any]) -> None
         "message.revoked",
         "poll.vote",
         "presence.update",
+        "chat.read",
     ]
     assert prop(doc, "MediaIn", "type")["enum"] == [
         "image",

@@ -15,10 +15,11 @@ import pytest
 
 from tests.contract.test_engine_contract import PHONE_A, wait_for
 from tests.contract.whatsmeow_fake import FakeWhatsApp, jid, message_event, source
-from tests.media_samples import OGG, webp_bytes
+from tests.media_samples import OGG, jpeg_bytes, webp_bytes
 from tests.unit.test_whatsmeow import link, linked, make, network, push
-from zapgate.domain.content import ContactCard, MessageRef, Poll, Quote
+from zapgate.domain.content import ContactCard, LinkPreview, MessageRef, Poll, Quote
 from zapgate.domain.events import (
+    ChatRead,
     MessageEdited,
     PollVoted,
     PresenceChanged,
@@ -302,3 +303,69 @@ async def test_the_newest_polls_are_remembered(
     assert await again._poll_choices("C", (sha,)) == ("c",)
     assert await again._poll_choices("B", (hashlib.sha256(b"b").hexdigest(),)) == ()
     assert list(await again._load_polls()) == ["A", "C"]
+
+
+async def test_the_accounts_own_read_receipts_are_chat_reads(linked: Any) -> None:
+    """whatsmeow reports a chat read on the phone as a Receipt from the account itself:
+    `read`, or `read-self` when its read receipts are off (receipt.go). In a LID chat the
+    phone is in RecipientAlt. Other receipts of its own (played, delivered) are nothing."""
+    from neonize.events import ReceiptEv
+    from neonize.proto.Neonize_pb2 import Receipt
+
+    _, rec, net = linked
+    own = jid(PHONE_A)
+    lid = jid("184726394857261", server="lid")
+    in_lid_chat = source(lid, own, from_me=True)
+    in_lid_chat.RecipientAlt.CopyFrom(jid(STRANGER))
+
+    def own_receipt(src: Any, ids: list[str], kind: int) -> Any:
+        return ReceiptEv(MessageSource=src, MessageIDs=ids, Timestamp=1_700_000_000, Type=kind)
+
+    await push(
+        net,
+        own_receipt(source(own, own, from_me=True), ["X1"], Receipt.PLAYED_SELF),
+        own_receipt(source(own, own, from_me=True), ["X2"], Receipt.DELIVERED),
+        own_receipt(in_lid_chat, ["R1", "R2"], Receipt.READ_SELF),
+        own_receipt(source(jid(STRANGER), own, from_me=True), ["R3"], Receipt.READ),
+    )
+    await wait_for(
+        lambda: sum(isinstance(e, ChatRead) for e in rec.events) == 2, what="the chat reads"
+    )
+    by_lid, by_phone = [e for e in rec.events if isinstance(e, ChatRead)]
+    assert (by_lid.chat, by_lid.chat_lid, by_lid.ids) == (
+        STRANGER,
+        "184726394857261@lid",
+        ("R1", "R2"),
+    )
+    assert by_lid.timestamp.timestamp() == 1_700_000_000
+    assert (by_phone.chat, by_phone.ids) == (STRANGER, ("R3",))
+    assert not any(rec.acks(i) for i in ("X1", "X2", "R1", "R3"))
+
+
+async def test_inbound_link_previews(linked: Any) -> None:
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, Message
+
+    _, rec, net = linked
+    friend = jid(STRANGER)
+    bare = ExtendedTextMessage(text="https://example.com/x", matchedText="https://example.com/x")
+    plain = ExtendedTextMessage(text="no link here")
+    await push(
+        net,
+        message_event("L1", source(friend, friend), Message(extendedTextMessage=bare)),
+        message_event("L2", source(friend, friend), Message(extendedTextMessage=plain)),
+    )
+    await wait_for(lambda: len(rec.received()) == 2, what="two texts")
+    with_card, without = rec.received()
+    assert with_card.extras.preview == LinkPreview(url="https://example.com/x")
+    assert without.extras.preview is None and not without.extras
+
+
+async def test_a_preview_whose_thumbnail_cannot_be_uploaded_goes_inline() -> None:
+    class NoUpload:
+        def upload(self, data: bytes, media_type: Any) -> Any:
+            raise RuntimeError("media servers unreachable")
+
+    thumb = jpeg_bytes()
+    part = messages.link_preview(NoUpload(), {"url": "https://example.com", "title": "T"}, thumb)
+    assert (part.matchedText, part.title, part.JPEGThumbnail) == ("https://example.com", "T", thumb)
+    assert not part.thumbnailDirectPath

@@ -1,13 +1,16 @@
 """What a message holds beyond text and media, both ways: the quoted message of a reply,
-mentions, a location, contact cards, a poll. Frozen, slotted, keyword-only, and plain
-data: `to_dict` / `from_dict` give the JSON that the worker's wire, the journal and the
-registry's `content` column carry (names and fields are a wire format: never renamed).
+mentions, a location, contact cards, a poll, a link's preview. Frozen, slotted,
+keyword-only, and plain data: `to_dict` / `from_dict` give the JSON that the worker's
+wire, the journal and the registry's `content` column carry (names and fields are a wire
+format: never renamed).
 
 Addresses follow `domain/events.py`: an E.164 phone when known, else a `<digits>@lid`,
 else `user@server` (a group)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,15 +145,53 @@ class Poll:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LinkPreview:
+    """The card WhatsApp shows under a text with a link: `url` as the text has it
+    (WhatsApp's `matchedText`), the page's title and description, and a small JPEG
+    thumbnail (its bytes; base64 in `to_dict`)."""
+
+    url: str
+    title: str | None = None
+    description: str | None = None
+    thumbnail: bytes | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        thumb = None if self.thumbnail is None else base64.b64encode(self.thumbnail).decode()
+        return {
+            "url": self.url,
+            "title": self.title,
+            "description": self.description,
+            "thumbnail": thumb,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkPreview:
+        thumbnail: bytes | None = None
+        if data.get("thumbnail"):
+            try:
+                thumbnail = base64.b64decode(str(data["thumbnail"]), validate=True)
+            except (binascii.Error, ValueError):
+                thumbnail = None  # a preview is worth keeping without its picture
+        return cls(
+            url=str(data["url"]),
+            title=_opt(data.get("title")),
+            description=_opt(data.get("description")),
+            thumbnail=thumbnail,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Extras:
     """Everything a message may carry besides its text and media. Empty for a plain text.
-    Exactly one of `location`, `contacts`, `poll` is set for those kinds of message."""
+    Exactly one of `location`, `contacts`, `poll` is set for those kinds of message; a
+    text may carry the `preview` of its first link."""
 
     quote: Quote | None = None
     mentions: tuple[str, ...] = ()
     location: Location | None = None
     contacts: tuple[ContactCard, ...] = field(default=())
     poll: Poll | None = None
+    preview: LinkPreview | None = None
 
     @property
     def kind(self) -> str | None:
@@ -164,7 +205,7 @@ class Extras:
         return None
 
     def __bool__(self) -> bool:
-        return bool(self.quote or self.mentions or self.kind)
+        return bool(self.quote or self.mentions or self.kind or self.preview)
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields set, so a plain message's JSON stays `{}`."""
@@ -179,6 +220,8 @@ class Extras:
             out["contacts"] = [c.to_dict() for c in self.contacts]
         if self.poll is not None:
             out["poll"] = self.poll.to_dict()
+        if self.preview is not None:
+            out["preview"] = self.preview.to_dict()
         return out
 
     @classmethod
@@ -186,12 +229,14 @@ class Extras:
         if not data:
             return NO_EXTRAS
         quote, location, poll = data.get("quote"), data.get("location"), data.get("poll")
+        preview = data.get("preview")
         return cls(
             quote=Quote.from_dict(quote) if quote else None,
             mentions=tuple(str(m) for m in data.get("mentions") or ()),
             location=Location.from_dict(location) if location else None,
             contacts=tuple(ContactCard.from_dict(c) for c in data.get("contacts") or ()),
             poll=Poll.from_dict(poll) if poll else None,
+            preview=LinkPreview.from_dict(preview) if preview else None,
         )
 
 

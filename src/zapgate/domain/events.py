@@ -168,6 +168,19 @@ class PresenceChanged:
     raw: Any = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRead:
+    """This session's own account read `chat` elsewhere (its phone, another linked
+    device): the messages WhatsApp knows as `ids`, and, as WhatsApp's apps read a chat,
+    every message before them."""
+
+    chat: str
+    ids: tuple[str, ...]
+    timestamp: datetime
+    chat_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
 EngineEvent = (
     StateChanged
     | QrUpdated
@@ -178,4 +191,5 @@ EngineEvent = (
     | MessageRevoked
     | PollVoted
     | PresenceChanged
+    | ChatRead
 )

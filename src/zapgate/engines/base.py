@@ -9,7 +9,7 @@ optional WhatsApp feature is a capability: an engine opts in by naming it in
 `capabilities` and overriding its `_do_*` (not abstract); the public method of a feature
 the engine lacks raises `NotSupported` (501). Today's capabilities: `send_media`,
 `pair_code`, `reply` (quotes and mentions), `send_location`, `send_contacts`, `polls`,
-`reactions`, `edit`, `revoke`, `read_receipts` and `presence`.
+`reactions`, `edit`, `revoke`, `read_receipts`, `presence` and `link_preview`.
 
 Messages and their ids. WhatsApp assigns the id of a message the session sends (whatsmeow
 makes it; neonize cannot send with a chosen one), so a send has two ids: the gateway's
@@ -50,7 +50,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar, final
 
-from zapgate.domain.content import CHAT_PRESENCES, ContactCard, Location, MessageRef, Poll, Quote
+from zapgate.domain.content import (
+    CHAT_PRESENCES,
+    ContactCard,
+    LinkPreview,
+    Location,
+    MessageRef,
+    Poll,
+    Quote,
+)
 from zapgate.domain.events import EngineEvent, MessageAck, StateChanged
 from zapgate.domain.models import SENDABLE_MEDIA, MessageStatus
 from zapgate.domain.state import SessionState, can_transition
@@ -148,16 +156,25 @@ class Engine(ABC):
         text: str,
         quote: Quote | None = None,
         mentions: Sequence[str] = (),
+        preview: LinkPreview | None = None,
     ) -> str:
         """Send `text` to `to` (E.164 or `<digits>@lid`); returns WhatsApp's id of it.
-        `quote`: the message this one replies to; `mentions`: phones (E.164) mentioned."""
+        `quote`: the message this one replies to; `mentions`: phones (E.164) mentioned;
+        `preview`: the card of the text's link (fetched by the gateway)."""
         if quote is not None or mentions:
             self._require("reply")
+        if preview is not None:
+            self._require("link_preview")
         return await self._send_acked(
             message_id,
             "send",
             self._do_send_text(
-                message_id=message_id, to=to, text=text, quote=quote, mentions=tuple(mentions)
+                message_id=message_id,
+                to=to,
+                text=text,
+                quote=quote,
+                mentions=tuple(mentions),
+                preview=preview,
             ),
         )
 
@@ -378,6 +395,7 @@ class Engine(ABC):
         text: str,
         quote: Quote | None,
         mentions: tuple[str, ...],
+        preview: LinkPreview | None,
     ) -> str: ...
 
     @abstractmethod

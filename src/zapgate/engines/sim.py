@@ -14,9 +14,10 @@ the network's mapping for this device (`pn_for_lid`, as whatsmeow's store).
 Beyond text and media it sends replies, mentions, locations, contacts, polls, reactions,
 edits, deletions, read receipts and presence, and turns what the network reports of the
 other side's (`reaction`, `edit`, `revoke`, `vote`, `presence` events, and messages with
-extras or `from_me`) into engine events. A poll vote carries only hashes of the chosen
-options, as on WhatsApp: the engine remembers the options of the polls it sent
-(`session_dir/sim-polls.json`) to name them.
+extras or `from_me`) into engine events; a text may carry its link's preview, and the
+account reading a chat elsewhere (a `read` event) is a `ChatRead`. A poll vote carries
+only hashes of the chosen options, as on WhatsApp: the engine remembers the options of
+the polls it sent (`session_dir/sim-polls.json`) to name them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from zapgate.domain.content import ContactCard, Extras, Location, MessageRef, Poll, Quote
+from zapgate.domain.content import (
+    ContactCard,
+    Extras,
+    LinkPreview,
+    Location,
+    MessageRef,
+    Poll,
+    Quote,
+)
 from zapgate.domain.events import (
+    ChatRead,
     MediaContent,
     MessageAck,
     MessageEdited,
@@ -118,6 +128,7 @@ class SimEngine(Engine):
             "revoke",
             "read_receipts",
             "presence",
+            "link_preview",
         }
     )
 
@@ -374,7 +385,11 @@ class SimEngine(Engine):
         return chat, chat_lid, sender, sender_lid
 
     async def _extras(self, event: dict[str, Any]) -> Extras:
-        raw = {k: event[k] for k in ("mentions", "location", "contacts", "poll") if event.get(k)}
+        raw = {
+            k: event[k]
+            for k in ("mentions", "location", "contacts", "poll", "preview")
+            if event.get(k)
+        }
         quote = event.get("quote")
         if isinstance(quote, dict):
             sender = _opt(quote.get("sender"))
@@ -445,6 +460,18 @@ class SimEngine(Engine):
             await self.emit(PresenceChanged(state=str(event["state"]), **where))
         return True
 
+    async def _chat_read(self, event: dict[str, Any]) -> ChatRead:
+        """The account read a chat elsewhere (its phone): the network names the chat as a
+        message of the account's own does (`chat`, its other address in `chat_alt`)."""
+        chat, chat_lid = await self._resolve(str(event["chat"]), _opt(event.get("chat_alt")))
+        return ChatRead(
+            chat=chat,
+            chat_lid=chat_lid,
+            ids=tuple(str(i) for i in event["ids"]),
+            timestamp=_timestamp(event.get("timestamp")),
+            raw=event,
+        )
+
     def _vote(self, event: dict[str, Any], ts: datetime, where: dict[str, Any]) -> PollVoted:
         poll_id = str(event["poll_id"])
         hashes = tuple(str(h) for h in event["selected_hashes"])
@@ -466,6 +493,8 @@ class SimEngine(Engine):
             await self.emit(MessageAck(id=str(event["id"]), status=status, raw=event))
         elif kind == "paired":
             await self._paired(event)
+        elif kind == "read":
+            await self.emit(await self._chat_read(event))
         elif not await self._action(kind, event):
             self.log.debug("ignored event type %r", kind)
 
@@ -573,8 +602,10 @@ class SimEngine(Engine):
         text: str,
         quote: Quote | None,
         mentions: tuple[str, ...],
+        preview: LinkPreview | None,
     ) -> str:
-        return await self._send(message_id, to, text, extras=Extras(quote=quote, mentions=mentions))
+        extras = Extras(quote=quote, mentions=mentions, preview=preview)
+        return await self._send(message_id, to, text, extras=extras)
 
     async def _do_send_media(
         self,

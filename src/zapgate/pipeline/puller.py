@@ -16,6 +16,7 @@ from typing import Any
 
 from zapgate.aio import BackgroundTasks
 from zapgate.domain.events import (
+    ChatRead,
     EngineEvent,
     MessageAck,
     MessageEdited,
@@ -74,6 +75,7 @@ class JournalPuller:
             MessageRevoked: self._apply_revoke,
             PollVoted: self._apply_vote,
             PresenceChanged: self._apply_presence,
+            ChatRead: self._apply_chat_read,
         }
 
     def follow(self, route: Route) -> None:
@@ -258,6 +260,11 @@ class JournalPuller:
             "last_seen": None if event.last_seen is None else event.last_seen.isoformat(),
         }
         await self.registry.outbox.record_event(sid, "presence.update", data)
+
+    async def _apply_chat_read(self, sid: int, client_id: str, event: ChatRead) -> None:
+        await self.registry.messages.read_chat(
+            sid, event.chat, event.chat_lid, wa_ids=event.ids, at=event.timestamp
+        )
 
     async def _apply_qr(self, sid: int, client_id: str, event: QrUpdated) -> None:
         await self.registry.outbox.record_event(

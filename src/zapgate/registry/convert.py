@@ -192,6 +192,8 @@ def content_data(row: Any) -> dict[str, Any]:
         data["contacts"] = [c.to_dict() for c in ex.contacts]
     if ex.poll is not None:
         data["poll"] = ex.poll.to_dict()
+    if ex.preview is not None:
+        data["preview"] = ex.preview.to_dict()
     if row.edited_at is not None:
         data["edited_at"] = as_utc(row.edited_at).isoformat()
     if row.revoked_at is not None:

@@ -223,6 +223,24 @@ class MessageRepo:
         )
         await self._db.batch(lambda conn: conn.execute(stmt))
 
+    async def read_chat(
+        self,
+        session_id: int,
+        chat: str,
+        chat_lid: str | None,
+        *,
+        wa_ids: Sequence[str],
+        at: datetime,
+    ) -> int:
+        """The chat (its phone, LID or JID, with its LID when known) was read up to the
+        newest of the received messages WhatsApp knows as `wa_ids`: it and every received
+        message before it are marked read, and `chat.read` is emitted when that changed
+        anything (a read already recorded, such as the gateway's own coming back from
+        WhatsApp, is not reported again). How many were marked."""
+        return await self._db.batch(
+            lambda conn: _read_chat(conn, session_id, chat, chat_lid, list(wa_ids), at)
+        )
+
     async def chats(
         self, session_id: int, *, limit: int = 50, before: int | None = None
     ) -> tuple[list[Chat], int | None]:
@@ -712,6 +730,48 @@ def _revoke(conn: Connection, session_id: int, wa_id: str, at: datetime) -> Mess
                 conn, session_id, "message.revoked", convert.message_data(row, session.name)
             )
     return convert.message(row, _reactions_of(conn, row.pk), _votes_of(conn, row.pk))
+
+
+def _read_chat(
+    conn: Connection,
+    session_id: int,
+    chat: str,
+    chat_lid: str | None,
+    wa_ids: list[str],
+    at: datetime,
+) -> int:
+    if not wa_ids:
+        return 0
+    address, lid = lids.resolve(conn, session_id, chat, chat_lid)
+    in_chat = or_(_M.c.chat == address, _M.c.chat_lid == (lid or address))
+    received = and_(_M.c.session_id == session_id, _M.c.direction == "in", in_chat)
+    newest = conn.execute(
+        select(func.max(_M.c.pk)).where(received, _M.c.wa_id.in_(wa_ids))
+    ).scalar()
+    if newest is None:
+        return 0
+    marked = conn.execute(
+        update(_M)
+        .where(received, _M.c.read_at.is_(None), _M.c.pk <= newest)
+        .values(read_at=at, updated_at=utcnow())
+        .returning(_M.c.pk, _M.c.id, _M.c.chat, _M.c.chat_lid)
+    ).all()
+    if not marked:
+        return 0
+    last = max(marked, key=lambda r: r.pk)
+    outbox.emit_for_session(
+        conn,
+        session_id,
+        "chat.read",
+        {
+            "chat": last.chat,
+            "chat_lid": last.chat_lid,
+            "phone": last.chat if last.chat.startswith("+") else None,
+            "read_at": as_utc(at).isoformat(),
+            "up_to": last.id,
+        },
+    )
+    return len(marked)
 
 
 def _option_hash(option: str) -> str:

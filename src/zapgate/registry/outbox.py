@@ -34,6 +34,7 @@ EVENT_TYPES = (
     "message.revoked",
     "poll.vote",
     "presence.update",
+    "chat.read",
 )
 PING_TYPE = "webhook.ping"
 

@@ -125,20 +125,33 @@ class MessageService:
         session = await self.sessions.get(user, name)
         address = self.sessions.chat(chat, session)
         unread = await self.registry.messages.unread(session.id, address)
-        if unread:
-            await self._mark_read(session, unread[-1].chat, unread)
-        return (unread[-1].chat if unread else address), len(unread)
+        if not unread:
+            return address, 0
+        chat_of = unread[-1].chat
+        ids = await self._send_receipts(session, chat_of, unread)
+        # `chat.read`, once: a read WhatsApp reports back changes nothing more.
+        await self.registry.messages.read_chat(
+            session.id, chat_of, unread[-1].chat_lid, wa_ids=ids, at=datetime.now(UTC)
+        )
+        return chat_of, len(unread)
 
     async def _mark_read(self, session: Session, chat: str, messages: list[Message]) -> None:
+        await self._send_receipts(session, chat, messages)
+        await self.registry.messages.mark_read(
+            session.id, [m.pk for m in messages], datetime.now(UTC)
+        )
+
+    async def _send_receipts(
+        self, session: Session, chat: str, messages: list[Message]
+    ) -> list[str]:
+        """Send the read receipts of `messages` of `chat`; WhatsApp's ids of them."""
         ids = [m.wa_id for m in messages if m.wa_id is not None]
         await self.sessions.pool.call(
             session.route,
             session.label,
             lambda w: w.mark_read(session.client_id, chat, ids),
         )
-        await self.registry.messages.mark_read(
-            session.id, [m.pk for m in messages], datetime.now(UTC)
-        )
+        return ids
 
     async def presence(self, user: User, name: str, chat: str, state: str) -> str:
         """Show `state` (typing, recording, paused) in a chat; the chat's address."""

@@ -38,6 +38,7 @@ from zapgate.i18n import N_
 from zapgate.registry import Registry
 from zapgate.services.media import MediaFile, MediaIntake
 from zapgate.services.outbound import OutboundQueue
+from zapgate.services.preview import LinkPreviews
 from zapgate.topology.migration import RouteMigrator
 from zapgate.topology.pool import WorkerPool
 from zapgate.worker.client import WorkerAPI
@@ -79,6 +80,7 @@ class SessionService:
         self.migrator = migrator
         self.outbound = outbound
         self.intake = MediaIntake(settings)
+        self.previews = LinkPreviews(allow_private=settings.allow_private_urls)
         # Called with every session a request touches, so the web tier follows the
         # journal of each worker in use.
         self._on_route = on_route or (lambda _s: None)
@@ -268,10 +270,12 @@ class SessionService:
         idempotency_key: str | None,
         extras: Extras = NO_EXTRAS,
         reply_to: str | None = None,
+        link_preview: bool = False,
     ) -> tuple[Message, bool]:
         """Send a text, or (`extras` holding one) a location, contact cards or a poll.
         `reply_to`: a message of this session (its id or wa_id) the message quotes;
-        `extras.mentions`: phones as the user typed them."""
+        `extras.mentions`: phones as the user typed them; `link_preview`: show the card
+        of the text's first link (sent without one when it cannot be fetched)."""
         session = await self.get(user, name)
         to = self.recipient(to, session)
         if extras.kind is None:
@@ -289,6 +293,8 @@ class SessionService:
                 hint=N_("Send the text as a separate message."),
                 kind=extras.kind,
             )
+        if link_preview and extras.kind is not None:
+            raise ValidationFailed(N_("link_preview: only a text message has a link preview"))
         extras = replace(
             extras,
             mentions=tuple(self.phone(m, session) for m in extras.mentions),
@@ -297,13 +303,22 @@ class SessionService:
                 for c in extras.contacts
             ),
         )
+        # Only a preview asked for is in the digest: earlier keys keep their digests.
+        asked = {"link_preview": "true"} if link_preview else {}
         digest = request_digest(
-            to=to, text=text, reply_to=reply_to, extras=json.dumps(extras.to_dict(), sort_keys=True)
+            to=to,
+            text=text,
+            reply_to=reply_to,
+            extras=json.dumps(extras.to_dict(), sort_keys=True),
+            **asked,
         )
         prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
             return prior, False
         extras, reply_to = await self._quote(session, extras, reply_to)
+        if link_preview and text is not None:
+            preview = await self.previews.for_text(text, label=session.label)
+            extras = replace(extras, preview=preview)
         return _same_request(
             await self.outbound.submit(
                 session,

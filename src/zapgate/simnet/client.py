@@ -98,6 +98,8 @@ class SimLink(Protocol):
 
     async def phone_presence(self, phone: str, to: str, state: str) -> None: ...
 
+    async def phone_read(self, owner: str, chat: str) -> list[str]: ...
+
     async def phone_log(self, phone: str) -> list[dict[str, Any]]: ...
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
@@ -202,6 +204,9 @@ class LocalSimLink:
 
     async def phone_presence(self, phone: str, to: str, state: str) -> None:
         await self.network.phone_presence(phone, to, state)
+
+    async def phone_read(self, owner: str, chat: str) -> list[str]:
+        return await self.network.phone_read(owner, chat)
 
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         return await self.network.phone_log(phone)
@@ -454,6 +459,10 @@ class HttpSimLink:
 
     async def phone_presence(self, phone: str, to: str, state: str) -> None:
         await self._call("POST", f"/phones/{_seg(phone)}/presence", json={"to": to, "state": state})
+
+    async def phone_read(self, owner: str, chat: str) -> list[str]:
+        body = await self._call("POST", f"/phones/{_seg(owner)}/reads", json={"chat": chat})
+        return [str(i) for i in body["ids"]]
 
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         body = await self._call("GET", f"/phones/{_seg(phone)}/log")

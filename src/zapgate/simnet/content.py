@@ -1,10 +1,12 @@
 """What a simulated message carries beyond text and media, checked as WhatsApp's clients
 and servers would: mentions, a location, contact cards (the vCard built where it is
-missing, as WhatsApp clients and neonize users build it), a poll, and the hashes a poll
-vote carries. The shapes are `domain.content.Extras.to_dict()`'s."""
+missing, as WhatsApp clients and neonize users build it), a poll, a text's link preview,
+and the hashes a poll vote carries. The shapes are `domain.content.Extras.to_dict()`'s."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -24,6 +26,8 @@ from zapgate.i18n import N_
 
 MAX_CONTACTS = 50
 MAX_MENTIONS = 1024
+# WhatsApp carries a preview's thumbnail inside the message: a small JPEG.
+MAX_THUMBNAIL_BYTES = 256 * 1024
 
 
 def option_hash(option: str) -> str:
@@ -129,6 +133,32 @@ def _poll(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"question": question, "options": options, "max_selections": max_selections}
 
 
+def _preview(raw: Mapping[str, Any], text: str | None) -> dict[str, Any]:
+    """A link preview: only a text has one, and its URL is in the text."""
+    url = str(raw.get("url") or "")
+    if text is None or not url or url not in text:
+        raise ValidationFailed(
+            N_("preview: a link preview needs a text holding its URL"),
+            hint=N_("Send the link in the text of the message."),
+        )
+    thumbnail = _str(raw, "thumbnail")
+    if thumbnail is not None:
+        try:
+            size = len(base64.b64decode(thumbnail, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationFailed(N_("preview: the thumbnail is not base64")) from exc
+        if size > MAX_THUMBNAIL_BYTES:
+            raise ValidationFailed(
+                N_("preview: the thumbnail is larger than {max} bytes"), max=MAX_THUMBNAIL_BYTES
+            )
+    return {
+        "url": url,
+        "title": _str(raw, "title"),
+        "description": _str(raw, "description"),
+        "thumbnail": thumbnail,
+    }
+
+
 def check_extras(
     raw: Mapping[str, Any] | None, *, text: str | None, has_media: bool
 ) -> dict[str, Any]:
@@ -158,4 +188,6 @@ def check_extras(
         )
     for key in chosen:
         out[key] = kinds[key]
+    if raw.get("preview"):
+        out["preview"] = _preview(raw["preview"], None if has_media or chosen else text)
     return out

@@ -26,7 +26,9 @@ edit of one's own message within 15 minutes, a delete for everyone of one's own 
 read receipts and presence reach the other side of the chat: its linked devices as events
 (`reaction`, `edit`, `revoke`, `vote`, `presence`, addressed like messages), and its phone's
 log (`phone_log`). A message the account's own phone sends reaches the account's linked
-devices as a `message` with `from_me`, its chat being the recipient.
+devices as a `message` with `from_me`, its chat being the recipient; a chat the account
+reads on its phone (`phone_read`) or on one linked device reaches its other linked devices
+as a `read` event. A text may carry its link's preview (title, description, thumbnail).
 
 Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`, and the
 actions above) numbered by `seq`. A device reads them with `next_events(after=...)`,
@@ -123,6 +125,7 @@ class _Message:
     poll: tuple[str, ...] = ()
     max_selections: int = 1
     revoked: bool = False
+    read: bool = False  # by its recipient
 
     def between(self, one: str, other: str) -> bool:
         return {self.author, self.peer} == {one, other}
@@ -651,7 +654,21 @@ class SimNetwork:
         me = self._linked_phone(device_id)
         if sender is not None:
             self._peer(sender)
-        await self._reach(me, peer, "read", log={"ids": [str(i) for i in ids]}, event=None)
+        await self._read(me, peer, [str(i) for i in ids], skip=device_id)
+
+    async def _read(self, me: str, peer: str, ids: list[str], skip: str | None) -> None:
+        """`me` read the messages `ids` of its chat with `peer`: `peer` sees the receipts
+        (its log), and `me`'s other linked devices learn it, as WhatsApp tells the
+        account's devices of a read made on another (a receipt from the account itself)."""
+        for message_id in ids:
+            msg = self._messages.get(message_id)
+            if msg is not None and msg.author == peer and msg.peer == me:
+                msg.read = True
+        await self._reach(me, peer, "read", log={"ids": ids}, event=None)
+        now = self.clock().isoformat()
+        for device_id in self._devices_of(me):
+            if device_id != skip:
+                await self._deliver_own(device_id, "read", me, peer, ids=ids, timestamp=now)
 
     async def set_presence(self, device_id: str, chat: str, state: str) -> None:
         """The device shows `state` (typing, recording, paused) in `chat`."""
@@ -860,6 +877,23 @@ class SimNetwork:
         check_presence(state)
         await self._reach(phone, to, "presence", log={"state": state}, event={"state": state})
 
+    async def phone_read(self, owner: str, chat: str) -> list[str]:
+        """The linked number `owner` opens its chat with `chat` on its phone: the messages
+        `chat` sent it that were not read yet are read (their ids, oldest first; none: no
+        receipt goes). `owner`'s linked devices get a `read` event {chat, chat_alt, ids,
+        from_me}, as whatsmeow reports a read made on the account's phone."""
+        owner, chat = normalize_phone(owner), normalize_phone(chat)
+        if not self._devices_of(owner):
+            raise NumberNotLinked(phone=owner)
+        ids = [
+            m.id
+            for m in self._messages.values()
+            if m.author == chat and m.peer == owner and not m.read and not m.revoked
+        ]
+        if ids:
+            await self._read(owner, chat, ids, skip=None)
+        return ids
+
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         """What `phone` saw besides messages, oldest first: {type, from, timestamp, ...}:
         `reaction` {id, emoji}, `edit` {id, text}, `revoke` {id}, `read` {ids},
@@ -868,8 +902,9 @@ class SimNetwork:
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         """What `phone` received, oldest first: [{id, from, text, timestamp, media?, quote?,
-        mentions?, location?, contacts?, poll?, edited?, revoked?}] (media: {kind, mime,
-        filename, size, sha256}; quote: {id, from})."""
+        mentions?, location?, contacts?, poll?, preview?, edited?, revoked?}] (media: {kind,
+        mime, filename, size, sha256}; quote: {id, from}; preview: {url, title,
+        description, thumbnail (base64)})."""
         return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
 
     async def lid_of(self, phone: str) -> str:

@@ -84,6 +84,13 @@ class PollBody(BaseModel):
     max_selections: int = 1
 
 
+class PreviewBody(BaseModel):
+    url: str = Field(min_length=1, max_length=2000)
+    title: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=5000)
+    thumbnail: str | None = Field(default=None, max_length=400_000, description="base64")
+
+
 class ExtrasBody(BaseModel):
     """Extras.to_dict()'s shape; simnet.content checks the values."""
 
@@ -92,6 +99,7 @@ class ExtrasBody(BaseModel):
     location: LocationBody | None = None
     contacts: list[ContactBody] = Field(default_factory=list, max_length=64)
     poll: PollBody | None = None
+    preview: PreviewBody | None = None
 
     def plain(self) -> dict[str, Any]:
         return self.model_dump(exclude_defaults=True)
@@ -191,6 +199,10 @@ class VoteBody(BaseModel):
 class PhonePresenceBody(BaseModel):
     to: str = Field(max_length=40)
     state: str = Field(max_length=20)
+
+
+class PhoneReadBody(BaseModel):
+    chat: str = Field(max_length=40)
 
 
 def _error(exc: GatewayError) -> JSONResponse:
@@ -344,6 +356,10 @@ def create_app(network: SimNetwork) -> FastAPI:
     async def phone_presence(phone: str, body: PhonePresenceBody) -> dict[str, bool]:
         await network.phone_presence(phone, body.to, body.state)
         return {"ok": True}
+
+    @app.post("/phones/{phone}/reads")
+    async def phone_read(phone: str, body: PhoneReadBody) -> dict[str, list[str]]:
+        return {"ids": await network.phone_read(phone, body.chat)}
 
     @app.get("/phones/{phone}/log")
     async def phone_log(phone: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from zapgate.domain.content import Extras
 from zapgate.domain.events import (
+    ChatRead,
     EngineEvent,
     MediaContent,
     MessageAck,
@@ -41,6 +42,7 @@ E = TypeVar(
     MessageRevoked,
     PollVoted,
     PresenceChanged,
+    ChatRead,
 )
 
 
@@ -269,6 +271,21 @@ def _decode_presence(data: Mapping[str, Any]) -> PresenceChanged:
     )
 
 
+def _encode_chat_read(event: ChatRead) -> dict[str, Any]:
+    data = {"chat": event.chat, "ids": list(event.ids), "timestamp": event.timestamp.isoformat()}
+    return _addresses(data, False, event.chat_lid, None)
+
+
+def _decode_chat_read(data: Mapping[str, Any]) -> ChatRead:
+    return ChatRead(
+        chat=str(data["chat"]),
+        ids=tuple(str(i) for i in data.get("ids") or ()),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        chat_lid=data.get("chat_lid"),
+        raw=data,
+    )
+
+
 def _encode_ack(event: MessageAck) -> dict[str, Any]:
     data = {"id": event.id, "status": event.status.value}
     if event.message_id is not None:  # the SENT ack of a send: the gateway's id too
@@ -296,6 +313,7 @@ KINDS: tuple[EntryKind[Any], ...] = (
     EntryKind("revoke", MessageRevoked, _encode_revoke, _decode_revoke),
     EntryKind("vote", PollVoted, _encode_vote, _decode_vote),
     EntryKind("presence", PresenceChanged, _encode_presence, _decode_presence),
+    EntryKind("chat_read", ChatRead, _encode_chat_read, _decode_chat_read),
 )
 _BY_EVENT: dict[type[Any], EntryKind[Any]] = {kind.event: kind for kind in KINDS}
 _BY_NAME: dict[str, EntryKind[Any]] = {kind.name: kind for kind in KINDS}

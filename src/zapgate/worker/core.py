@@ -285,8 +285,9 @@ class Worker:
     async def send_text(
         self, client_id: str, message_id: str, to: str, text: str, extras: Extras = NO_EXTRAS
     ) -> str:
-        """Send a text (quoting `extras.quote`, mentioning `extras.mentions`), or, when
-        `extras` holds one, a location, contact cards or a poll (`text` is then unused)."""
+        """Send a text (quoting `extras.quote`, mentioning `extras.mentions`, with the card
+        of its link, `extras.preview`), or, when `extras` holds one, a location, contact
+        cards or a poll (`text` is then unused)."""
         to = normalize_recipient(to)
         quote = extras.quote
 
@@ -302,7 +303,12 @@ class Worker:
             if extras.poll is not None:
                 return await e.send_poll(message_id=message_id, to=to, poll=extras.poll)
             return await e.send_text(
-                message_id=message_id, to=to, text=text, quote=quote, mentions=extras.mentions
+                message_id=message_id,
+                to=to,
+                text=text,
+                quote=quote,
+                mentions=extras.mentions,
+                preview=extras.preview,
             )
 
         return await self._send(client_id, message_id, send)

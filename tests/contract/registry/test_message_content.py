@@ -208,3 +208,29 @@ async def test_chats_newest_first_with_unread_counts_and_paging(registry: Regist
     history, _ = await registry.messages.list(sid, chat=LID)
     assert [m.id for m in history] == ["A2", "A1"]
     assert history[0].read_at == AT
+
+
+async def test_a_chat_read_is_marked_and_reported_once(registry: Registry) -> None:
+    uid, sid = await user_and_session(registry)
+    for wa_id in ("R1", "R2", "R3"):
+        await _inbound(registry, sid, wa_id)
+    await _inbound(registry, sid, "R9", chat=OTHER)
+    # Read up to R2 on the phone, the chat named by its LID as WhatsApp may name it.
+    await registry.lids.learn(sid, LID, PHONE)
+    assert await registry.messages.read_chat(sid, LID, None, wa_ids=["R2"], at=AT) == 2
+    assert [m.id for m in await registry.messages.unread(sid, PHONE)] == ["R3"]
+    # The same read again (the gateway's own, echoed), or of unknown ids: nothing.
+    assert await registry.messages.read_chat(sid, PHONE, LID, wa_ids=["R1", "R2"], at=AT) == 0
+    assert await registry.messages.read_chat(sid, PHONE, None, wa_ids=["NOPE"], at=AT) == 0
+    assert await registry.messages.read_chat(sid, PHONE, None, wa_ids=["R3"], at=AT) == 1
+    events = [
+        e.data
+        for e in await registry.outbox.list_events(uid, session_id=sid, after=0)
+        if e.type == "chat.read"
+    ]
+    assert events == [
+        {"chat": PHONE, "chat_lid": LID, "phone": PHONE, "read_at": AT.isoformat(), "up_to": "R2"},
+        {"chat": PHONE, "chat_lid": LID, "phone": PHONE, "read_at": AT.isoformat(), "up_to": "R3"},
+    ]
+    chats, _ = await registry.messages.chats(sid)
+    assert {c.chat: c.unread for c in chats} == {PHONE: 0, OTHER: 1}

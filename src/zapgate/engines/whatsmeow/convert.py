@@ -1,13 +1,15 @@
 """Inside a host process: whatsmeow's events as the plain fields of a note (rpc.py). JIDs
 become addresses and phones, message protobufs texts, media descriptions and extras (the
 quoted message, mentions, a location, contact cards, a poll: `domain.content.Extras` as a
-dict), receipts statuses; reactions, edits, deletions and poll votes (message events in
+dict; a text's link preview too), receipts statuses, and the account's own receipts
+chats it read elsewhere; reactions, edits, deletions and poll votes (message events in
 whatsmeow) and presence become notes of their own. What is not about this number's chats
 (parts without content, other protocol messages, status updates, channels) becomes
 nothing. A message this number sent from another device (its phone) has `from_me`."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -64,6 +66,8 @@ RECEIPTS: dict[int, str] = {
     # A played voice note or video was necessarily read.
     Receipt.PLAYED: "read",
 }
+# What the account's own receipts are when it read a chat on another device.
+SELF_READS = frozenset({Receipt.READ, Receipt.READ_SELF})
 _LOGOUT_REASONS: Any = LoggedOutEv.DESCRIPTOR.fields_by_name["Reason"].enum_type
 _CONNECT_FAILURES: Any = ConnectFailureEv.DESCRIPTOR.fields_by_name["Reason"].enum_type
 MEDIA_FIELDS: dict[str, str] = {
@@ -92,10 +96,7 @@ def note_of(client: Any, ev_type: type, ev: Any) -> Converted | None:
         ok = ev.Status == PairStatus.SUCCESS
         return "pair", {"ok": ok, "jid": jid_fields(ev.ID) if ok else None, "error": ev.Error}, b""
     if ev_type is ReceiptEv:
-        status = RECEIPTS.get(int(ev.Type))
-        if status is None:
-            return None
-        return "receipt", {"ids": [str(i) for i in ev.MessageIDs], "status": status}, b""
+        return receipt(client, ev)
     if ev_type is LoggedOutEv:
         name = _LOGOUT_REASONS.values_by_number.get(int(ev.Reason))
         return "logged_out", {"reason": str(name.name if name else "logged_out").lower()}, b""
@@ -105,6 +106,32 @@ def note_of(client: Any, ev_type: type, ev: Any) -> Converted | None:
         return "temporary_ban", {"code": int(ev.Code), "expire": max(int(ev.Expire), 0)}, b""
     kind = _SIMPLE.get(ev_type)
     return None if kind is None else (kind, {}, b"")
+
+
+def receipt(client: Any, ev: Any) -> Converted | None:
+    """A receipt of a message this number sent (delivered, read), or, from this number
+    itself, a chat it read on another device (its phone): whatsmeow reports that as a
+    Receipt from the own account, `read`, or `read-self` when the account's read receipts
+    are off (receipt.go, types.ReceiptTypeReadSelf), the chat in `Chat`."""
+    source = ev.MessageSource
+    if source.IsFromMe:
+        if int(ev.Type) not in SELF_READS or is_status_or_newsletter(source.Chat):
+            return None
+        fields = parties(client, source)
+        return (
+            "chat_read",
+            {
+                "chat": fields["chat"],
+                "chat_lid": fields["chat_lid"],
+                "ids": [str(i) for i in ev.MessageIDs],
+                "timestamp": timestamp(int(ev.Timestamp)),
+            },
+            b"",
+        )
+    status = RECEIPTS.get(int(ev.Type))
+    if status is None:
+        return None
+    return "receipt", {"ids": [str(i) for i in ev.MessageIDs], "status": status}, b""
 
 
 # -- JIDs -----------------------------------------------------------------------------------
@@ -345,6 +372,9 @@ def extras(client: Any, message: Any) -> dict[str, Any]:
             }
         if context.mentionedJID:
             out["mentions"] = [mention(client, str(m)) for m in context.mentionedJID]
+    preview = link_preview(message)
+    if preview is not None:
+        out["preview"] = preview
     if message.HasField("locationMessage"):
         loc = message.locationMessage
         out["location"] = {
@@ -368,6 +398,23 @@ def extras(client: Any, message: Any) -> dict[str, Any]:
             "max_selections": count if 0 < count <= len(options) else len(options),
         }
     return out
+
+
+def link_preview(message: Any) -> dict[str, Any] | None:
+    """A text's link preview, as `LinkPreview.to_dict` (the thumbnail in base64): the
+    matched link, title and description, and the inline JPEG thumbnail."""
+    if not message.HasField("extendedTextMessage"):
+        return None
+    ext = message.extendedTextMessage
+    if not ext.matchedText:
+        return None
+    thumbnail = bytes(ext.JPEGThumbnail)
+    return {
+        "url": str(ext.matchedText),
+        "title": str(ext.title) or None,
+        "description": str(ext.description) or None,
+        "thumbnail": base64.b64encode(thumbnail).decode() if thumbnail else None,
+    }
 
 
 def message(client: Any, ev: Any) -> Converted | None:

@@ -37,8 +37,17 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from zapgate.aio import BackgroundTasks
-from zapgate.domain.content import ContactCard, Extras, Location, MessageRef, Poll, Quote
+from zapgate.domain.content import (
+    ContactCard,
+    Extras,
+    LinkPreview,
+    Location,
+    MessageRef,
+    Poll,
+    Quote,
+)
 from zapgate.domain.events import (
+    ChatRead,
     MediaContent,
     MessageAck,
     MessageEdited,
@@ -93,6 +102,7 @@ class WhatsmeowEngine(Engine):
             "revoke",
             "read_receipts",
             "presence",
+            "link_preview",
         }
     )
     # A restart must not log every linked number in to WhatsApp at once from one address.
@@ -469,6 +479,16 @@ class WhatsmeowEngine(Engine):
             status = RECEIPTS[str(f["status"])]
             for message_id in f["ids"]:
                 await self.emit(MessageAck(id=str(message_id), status=status, raw=f))
+        elif kind == "chat_read":
+            await self.emit(
+                ChatRead(
+                    chat=str(f["chat"]),
+                    chat_lid=f.get("chat_lid"),
+                    ids=tuple(str(i) for i in f["ids"]),
+                    timestamp=_when(f.get("timestamp")),
+                    raw=f,
+                )
+            )
         elif kind == "logged_out":
             await self._on_logged_out(str(f.get("reason") or "logged_out"))
         elif kind == "disconnected":
@@ -775,15 +795,17 @@ class WhatsmeowEngine(Engine):
         text: str,
         quote: Quote | None,
         mentions: tuple[str, ...],
+        preview: LinkPreview | None,
     ) -> str:
         return await self._send(
             None,
             "send_text",
-            b"",
+            (preview.thumbnail or b"") if preview is not None else b"",
             to=_target(to),
             text=text,
             quote=_quote(quote),
             mentions=[_target(m) for m in mentions],
+            preview=None if preview is None else {**preview.to_dict(), "thumbnail": None},
         )
 
     async def _do_send_media(

@@ -171,13 +171,16 @@ class Host:
         code = GO_MAPS.call(lambda: str(client.PairPhone(phone, show_push_notification=True)))
         return {"code": code}, b""
 
-    def _send_text(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+    def _send_text(self, h: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        """A text; a link preview's thumbnail comes as the body."""
         client = self._connection(h).client
         to, text = convert.target(str(h["to"])), str(h["text"])
         mentions = [str(m) for m in h.get("mentions") or ()]
         return {
             "id": GO_MAPS.call(
-                lambda: messages.send_text(client, to, text, h.get("quote"), mentions)
+                lambda: messages.send_text(
+                    client, to, text, h.get("quote"), mentions, h.get("preview"), body
+                )
             )
         }, b""
 

@@ -8,10 +8,17 @@ request (`domain.content`'s `to_dict` forms); addresses are E.164 phones or `<di
   rebuilt from the quote's id, author and text (WhatsApp shows the text in the bubble).
 * whatsmeow keeps the message secret of every poll it sends (its store's msg secrets):
   that is what lets `decrypt_poll_vote` read the votes (convert.py).
+* A link preview is what neonize's `_generate_link_preview` builds (an ExtendedTextMessage
+  with matchedText, title, description and the JPEG thumbnail inline, the thumbnail also
+  uploaded as a link thumbnail), from the preview the gateway fetched: neonize's own
+  fetcher would reach any address, past the SSRF guard.
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import time
 from typing import Any
 
 from neonize.proto.Neonize_pb2 import Message as EventMessage
@@ -24,9 +31,19 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     LocationMessage,
     Message,
 )
-from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType, VoteType
+from neonize.utils.enum import (
+    ChatPresence,
+    ChatPresenceMedia,
+    MediaType,
+    Presence,
+    ReceiptType,
+    VoteType,
+)
+from PIL import Image
 
 from zapgate.engines.whatsmeow import convert
+
+logger = logging.getLogger(__name__)
 
 # A chat presence zapgate shows, as whatsmeow's (state, media).
 CHAT_PRESENCES: dict[str, tuple[ChatPresence, ChatPresenceMedia]] = {
@@ -76,13 +93,57 @@ def _send(client: Any, to: Any, part: Any, quote: dict[str, Any] | None) -> str:
 
 
 def send_text(
-    client: Any, to: Any, text: str, quote: dict[str, Any] | None, mentions: list[str]
+    client: Any,
+    to: Any,
+    text: str,
+    quote: dict[str, Any] | None,
+    mentions: list[str],
+    preview: dict[str, Any] | None = None,
+    thumbnail: bytes = b"",
 ) -> str:
-    if not quote and not mentions:
+    """A text; with a quote, mentions or a link preview ({url, title, description}, the
+    JPEG `thumbnail` apart) an ExtendedTextMessage."""
+    if not quote and not mentions and not preview:
         return str(client.send_message(to, Message(conversation=text)).ID)
     mentioned = [_jid_string(convert.target(m)) for m in mentions]
     part = ExtendedTextMessage(text=text, contextInfo=ContextInfo(mentionedJID=mentioned))
+    if preview:
+        part.MergeFrom(link_preview(client, preview, thumbnail))
     return _send(client, to, part, quote)
+
+
+def link_preview(client: Any, preview: dict[str, Any], thumbnail: bytes) -> Any:
+    """The preview fields of an ExtendedTextMessage, as neonize's `_generate_link_preview`
+    sets them. The thumbnail rides inline (what every WhatsApp shows) and, uploaded as a
+    link thumbnail, in high quality; a failed upload leaves the inline one alone."""
+    part = ExtendedTextMessage(
+        matchedText=str(preview["url"]),
+        title=str(preview.get("title") or ""),
+        description=str(preview.get("description") or ""),
+        previewType=ExtendedTextMessage.PreviewType.NONE,
+    )
+    if not thumbnail:
+        return part
+    part.JPEGThumbnail = thumbnail
+    try:
+        with Image.open(io.BytesIO(thumbnail)) as img:
+            width, height = img.size
+        upload = client.upload(thumbnail, MediaType.MediaLinkThumbnail)
+    except Exception as exc:
+        logger.warning("link preview thumbnail not uploaded (sent inline only): %s", exc)
+        return part
+    part.MergeFrom(
+        ExtendedTextMessage(
+            thumbnailDirectPath=upload.DirectPath,
+            thumbnailSHA256=upload.FileSHA256,
+            thumbnailEncSHA256=upload.FileEncSHA256,
+            mediaKey=upload.MediaKey,
+            mediaKeyTimestamp=int(time.time()),
+            thumbnailWidth=width,
+            thumbnailHeight=height,
+        )
+    )
+    return part
 
 
 def vcard(card: dict[str, Any]) -> str:

@@ -58,6 +58,7 @@ NoteKind = Literal[
     "poll_vote",  # chat, ..., timestamp, poll_id, selected_hashes
     "presence",  # chat, ..., state, last_seen
     "receipt",  # ids, status ("delivered" | "read")
+    "chat_read",  # chat, chat_lid, ids, timestamp: the account read a chat elsewhere
     "logged_out",  # reason
     "disconnected",
     "connect_failure",  # reason

@@ -152,7 +152,9 @@ async def send_message(
     """Send `{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`
     (image, document, audio, video, sticker or voice), or `{to, location}`,
     `{to, contacts}`, `{to, poll}`. `reply_to` quotes a message of this session (its id or
-    wa_id); `mentions` lists the phones a text mentions. For a file upload see
+    wa_id); `mentions` lists the phones a text mentions; `link_preview` shows the card of
+    a text's first link (fetched by zapgate; sent without it when the page cannot be
+    fetched). For a file upload see
     `POST .../messages/media`."""
     media = body.media
     extras = body.extras()
@@ -167,6 +169,7 @@ async def send_message(
             idempotency_key=idempotency_key,
             extras=extras,
             reply_to=body.reply_to,
+            link_preview=body.link_preview,
         )
     else:
         if body.text is not None:

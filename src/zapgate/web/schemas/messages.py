@@ -102,7 +102,8 @@ class PollIn(BaseModel):
 class SendMessage(BaseModel):
     """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`,
     or `{to, location}`, `{to, contacts}`, `{to, poll}`; a text or media may reply to a
-    message (`reply_to`) and a text mention phones (`mentions`)."""
+    message (`reply_to`) and a text mention phones (`mentions`) and show its link's
+    preview (`link_preview`)."""
 
     model_config = ConfigDict(extra="forbid")
     to: str = Field(max_length=40, json_schema_extra=RECIPIENT_SCHEMA)
@@ -125,6 +126,12 @@ class SendMessage(BaseModel):
         default=None, min_length=1, max_length=MAX_CONTACTS, description="1 to 10 contact cards"
     )
     poll: PollIn | None = None
+    link_preview: bool = Field(
+        default=False,
+        description="Show the title, description and thumbnail of the text's first "
+        "http(s) link, fetched by zapgate; the text is sent without them when the page "
+        "cannot be fetched",
+    )
 
     def extras(self) -> Extras:
         """The location, contacts or poll (at most one, and not with media) and the
@@ -147,6 +154,8 @@ class SendMessage(BaseModel):
             )
         if self.mentions and (kinds or self.text is None):
             raise ValidationFailed(N_("mentions: only a text message mentions"))
+        if self.link_preview and (kinds or self.text is None):
+            raise ValidationFailed(N_("link_preview: only a text message has a link preview"))
         if self.poll is not None and self.reply_to is not None:
             raise ValidationFailed(N_("reply_to: a poll cannot quote a message"))
         poll = None
@@ -224,6 +233,13 @@ class PollPublic(BaseModel):
     tally: dict[str, int] = Field(description="Votes per option (each voter's latest)")
 
 
+class PreviewPublic(BaseModel):
+    url: str = Field(description="The link as the text has it")
+    title: str | None
+    description: str | None
+    thumbnail: str | None = Field(description="A small JPEG, base64")
+
+
 class ReactionPublic(BaseModel):
     sender: str = Field(description='Who reacted: an address, or "me" for this session')
     emoji: str
@@ -269,6 +285,7 @@ class MessagePublic(BaseModel):
     location: LocationPublic | None = None
     contacts: list[ContactPublic] | None = None
     poll: PollPublic | None = None
+    preview: PreviewPublic | None = Field(default=None, description="The text's link preview")
     reactions: list[ReactionPublic] = Field(default_factory=list)
     edited_at: datetime | None = None
     revoked: bool = Field(default=False, description="Deleted for everyone")
@@ -317,6 +334,9 @@ class MessagePublic(BaseModel):
                 max_selections=poll.max_selections,
                 tally=m.tally(),
             ),
+            preview=None
+            if ex.preview is None
+            else PreviewPublic.model_validate(ex.preview.to_dict()),
             reactions=[ReactionPublic(sender=who, emoji=e) for who, e in m.reactions.items()],
             edited_at=m.edited_at,
             revoked=m.revoked_at is not None,
