@@ -287,6 +287,8 @@ class DashboardService:
                 user, name, to=to, text=text, idempotency_key=None, reply_to=reply_to or None
             )
         except SessionNotFound:
+            if name != DEFAULT_SESSION:
+                raise
             # The home page's session is made on the first "Connect": its internal name
             # ('default') means nothing to the person at the form.
             raise WrongState(

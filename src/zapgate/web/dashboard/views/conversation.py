@@ -114,7 +114,10 @@ async def send(
             response = page.render("partials/send_feedback.html", send_error=page.error_text(error))
             response.headers["HX-Reswap"] = "none"
             return response
-        context = await conversation_context(page, name, to, reply_to, draft=text)
+        try:
+            context = await conversation_context(page, name, to, reply_to, draft=text)
+        except GatewayError:  # the reply_to was the trouble: the composer drops it
+            context = await conversation_context(page, name, to, "", draft=text)
         context["composer_error"] = page.error_text(error)
         return page.render("partials/conversation.html", **context)
     context = await conversation_context(page, name, message.chat, "")
@@ -142,7 +145,7 @@ async def react(
     except GatewayError as exc:
         if not page.is_htmx:
             raise
-        response = page.render("partials/convo_feedback.html", action_error=page.error_text(exc))
+        response = page.render("partials/convo_feedback.html", err=exc)
         response.headers["HX-Reswap"] = "none"
         return response
     if not page.is_htmx:
