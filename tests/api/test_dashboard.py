@@ -122,7 +122,7 @@ def test_users_never_see_each_other(dev: Dev) -> None:
     # Carol's session does not exist for Alice: pages, fragments and actions alike
     assert alice.get("/sessions/bobonly").status_code == 404
     assert alice.get("/ui/sessions/bobonly/card").status_code == 404
-    assert alice.get("/ui/sessions/bobonly/messages").status_code == 404
+    assert alice.get("/ui/sessions/bobonly/conversation").status_code == 404
     r = htmx_post(alice, "/ui/sessions/bobonly/logout")
     assert "You have no session named" in r.text and "carol" not in r.text
     r = httpx.get(dev.url + "/v1/sessions/bobonly", headers=carol)

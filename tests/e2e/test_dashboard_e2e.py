@@ -108,7 +108,7 @@ def test_sign_up_connect_send_and_receive_live(site: Site, new_page: Any) -> Non
     page.get_by_role("button", name="Send from the simulated phone").click()
     reply = page.locator(".msg-in").filter(has_text="oi, tudo bem?")
     expect(reply).to_have_count(1)
-    expect(reply).to_contain_text("+55 11 98888-7777")
+    expect(page.locator("#convo-head")).to_contain_text("+55 11 98888-7777")
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
     shot(page, "desktop-home-connected")
 

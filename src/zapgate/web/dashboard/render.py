@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import segno
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from zapgate import __version__, i18n
+from zapgate.domain.content import Location
 from zapgate.domain.models import User
 from zapgate.errors import GatewayError
 from zapgate.i18n.errors import translate, translate_text
@@ -41,6 +48,31 @@ def qr_svg(payload: str, title: str) -> Markup:
     return Markup(str(svg))
 
 
+def reaction_counts(reactions: Mapping[str, str]) -> list[tuple[str, int]]:
+    """A message's reactions as WhatsApp shows them under it: each emoji with how many
+    reacted with it, the most used first."""
+    return Counter(reactions.values()).most_common()
+
+
+def map_url(location: Location) -> str:
+    """A link to the place on OpenStreetMap (shown as a link, never fetched)."""
+    return "https://www.openstreetmap.org/?" + urlencode(
+        {"mlat": f"{location.latitude:.6f}", "mlon": f"{location.longitude:.6f}"}
+    )
+
+
+def format_size(size: int, lang: str) -> str:
+    """A file size as people read it: "820 B", "14,2 KB", "3,1 MB"."""
+    locale = Locale.parse(lang)
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            pattern = "#,##0" if unit == "B" else "#,##0.0"
+            return f"{format_decimal(value, pattern, locale=locale)} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Dashboard:
     """Everything the dashboard holds, built when the app starts."""
@@ -62,6 +94,8 @@ class Dashboard:
         env.globals["version"] = __version__
         env.globals["lang_names"] = i18n.LANG_NAMES
         env.filters["phone"] = i18n.format_phone
+        env.globals["reaction_counts"] = reaction_counts
+        env.globals["map_url"] = map_url
         secure = ctx.settings.cookie_secure
         if secure is None:
             secure = ctx.settings.is_production
@@ -119,10 +153,18 @@ class Page:
 
         def when(value: datetime | None, style: str = "datetime") -> Markup:
             """A <time> the browser rewrites into its own zone (static/app.js); the server's
-            rendering, with its zone named, is what a page without JavaScript shows."""
+            rendering, with its zone named, is what a page without JavaScript shows.
+            `style` "day": the time for today, else the date (a chat list's)."""
             if value is None:
                 return Markup("")
-            text = fmt_time(value) if style == "time" else fmt_dt(value)
+            if style == "day":
+                local = i18n.zone(tz)
+                if value.astimezone(local).date() != datetime.now(UTC).astimezone(local).date():
+                    text = format_date(value.astimezone(local), "short", locale=Locale.parse(lang))
+                    return Markup('<time datetime="{}" data-local="day">{}</time>').format(
+                        value.isoformat(), text
+                    )
+            text = fmt_time(value) if style in ("time", "day") else fmt_dt(value)
             return Markup('<time datetime="{}" data-local="{}">{} {}</time>').format(
                 value.isoformat(), style, text, i18n.zone_label(value, tz)
             )
@@ -132,6 +174,9 @@ class Page:
 
         def fmt_num(value: float) -> str:
             return i18n.format_number(value, lang)
+
+        def fmt_size(value: int) -> str:
+            return format_size(value, lang)
 
         base: dict[str, Any] = {
             "request": self.request,
@@ -152,6 +197,7 @@ class Page:
             "fmt_ago": fmt_ago,
             "when": when,
             "fmt_num": fmt_num,
+            "fmt_size": fmt_size,
             "qr_svg": qr_svg,
             "nav": "",
             "path": self.request.url.path,

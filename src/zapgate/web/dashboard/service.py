@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from zapgate.domain.models import ApiKey, Delivery, Message, Session, User, Webhook
+from zapgate.domain.models import ApiKey, Chat, Delivery, Message, Session, User, Webhook
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed, WorkerUnreachable, WrongState
 from zapgate.i18n import N_
@@ -22,7 +22,11 @@ PAIR_CODE_TTL = 180.0
 # How long "connect with a pairing code" waits for a freshly started session's first QR
 # (a pairing code is asked for from the QR screen).
 PAIR_START_WAIT = 8.0
-RECENT_MESSAGES = 20
+# The conversation view: the newest chats, and the newest messages of the open one.
+CHATS_SHOWN = 30
+CHAT_MESSAGES = 50
+# The reactions offered on a message, as WhatsApp offers them first.
+QUICK_REACTIONS: tuple[str, ...] = ("👍", "❤️", "😂", "😮", "😢", "🙏")
 RECENT_DELIVERIES = 50
 # The event types a webhook can ask for (none ticked: all of them).
 WEBHOOK_EVENTS: tuple[str, ...] = EVENT_TYPES
@@ -60,6 +64,25 @@ class SessionView:
             "qr_timeout",
             "pair_code_timeout",
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Conversation:
+    """What the conversation view shows: the session's chats (newest first), the open
+    chat's address (None: no chats yet) and its messages, oldest first."""
+
+    chats: list[Chat]
+    chat: str | None
+    messages: list[Message]
+
+    @property
+    def open_chat(self) -> Chat | None:
+        return next((c for c in self.chats if c.chat == self.chat), None)
+
+    @property
+    def by_id(self) -> dict[str, Message]:
+        """The shown messages by id: a reply finds the message it quotes."""
+        return {m.id: m for m in self.messages}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,23 +250,45 @@ class DashboardService:
         return session
 
     # -- messages ----------------------------------------------------------------------------
-    async def recent_messages(self, user: User, name: str) -> list[Message]:
+    async def conversation(self, user: User, name: str, chat: str | None) -> Conversation:
+        """The chats and the messages of `chat` (a phone, LID or JID as typed; None or
+        "": the chat with the newest message)."""
         session = await self.find(user, name)
         if session is None:
-            return []
-        items, _ = await self.ctx.sessions.messages(
-            user, name, direction=None, limit=RECENT_MESSAGES, before=None
-        )
-        return items
+            return Conversation(chats=[], chat=None, messages=[])
+        chats, _ = await self.ctx.messages.chats(user, name, limit=CHATS_SHOWN, before=None)
+        address = self.ctx.sessions.chat(chat, session) if chat else None
+        if address is None:
+            address = chats[0].chat if chats else None
+        messages: list[Message] = []
+        if address is not None:
+            messages, _ = await self.ctx.sessions.messages(
+                user, name, direction=None, limit=CHAT_MESSAGES, before=None, chat=address
+            )
+            messages.reverse()
+        return Conversation(chats=chats, chat=address, messages=messages)
 
-    async def send(self, user: User, name: str, to: str, text: str) -> Message:
+    async def message(self, user: User, name: str, message_id: str) -> Message:
+        return await self.ctx.messages.get(user, name, message_id)
+
+    async def react(self, user: User, name: str, message_id: str, emoji: str) -> Message:
+        return await self.ctx.messages.react(user, name, message_id, emoji)
+
+    async def media(self, user: User, name: str, message_id: str) -> tuple[Message, bytes]:
+        return await self.ctx.sessions.media(user, name, message_id)
+
+    async def send(
+        self, user: User, name: str, to: str, text: str, reply_to: str | None = None
+    ) -> Message:
         if not to.strip():
             raise ValidationFailed(N_("to: must not be empty"))
         try:
             message, _ = await self.ctx.sessions.send_text(
-                user, name, to=to, text=text, idempotency_key=None
+                user, name, to=to, text=text, idempotency_key=None, reply_to=reply_to or None
             )
         except SessionNotFound:
+            if name != DEFAULT_SESSION:
+                raise
             # The home page's session is made on the first "Connect": its internal name
             # ('default') means nothing to the person at the form.
             raise WrongState(

@@ -31,6 +31,16 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
+  // Polling paused while the user is in the middle of something inside the polled part
+  // (a message's reply/react menu is open): <div hx-trigger="every 2s" data-poll-pause="details[open]">
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.getAttribute) return;
+    var pause = elt.getAttribute("data-poll-pause");
+    var method = (event.detail.requestConfig && event.detail.requestConfig.verb) || "get";
+    if (pause && method === "get" && elt.querySelector(pause)) event.preventDefault();
+  });
+
   // Forms cleared after a successful htmx post: <form data-reset-on="event-name">
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
@@ -44,7 +54,7 @@
   });
 })();
 
-// Times in the browser's own zone, its name shown: <time datetime="ISO" data-local="datetime|time">.
+// Times in the browser's own zone, its name shown: <time datetime="ISO" data-local="datetime|time|day">.
 // The server rendered them in ZAPGATE_TIMEZONE (Brazil's for pt-BR when unset) for pages
 // read without JavaScript.
 (function () {
@@ -53,15 +63,22 @@
   var lang = document.documentElement.lang || undefined;
   var styles = {
     datetime: { day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" },
-    time: { hour: "2-digit", minute: "2-digit", timeZoneName: "short" }
+    time: { hour: "2-digit", minute: "2-digit", timeZoneName: "short" },
+    date: { day: "2-digit", month: "2-digit", year: "2-digit" }
   };
+  function sameDay(a, b) {
+    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  }
   var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
 
   function localize(root) {
     var nodes = (root || document).querySelectorAll("time[data-local]");
     nodes.forEach(function (node) {
       var when = new Date(node.getAttribute("datetime"));
-      var options = styles[node.getAttribute("data-local")];
+      var style = node.getAttribute("data-local");
+      // "day": a chat list's time, or its date when it is not today
+      if (style === "day") style = sameDay(when, new Date()) ? "time" : "date";
+      var options = styles[style];
       if (isNaN(when.getTime()) || !options) return;
       try {
         node.textContent = new Intl.DateTimeFormat(lang, options).format(when);

@@ -1,17 +1,16 @@
-"""The home tab: a session's page, its QR card and its actions, and the messages it
-sent and received (the list and the send form)."""
+"""The home tab: a session's page, its QR card and its actions (the conversation view
+on it: views/conversation.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Form, Query, Response
 
-from zapgate.domain.models import Message, MessageStatus
 from zapgate.errors import GatewayError, WorkerUnreachable
 from zapgate.web.dashboard.render import Page
 from zapgate.web.dashboard.service import DEFAULT_SESSION, SessionView
+from zapgate.web.dashboard.views.conversation import ChatParam, conversation_context
 from zapgate.web.dashboard.views.deps import UserPage, UserPost, _user
 
 router = APIRouter(include_in_schema=False)
@@ -21,17 +20,19 @@ async def _view(page: Page, name: str) -> SessionView:
     return await page.svc.view(_user(page), name)
 
 
-async def _session_page(page: Page, name: str) -> Response:
+ReplyParam = Annotated[str, Query(max_length=128)]
+
+
+async def _session_page(page: Page, name: str, chat: str, reply_to: str) -> Response:
     user = _user(page)
     view = await _view(page, name)
     sessions = await page.ctx.sessions.list_for(user)
-    messages = await page.svc.recent_messages(user, name)
     return page.render(
         "home.html",
         nav="home",
         view=view,
-        messages=messages,
         sessions=sessions,
+        **await conversation_context(page, name, chat, reply_to),
         card_error=None,
         send_error=None,
         sim_error=None,
@@ -40,13 +41,15 @@ async def _session_page(page: Page, name: str) -> Response:
 
 
 @router.get("/")
-async def home(page: UserPage) -> Response:
-    return await _session_page(page, DEFAULT_SESSION)
+async def home(page: UserPage, chat: ChatParam = "", reply_to: ReplyParam = "") -> Response:
+    return await _session_page(page, DEFAULT_SESSION, chat, reply_to)
 
 
 @router.get("/sessions/{name}")
-async def session_page(name: str, page: UserPage) -> Response:
-    return await _session_page(page, name)
+async def session_page(
+    name: str, page: UserPage, chat: ChatParam = "", reply_to: ReplyParam = ""
+) -> Response:
+    return await _session_page(page, name, chat, reply_to)
 
 
 def _card(page: Page, view: SessionView, error: str | None = None) -> Response:
@@ -98,35 +101,3 @@ async def disconnect(name: str, page: UserPost) -> Response:
     except GatewayError as exc:
         error = exc
     return await _after_action(page, name, error)
-
-
-def _messages(page: Page, name: str, messages: Sequence[Message], **extra: Any) -> Response:
-    return page.render("partials/messages.html", name=name, messages=messages, **extra)
-
-
-@router.get("/ui/sessions/{name}/messages")
-async def messages(name: str, page: UserPage) -> Response:
-    return _messages(page, name, await page.svc.recent_messages(_user(page), name))
-
-
-@router.post("/ui/sessions/{name}/messages")
-async def send(
-    name: str,
-    page: UserPost,
-    to: Annotated[str, Form(max_length=32)] = "",
-    text: Annotated[str, Form(max_length=65_536)] = "",
-) -> Response:
-    user = _user(page)
-    error: str | None = None
-    queued = False
-    try:
-        queued = (await page.svc.send(user, name, to, text)).status is MessageStatus.QUEUED
-    except GatewayError as exc:
-        error = page.error_text(exc)
-    if not page.is_htmx:
-        return page.redirect("/" if name == DEFAULT_SESSION else f"/sessions/{name}")
-    items = await page.svc.recent_messages(user, name)
-    response = _messages(page, name, items, send_error=error, send_queued=queued, oob_feedback=True)
-    if error is None:
-        response.headers["HX-Trigger"] = "zapgate:sent"
-    return response
