@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 
 # The browser tests (tests/e2e) drive Debian's Chromium; Playwright never downloads one.
 test: lint typecheck
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	command -v chromium >/dev/null && test -d /usr/share/fonts/truetype/noto || (apt-get update && apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji)
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pytest -q -p no:cacheprovider
 
 # Every benchmark (bench/run.py): bench/results/latest.json, a table, a chart. QUICK=1 runs
