@@ -44,6 +44,8 @@ MEDIA_TYPE_DESCRIPTION = (
 PHONE_SCHEMA: JsonDict = {"pattern": r"^[0-9+\s().-]+$", "minLength": 1, "maxLength": 32}
 MAX_CONTACTS = 10
 MAX_MENTIONS = 50
+# The longest a send may show typing first (`typing_ms`).
+MAX_TYPING_MS = 20_000
 
 
 class MediaIn(BaseModel):
@@ -97,15 +99,13 @@ class PollIn(BaseModel):
     )
 
 
-class SendMessage(BaseModel):
-    """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`,
-    or `{to, location}`, `{to, contacts}`, `{to, poll}`; a text or media may reply to a
-    message (`reply_to`) and a text mention phones (`mentions`)."""
+class ContentIn(BaseModel):
+    """What a message carries besides its media: a text, a quote (`reply_to`), mentions,
+    or a location, contact cards or a poll; shared by a session's send and a simulated
+    phone's."""
 
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(max_length=32, json_schema_extra=RECIPIENT_SCHEMA)
     text: str | None = None
-    media: MediaIn | None = None
     reply_to: str | None = Field(
         default=None,
         min_length=1,
@@ -124,13 +124,13 @@ class SendMessage(BaseModel):
     )
     poll: PollIn | None = None
 
-    def extras(self) -> Extras:
-        """The location, contacts or poll (at most one, and not with media) and the
+    def content(self, media: object | None) -> Extras:
+        """The location, contacts or poll (at most one, and not with `media`) and the
         mentions, checked beyond what the schema says."""
         kinds = [
             k
             for k, v in (
-                ("media", self.media),
+                ("media", media),
                 ("location", self.location),
                 ("contacts", self.contacts),
                 ("poll", self.poll),
@@ -173,6 +173,27 @@ class SendMessage(BaseModel):
             contacts=tuple(ContactCard(**c.model_dump()) for c in self.contacts or ()),
             poll=poll,
         )
+
+
+class SendMessage(ContentIn):
+    """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`,
+    or `{to, location}`, `{to, contacts}`, `{to, poll}`; a text or media may reply to a
+    message (`reply_to`) and a text mention phones (`mentions`). `typing_ms` shows the
+    session typing (recording, for a voice note) that long before the message goes."""
+
+    to: str = Field(max_length=32, json_schema_extra=RECIPIENT_SCHEMA)
+    media: MediaIn | None = None
+    typing_ms: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_TYPING_MS,
+        description="Show typing (recording, for a voice note) in the chat for this many "
+        "milliseconds, then send: the message is queued (202) with scheduled_at that much "
+        "later",
+    )
+
+    def extras(self) -> Extras:
+        return self.content(self.media)
 
 
 class MediaPublic(BaseModel):
