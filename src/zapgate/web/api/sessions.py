@@ -152,7 +152,9 @@ async def send_message(
     """Send `{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`
     (image, document, audio, video, sticker or voice), or `{to, location}`,
     `{to, contacts}`, `{to, poll}`. `reply_to` quotes a message of this session (its id or
-    wa_id); `mentions` lists the phones a text mentions. For a file upload see
+    wa_id); `mentions` lists the phones a text mentions. `typing_ms` shows the session
+    typing (recording, for a voice note) in the chat that long first: the message is then
+    queued (202) with `scheduled_at` that much later. For a file upload see
     `POST .../messages/media`."""
     media = body.media
     extras = body.extras()
@@ -167,6 +169,7 @@ async def send_message(
             idempotency_key=idempotency_key,
             extras=extras,
             reply_to=body.reply_to,
+            typing_ms=body.typing_ms,
         )
     else:
         if body.text is not None:
@@ -198,6 +201,7 @@ async def send_message(
             },
             load=load,
             reply_to=body.reply_to,
+            typing_ms=body.typing_ms,
         )
     return _sent(message, created, name, response)
 
