@@ -121,6 +121,15 @@ def test_a_phone_votes_and_its_new_vote_replaces_the_first(gw: Gw, receiver: Rec
         r = gw.alice.post(f"/v1/sim/phones/{quote(PX)}/votes", json={"to": PS, **body})
         assert_error(r, status)
     settle(receiver, "poll.vote", lambda e: e["message_id"] == asked["id"], 2)
+    # A poll the session has not sent yet is not the phone's to see.
+    later = gw.alice.post(
+        "/v1/sessions/s/messages", json={"to": PX, "poll": poll, "typing_ms": 3000}
+    ).json()
+    r = gw.alice.post(
+        f"/v1/sim/phones/{quote(PX)}/votes",
+        json={"to": PS, "poll_id": later["id"], "options": ["pizza"]},
+    )
+    assert "not sent yet" in assert_error(r, 409, "message_action_refused")["error"]
 
 
 def test_the_sessions_own_phone_writes_message_sent_once(gw: Gw, receiver: Receiver) -> None:

@@ -22,6 +22,7 @@ from zapgate.domain.emoji import is_emoji
 from zapgate.domain.models import Session, User
 from zapgate.errors import (
     InvalidEmoji,
+    MessageActionRefused,
     NotFound,
     NumberNotLinked,
     PhoneNotYours,
@@ -125,11 +126,21 @@ class SimService:
         return phone, to, await self._linked(user, to)
 
     async def _wa_id(self, session: Session, ref: str) -> str:
-        """WhatsApp's id of the message `ref` names at `session` (its id or wa_id); an id
-        the session does not know is taken as WhatsApp's (the network then tells whether
-        the chat has it)."""
+        """WhatsApp's id of the message `ref` names at `session` (its id or wa_id; one not
+        sent yet is refused); an id the session does not know is taken as WhatsApp's (the
+        network then tells whether the chat has it)."""
         message = await self.registry.messages.find(session.id, ref)
-        return ref if message is None or message.wa_id is None else message.wa_id
+        if message is None:
+            return ref
+        if message.wa_id is None:
+            raise MessageActionRefused(
+                N_("Message {message_id!r} is not sent yet: the phone cannot see it."),
+                hint=N_(
+                    "Wait for its status to be sent (GET the message, or the message.status event)."
+                ),
+                message_id=message.id,
+            )
+        return message.wa_id
 
     async def phone_send(
         self,
