@@ -286,3 +286,66 @@ def test_another_accounts_chats_are_not_found(gw: Gw, receiver: Receiver) -> Non
         assert mine["wa_id"] not in r.text
     untouched = message(gw.alice, "s", mine["id"])
     assert untouched is not None and untouched["reactions"] == [] and not untouched["revoked"]
+
+
+def test_every_phone_action_crosses_a_worker_process(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The shared topology: the web tier reaches the simulated network through the
+    worker's internal HTTP API (a phone number with its '+' in the path)."""
+    token = "worker-token-Hx3Lq8Vn2Ps6Td9Rb4Kw7Zm"
+    wport, port = free_port(), free_port()
+    spawn(
+        ["worker", "--port", str(wport)],
+        base_env(tmp_path / "worker", ZAPGATE_WORKER_TOKEN=token),
+        wport,
+        name="worker",
+    ).start()
+    env = base_env(
+        tmp_path / "web",
+        ZAPGATE_TOPOLOGY="shared",
+        ZAPGATE_PORT=str(port),
+        ZAPGATE_WORKER_URL=f"http://127.0.0.1:{wport}",
+        ZAPGATE_WORKER_TOKEN=token,
+        ZAPGATE_SEND_RATE="off",
+    )
+    _, key = make_user(env, "split-phone@example.com")
+    api = Api(spawn(["web"], env, port, name="web").start().url, key)
+    link(api, "s", PS)
+    poll = {"question": "?", "options": ["a", "b"]}
+    asked = sent(api, "s", {"to": PX, "poll": poll})
+    reply = phone(
+        api,
+        "messages",
+        {"to": PS, "text": "@5511999994001 a", "reply_to": asked["id"], "mentions": [PS]},
+    )
+    got = wait_until(lambda: message(api, "s", reply["id"]), what="the reply")
+    assert got["reply_to"]["id"] == asked["id"] and got["mentions"] == [PS]
+    phone(api, "votes", {"to": PS, "poll_id": asked["id"], "options": ["b"]})
+    wait_until(
+        lambda: message(api, "s", asked["id"])["poll"]["tally"] == {"a": 0, "b": 1},  # type: ignore[index]
+        what="the vote",
+    )
+    phone(api, "reactions", {"to": PS, "message_id": asked["id"], "emoji": "👍"})
+    phone(api, "edits", {"to": PS, "message_id": reply["id"], "text": "b"})
+    phone(api, "revokes", {"to": PS, "message_id": reply["id"]})
+    wait_until(
+        lambda: (
+            message(api, "s", reply["id"])["revoked"]  # type: ignore[index]
+            and message(api, "s", asked["id"])["reactions"]
+        ),  # type: ignore[index]
+        what="the reaction and the delete",
+    )
+    assert phone(api, "presence", {"to": PS, "state": "paused"}) == {"to": PS, "state": "paused"}
+    own = phone(api, "own-messages", {"to": PX, "text": "mine"}, sender=PS)
+    mine = wait_until(lambda: message(api, "s", own["id"]), what="the own message")
+    assert mine["from_me"] is True and mine["direction"] == "out"
+    r = api.post(f"/v1/sessions/s/chats/{quote(PX)}/presence", json={"state": "typing"})
+    assert r.status_code == 200, r.text
+    log = api.get(f"/v1/sim/phones/{quote(PX)}/log").json()["items"]
+    assert [(e["type"], e["state"]) for e in log if e["type"] == "presence"] == [
+        ("presence", "typing")
+    ]
+    r = api.post(
+        f"/v1/sim/phones/{quote(PX)}/votes",
+        json={"to": PS, "poll_id": asked["id"], "options": ["z"]},
+    )
+    assert_error(r, 422)
