@@ -24,6 +24,7 @@ from zapgate.web.schemas.errors import (
     SESSION_WITH_BODY,
 )
 from zapgate.web.schemas.messages import (
+    MAX_TYPING_MS,
     MEDIA_TYPE_DESCRIPTION,
     MEDIA_TYPE_SCHEMA,
     RECIPIENT_SCHEMA,
@@ -248,10 +249,18 @@ async def send_media_upload(
     reply_to: Annotated[
         str | None, Form(min_length=1, max_length=128, description="A message to quote")
     ] = None,
+    typing_ms: Annotated[
+        int,
+        Form(
+            ge=0,
+            le=MAX_TYPING_MS,
+            description="Show typing (recording, for a voice note) this long first",
+        ),
+    ] = 0,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MessagePublic:
     """Send an uploaded file (multipart/form-data) as image, document, audio, video,
-    sticker or voice note."""
+    sticker or voice note; `typing_ms` as in `POST .../messages`."""
 
     async def load(intake: MediaIntake) -> MediaFile:
         return await intake.from_reader(
@@ -281,6 +290,7 @@ async def send_media_upload(
         source=source,
         load=load,
         reply_to=reply_to,
+        typing_ms=typing_ms,
     )
     return _sent(message, created, name, response)
 
