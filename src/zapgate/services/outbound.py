@@ -105,8 +105,6 @@ class OutboundQueue:
         rate = parse_rate(session.send_rate or self.settings.send_rate)
         turn = max(self.scheduler.reserve(session.id, rate, now), self._after_typed(session, now))
         at = turn + timedelta(milliseconds=typing_ms)
-        if typing_ms:
-            self._not_before[session.id] = at
         immediate = session.state is SessionState.CONNECTED and at <= now
         message, created = await self.registry.messages.add(
             session.id,
@@ -129,6 +127,8 @@ class OutboundQueue:
             return message, False
         if not immediate:
             if typing_ms:
+                # Later sends wait for this one (another typed send may have set later).
+                self._not_before[session.id] = max(at, self._not_before.get(session.id, at))
                 voice = meta is not None and meta.type == "voice"
                 self._typing[message.id] = Typing(
                     session=session,

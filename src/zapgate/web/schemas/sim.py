@@ -40,6 +40,7 @@ class SimPhoneMessage(ContentIn):
     (`reply_to`) and a text mention phones (`mentions`)."""
 
     to: str = Field(max_length=32, json_schema_extra=PHONE_SCHEMA)
+    text: str | None = Field(default=None, max_length=65_536)
     reply_to: str | None = Field(
         default=None, min_length=1, max_length=128, description=MESSAGE_REF_DESCRIPTION
     )
