@@ -1,12 +1,16 @@
 """The outbound sender: sends the queued messages of `services/outbound.py` when they can
 go, each session on its own task (in order, stopping when one must wait), and fails
-those not sent before their deadline. In the cluster topology a session's queue will be
-drained by the web process holding that session's lease."""
+those not sent before their deadline. A send with `typing_ms` first shows the session
+typing in its chat when its turn comes; the message then goes after that presence. In the
+cluster topology a session's queue will be drained by the web process holding that
+session's lease."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from zapgate.config import Settings
 from zapgate.domain.models import MessageStatus, Session
@@ -28,9 +32,18 @@ class OutboundSender(PollingLoop):
         self.registry = registry
         self.queue = queue
         self._running: set[int] = set()
+        # Presences being shown before a typed send, by message id.
+        self._typing: dict[str, asyncio.Task[None]] = {}
 
     async def tick(self) -> None:
         now = datetime.now(UTC)
+        for typing in self.queue.typing_due(now):
+            task = self.tasks.create(
+                self.queue.show_typing(typing),
+                name=f"session:{typing.session.client_id}:typing",
+            )
+            self._typing[typing.message_id] = task
+            task.add_done_callback(partial(self._typed, typing.message_id))
         for message in await self.registry.messages.expired(now):
             logger.warning("message %s: not sent before its deadline", message.id)
             await self.registry.messages.update_status(
@@ -58,8 +71,14 @@ class OutboundSender(PollingLoop):
             for message, s in due:
                 if not await self.registry.messages.claim(message.pk, stale_before=stale):
                     continue
+                showing = self._typing.get(message.id)
+                if showing is not None:
+                    await asyncio.wait([showing])  # the presence reaches the chat first
                 result = await self.queue.send(s, message)
                 if result.status is MessageStatus.QUEUED:
                     return
         finally:
             self._running.discard(session.id)
+
+    def _typed(self, message_id: str, _: asyncio.Task[None]) -> None:
+        self._typing.pop(message_id, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from zapgate.config import Settings
@@ -27,6 +28,18 @@ logger = logging.getLogger(__name__)
 
 def _ref(message: Message) -> str | None:
     return message.media.ref if message.media is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """What a send with `typing_ms` shows first: `state` (typing, or recording for a voice
+    note) in the message's chat, from `at` until the message goes."""
+
+    session: Session
+    message_id: str
+    chat: str
+    state: str
+    at: datetime
 
 
 def _retry_later(exc: Exception) -> bool:
@@ -50,6 +63,12 @@ class OutboundQueue:
         # Told when a send is queued, so the outbound sender looks at once.
         self._on_queued = on_queued
         self.media = MediaStore(settings.data_dir)
+        # Per session, when its last send with `typing_ms` goes: later sends wait for it,
+        # so they keep their order. In memory, like the scheduler: what is queued already
+        # keeps its persisted scheduled_at.
+        self._not_before: dict[int, datetime] = {}
+        # Per message id, the presence to show before it goes (for the outbound sender).
+        self._typing: dict[str, Typing] = {}
 
     async def submit(
         self,
@@ -62,10 +81,14 @@ class OutboundQueue:
         media: MediaFile | None = None,
         extras: Extras = NO_EXTRAS,
         reply_to: str | None = None,
+        typing_ms: int = 0,
     ) -> tuple[Message, bool]:
         """Write the send (and its media bytes, first), then send it now or queue it.
         `text` is a media message's caption; `extras` its quote and mentions, or the
-        location, contacts or poll it is; `reply_to` the quoted message's gateway id."""
+        location, contacts or poll it is; `reply_to` the quoted message's gateway id.
+        With `typing_ms` the send is queued to go that long after its turn, and the
+        outbound sender shows the session typing (recording, for a voice note) in the chat
+        from its turn on (`typing_due`)."""
         now = datetime.now(UTC)
         message_id = new_message_id()
         meta: MediaMeta | None = None
@@ -80,7 +103,8 @@ class OutboundQueue:
                 ref=ref,
             )
         rate = parse_rate(session.send_rate or self.settings.send_rate)
-        at = self.scheduler.reserve(session.id, rate, now)
+        turn = max(self.scheduler.reserve(session.id, rate, now), self._after_typed(session, now))
+        at = turn + timedelta(milliseconds=typing_ms)
         immediate = session.state is SessionState.CONNECTED and at <= now
         message, created = await self.registry.messages.add(
             session.id,
@@ -102,9 +126,54 @@ class OutboundQueue:
                 await self.media.delete(meta.ref)  # an Idempotency-Key race was lost
             return message, False
         if not immediate:
+            if typing_ms:
+                # Later sends wait for this one (another typed send may have set later).
+                self._not_before[session.id] = max(at, self._not_before.get(session.id, at))
+                voice = meta is not None and meta.type == "voice"
+                self._typing[message.id] = Typing(
+                    session=session,
+                    message_id=message.id,
+                    chat=message.chat,
+                    state="recording" if voice else "typing",
+                    at=turn,
+                )
             self._on_queued()
             return message, True
         return await self.send(session, message), True
+
+    def _after_typed(self, session: Session, now: datetime) -> datetime:
+        """The earliest a new send of the session may go: after its last typed one."""
+        after = self._not_before.get(session.id)
+        if after is None or after <= now:
+            self._not_before.pop(session.id, None)
+            return now
+        return after
+
+    def typing_due(self, now: datetime) -> list[Typing]:
+        """The presences to show now (each handed out once)."""
+        due = [t for t in self._typing.values() if t.at <= now]
+        for t in due:
+            del self._typing[t.message_id]
+        return due
+
+    async def show_typing(self, typing: Typing) -> None:
+        """Show the presence before a typed send; one that cannot be shown (the session
+        is not connected, the worker away) does not hold the message back."""
+        session = typing.session
+        try:
+            await self.pool.call(
+                session.route,
+                session.label,
+                lambda w: w.set_presence(session.client_id, typing.chat, typing.state),
+            )
+        except GatewayError as exc:
+            logger.info(
+                "session %s: %s before message %s not shown (%s)",
+                session.label,
+                typing.state,
+                typing.message_id,
+                exc.errcode,
+            )
 
     async def send(self, session: Session, message: Message) -> Message:
         """Send a claimed (`pending`) message; returns it with its new status (and

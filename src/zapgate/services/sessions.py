@@ -54,6 +54,12 @@ def request_digest(**fields: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _typing_field(typing_ms: int) -> dict[str, str]:
+    """`typing_ms` in a send's digest, only when given (digests stored before it existed
+    still match)."""
+    return {"typing_ms": str(typing_ms)} if typing_ms else {}
+
+
 def _same_request(result: tuple[Message, bool], digest: str) -> tuple[Message, bool]:
     """A message found by its Idempotency-Key (`created` False) must come from the same
     request; rows from before the digest was stored are taken as they are."""
@@ -271,11 +277,13 @@ class SessionService:
         extras: Extras = NO_EXTRAS,
         reply_to: str | None = None,
         link_preview: bool = False,
+        typing_ms: int = 0,
     ) -> tuple[Message, bool]:
         """Send a text, or (`extras` holding one) a location, contact cards or a poll.
         `reply_to`: a message of this session (its id or wa_id) the message quotes;
         `extras.mentions`: phones as the user typed them; `link_preview`: show the card
-        of the text's first link (sent without one when it cannot be fetched)."""
+        of the text's first link (sent without one when it cannot be fetched);
+        `typing_ms`: how long the session shows typing first."""
         session = await self.get(user, name)
         to = self.recipient(to, session)
         if extras.kind is None:
@@ -311,6 +319,7 @@ class SessionService:
             reply_to=reply_to,
             extras=json.dumps(extras.to_dict(), sort_keys=True),
             **asked,
+            **_typing_field(typing_ms),
         )
         prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
@@ -328,6 +337,7 @@ class SessionService:
                 idempotency_hash=digest if idempotency_key is not None else None,
                 extras=extras,
                 reply_to=reply_to,
+                typing_ms=typing_ms,
             ),
             digest,
         )
@@ -372,15 +382,19 @@ class SessionService:
         source: Mapping[str, str | None],
         load: Callable[[MediaIntake], Awaitable[MediaFile]],
         reply_to: str | None = None,
+        typing_ms: int = 0,
     ) -> tuple[Message, bool]:
         """Send media. `source` names the media as the request gave it (type, the URL or a
         digest of the bytes, mime, filename), for the Idempotency-Key check. `load` turns
         the request's URL, base64 or upload into checked bytes; it runs after the session,
         number and Idempotency-Key are checked, and before anything is stored or sent
-        (size limits, SSRF guard)."""
+        (size limits, SSRF guard). `typing_ms`: how long the session shows typing (recording,
+        for a voice note) first."""
         session = await self.get(user, name)
         to = self.recipient(to, session)
-        digest = request_digest(to=to, caption=caption, reply_to=reply_to, **source)
+        digest = request_digest(
+            to=to, caption=caption, reply_to=reply_to, **source, **_typing_field(typing_ms)
+        )
         prior = await self._prior(session, idempotency_key, digest)
         if prior is not None:
             return prior, False
@@ -399,6 +413,7 @@ class SessionService:
                 media=media,
                 extras=extras,
                 reply_to=reply_to,
+                typing_ms=typing_ms,
             ),
             digest,
         )

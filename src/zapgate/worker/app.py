@@ -33,9 +33,16 @@ from zapgate.worker.schemas import (
     SendOut,
     SessionSpec,
     SessionStatus,
+    SimEditIn,
+    SimLogOut,
     SimMediaIn,
+    SimOwnSendIn,
     SimPhoneSendIn,
+    SimPresenceIn,
+    SimReactIn,
+    SimRevokeIn,
     SimScanIn,
+    SimVoteIn,
     WorkerHealth,
 )
 
@@ -56,7 +63,15 @@ def _extras(raw: str | None) -> Extras:
         return Extras()
     try:
         data = json.loads(raw)
-        return Extras.from_dict(data if isinstance(data, dict) else None)
+    except ValueError as exc:
+        raise ValidationFailed(N_("extras: not valid message extras")) from exc
+    return _extras_of(data if isinstance(data, dict) else None)
+
+
+def _extras_of(data: dict[str, Any] | None) -> Extras:
+    """`Extras.to_dict()` read back."""
+    try:
+        return Extras.from_dict(data)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationFailed(N_("extras: not valid message extras")) from exc
 
@@ -212,7 +227,38 @@ def create_worker_app(
     @r.post("/sim/phones/{phone}/messages")
     async def sim_phone_send(phone: str, body: SimPhoneSendIn) -> dict[str, str]:
         media = _sim_media(body.media)
-        return {"id": await worker.sim_phone_send(phone, body.to, body.text, media)}
+        extras = _extras_of(body.extras)
+        return {"id": await worker.sim_phone_send(phone, body.to, body.text, media, extras)}
+
+    @r.post("/sim/phones/{phone}/own-messages")
+    async def sim_phone_send_own(phone: str, body: SimOwnSendIn) -> SendOut:
+        return SendOut(id=await worker.sim_phone_send_own(phone, body.to, body.text))
+
+    @r.post("/sim/phones/{phone}/reactions")
+    async def sim_phone_react(phone: str, body: SimReactIn) -> SendOut:
+        return SendOut(id=await worker.sim_phone_react(phone, body.to, body.target_id, body.emoji))
+
+    @r.post("/sim/phones/{phone}/edits")
+    async def sim_phone_edit(phone: str, body: SimEditIn) -> SendOut:
+        return SendOut(id=await worker.sim_phone_edit(phone, body.to, body.target_id, body.text))
+
+    @r.post("/sim/phones/{phone}/revokes")
+    async def sim_phone_revoke(phone: str, body: SimRevokeIn) -> SendOut:
+        return SendOut(id=await worker.sim_phone_revoke(phone, body.to, body.target_id))
+
+    @r.post("/sim/phones/{phone}/votes", status_code=204)
+    async def sim_phone_vote(phone: str, body: SimVoteIn) -> Response:
+        await worker.sim_phone_vote(phone, body.to, body.poll_id, body.options)
+        return Response(status_code=204)
+
+    @r.post("/sim/phones/{phone}/presence", status_code=204)
+    async def sim_phone_presence(phone: str, body: SimPresenceIn) -> Response:
+        await worker.sim_phone_presence(phone, body.to, body.state)
+        return Response(status_code=204)
+
+    @r.get("/sim/phones/{phone}/log")
+    async def sim_phone_log(phone: str) -> SimLogOut:
+        return SimLogOut(items=await worker.sim_phone_log(phone))
 
     app.include_router(r)
     return app

@@ -20,8 +20,14 @@ from zapgate.worker.schemas import (
     PairCodeOut,
     SendOut,
     SessionStatus,
+    SimLogOut,
     WorkerHealth,
 )
+
+
+def _seg(value: str) -> str:
+    """One URL path segment; a phone's '+' must survive the trip."""
+    return quote(value, safe="")
 
 
 class WorkerAPI(Protocol):
@@ -78,8 +84,29 @@ class WorkerAPI(Protocol):
     async def sim_scan(self, qr: str, phone: str) -> str: ...
 
     async def sim_phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Extras = NO_EXTRAS,
     ) -> str: ...
+
+    async def sim_phone_send_own(self, owner: str, to: str, text: str) -> str: ...
+
+    async def sim_phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str: ...
+
+    async def sim_phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str: ...
+
+    async def sim_phone_revoke(self, phone: str, to: str, target_id: str) -> str: ...
+
+    async def sim_phone_vote(
+        self, phone: str, to: str, poll_id: str, options: Sequence[str]
+    ) -> None: ...
+
+    async def sim_phone_presence(self, phone: str, to: str, state: str) -> None: ...
+
+    async def sim_phone_log(self, phone: str) -> list[dict[str, Any]]: ...
 
 
 TOKEN_HEADER = "X-Zapgate-Worker-Token"
@@ -280,14 +307,55 @@ class HttpWorkerClient:
         return str(data["device_id"])
 
     async def sim_phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Extras = NO_EXTRAS,
     ) -> str:
         wire = None
         if media is not None:
             wire = {**media, "data": base64.b64encode(bytes(media["data"])).decode()}
+        body: dict[str, Any] = {"to": to, "text": text, "media": wire}
+        if extras:
+            body["extras"] = extras.to_dict()
+        data = await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/messages", json=body)
+        return SendOut.model_validate(data).id
+
+    async def sim_phone_send_own(self, owner: str, to: str, text: str) -> str:
         data = await self._call(
             "POST",
-            f"/internal/sim/phones/{phone}/messages",
-            json={"to": to, "text": text, "media": wire},
+            f"/internal/sim/phones/{_seg(owner)}/own-messages",
+            json={"to": to, "text": text},
         )
-        return str(data["id"])
+        return SendOut.model_validate(data).id
+
+    async def sim_phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        body = {"to": to, "target_id": target_id, "emoji": emoji}
+        data = await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/reactions", json=body)
+        return SendOut.model_validate(data).id
+
+    async def sim_phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str:
+        body = {"to": to, "target_id": target_id, "text": text}
+        data = await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/edits", json=body)
+        return SendOut.model_validate(data).id
+
+    async def sim_phone_revoke(self, phone: str, to: str, target_id: str) -> str:
+        body = {"to": to, "target_id": target_id}
+        data = await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/revokes", json=body)
+        return SendOut.model_validate(data).id
+
+    async def sim_phone_vote(
+        self, phone: str, to: str, poll_id: str, options: Sequence[str]
+    ) -> None:
+        body = {"to": to, "poll_id": poll_id, "options": list(options)}
+        await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/votes", json=body)
+
+    async def sim_phone_presence(self, phone: str, to: str, state: str) -> None:
+        body = {"to": to, "state": state}
+        await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/presence", json=body)
+
+    async def sim_phone_log(self, phone: str) -> list[dict[str, Any]]:
+        data = await self._call("GET", f"/internal/sim/phones/{_seg(phone)}/log")
+        return SimLogOut.model_validate(data).items

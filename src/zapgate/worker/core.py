@@ -421,8 +421,42 @@ class Worker:
         return await self._sim().scan(qr, normalize_phone(phone))
 
     async def sim_phone_send(
-        self, phone: str, to: str, text: str | None, media: Mapping[str, Any] | None = None
+        self,
+        phone: str,
+        to: str,
+        text: str | None,
+        media: Mapping[str, Any] | None = None,
+        extras: Extras = NO_EXTRAS,
     ) -> str:
         return await self._sim().phone_send(
-            normalize_phone(phone), normalize_phone(to), text, media
+            normalize_phone(phone), normalize_phone(to), text, media, extras.to_dict() or None
         )
+
+    async def sim_phone_send_own(self, owner: str, to: str, text: str) -> str:
+        return await self._sim().phone_send_own(normalize_phone(owner), normalize_phone(to), text)
+
+    async def sim_phone_react(self, phone: str, to: str, target_id: str, emoji: str) -> str:
+        return await self._sim().phone_react(
+            normalize_phone(phone), normalize_phone(to), target_id, emoji
+        )
+
+    async def sim_phone_edit(self, phone: str, to: str, target_id: str, text: str) -> str:
+        return await self._sim().phone_edit(
+            normalize_phone(phone), normalize_phone(to), target_id, text
+        )
+
+    async def sim_phone_revoke(self, phone: str, to: str, target_id: str) -> str:
+        return await self._sim().phone_revoke(
+            normalize_phone(phone), normalize_phone(to), target_id
+        )
+
+    async def sim_phone_vote(
+        self, phone: str, to: str, poll_id: str, options: Sequence[str]
+    ) -> None:
+        await self._sim().phone_vote(normalize_phone(phone), normalize_phone(to), poll_id, options)
+
+    async def sim_phone_presence(self, phone: str, to: str, state: str) -> None:
+        await self._sim().phone_presence(normalize_phone(phone), normalize_phone(to), state)
+
+    async def sim_phone_log(self, phone: str) -> list[dict[str, Any]]:
+        return await self._sim().phone_log(normalize_phone(phone))

@@ -116,3 +116,41 @@ class SimPhoneSendIn(BaseModel):
     to: str = Field(max_length=32)
     text: str | None = None
     media: SimMediaIn | None = None
+    extras: dict[str, Any] | None = None  # Extras.to_dict()
+
+
+class SimOwnSendIn(BaseModel):
+    to: str = Field(max_length=32)
+    text: str
+
+
+class SimReactIn(BaseModel):
+    to: str = Field(max_length=32)
+    target_id: str = Field(max_length=128)
+    emoji: str = Field(max_length=64)
+
+
+class SimEditIn(BaseModel):
+    to: str = Field(max_length=32)
+    target_id: str = Field(max_length=128)
+    text: str
+
+
+class SimRevokeIn(BaseModel):
+    to: str = Field(max_length=32)
+    target_id: str = Field(max_length=128)
+
+
+class SimVoteIn(BaseModel):
+    to: str = Field(max_length=32)
+    poll_id: str = Field(max_length=128)
+    options: list[str] = Field(max_length=64)
+
+
+class SimPresenceIn(BaseModel):
+    to: str = Field(max_length=32)
+    state: str = Field(max_length=16)
+
+
+class SimLogOut(BaseModel):
+    items: list[dict[str, Any]]

@@ -24,6 +24,7 @@ from zapgate.web.schemas.errors import (
     SESSION_WITH_BODY,
 )
 from zapgate.web.schemas.messages import (
+    MAX_TYPING_MS,
     MEDIA_TYPE_DESCRIPTION,
     MEDIA_TYPE_SCHEMA,
     RECIPIENT_SCHEMA,
@@ -154,7 +155,9 @@ async def send_message(
     `{to, contacts}`, `{to, poll}`. `reply_to` quotes a message of this session (its id or
     wa_id); `mentions` lists the phones a text mentions; `link_preview` shows the card of
     a text's first link (fetched by zapgate; sent without it when the page cannot be
-    fetched). For a file upload see
+    fetched). `typing_ms` shows the session typing (recording, for a voice note) in the
+    chat that long first: the message is then queued (202) with `scheduled_at` that much
+    later. For a file upload see
     `POST .../messages/media`."""
     media = body.media
     extras = body.extras()
@@ -170,6 +173,7 @@ async def send_message(
             extras=extras,
             reply_to=body.reply_to,
             link_preview=body.link_preview,
+            typing_ms=body.typing_ms,
         )
     else:
         if body.text is not None:
@@ -201,6 +205,7 @@ async def send_message(
             },
             load=load,
             reply_to=body.reply_to,
+            typing_ms=body.typing_ms,
         )
     return _sent(message, created, name, response)
 
@@ -247,10 +252,18 @@ async def send_media_upload(
     reply_to: Annotated[
         str | None, Form(min_length=1, max_length=128, description="A message to quote")
     ] = None,
+    typing_ms: Annotated[
+        int,
+        Form(
+            ge=0,
+            le=MAX_TYPING_MS,
+            description="Show typing (recording, for a voice note) this long first",
+        ),
+    ] = 0,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MessagePublic:
     """Send an uploaded file (multipart/form-data) as image, document, audio, video,
-    sticker or voice note."""
+    sticker or voice note; `typing_ms` as in `POST .../messages`."""
 
     async def load(intake: MediaIntake) -> MediaFile:
         return await intake.from_reader(
@@ -280,6 +293,7 @@ async def send_media_upload(
         source=source,
         load=load,
         reply_to=reply_to,
+        typing_ms=typing_ms,
     )
     return _sent(message, created, name, response)
 

@@ -46,6 +46,8 @@ MEDIA_TYPE_DESCRIPTION = (
 PHONE_SCHEMA: JsonDict = {"pattern": r"^[0-9+\s().-]+$", "minLength": 1, "maxLength": 32}
 MAX_CONTACTS = 10
 MAX_MENTIONS = 50
+# The longest a send may show typing first (`typing_ms`).
+MAX_TYPING_MS = 20_000
 
 
 class MediaIn(BaseModel):
@@ -99,16 +101,13 @@ class PollIn(BaseModel):
     )
 
 
-class SendMessage(BaseModel):
-    """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`,
-    or `{to, location}`, `{to, contacts}`, `{to, poll}`; a text or media may reply to a
-    message (`reply_to`) and a text mention phones (`mentions`) and show its link's
-    preview (`link_preview`)."""
+class ContentIn(BaseModel):
+    """What a message carries besides its media: a text, a quote (`reply_to`), mentions,
+    or a location, contact cards or a poll; shared by a session's send and a simulated
+    phone's."""
 
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(max_length=40, json_schema_extra=RECIPIENT_SCHEMA)
     text: str | None = None
-    media: MediaIn | None = None
     reply_to: str | None = Field(
         default=None,
         min_length=1,
@@ -126,20 +125,14 @@ class SendMessage(BaseModel):
         default=None, min_length=1, max_length=MAX_CONTACTS, description="1 to 10 contact cards"
     )
     poll: PollIn | None = None
-    link_preview: bool = Field(
-        default=False,
-        description="Show the title, description and thumbnail of the text's first "
-        "http(s) link, fetched by zapgate; the text is sent without them when the page "
-        "cannot be fetched",
-    )
 
-    def extras(self) -> Extras:
-        """The location, contacts or poll (at most one, and not with media) and the
+    def content(self, media: object | None) -> Extras:
+        """The location, contacts or poll (at most one, and not with `media`) and the
         mentions, checked beyond what the schema says."""
         kinds = [
             k
             for k, v in (
-                ("media", self.media),
+                ("media", media),
                 ("location", self.location),
                 ("contacts", self.contacts),
                 ("poll", self.poll),
@@ -154,8 +147,6 @@ class SendMessage(BaseModel):
             )
         if self.mentions and (kinds or self.text is None):
             raise ValidationFailed(N_("mentions: only a text message mentions"))
-        if self.link_preview and (kinds or self.text is None):
-            raise ValidationFailed(N_("link_preview: only a text message has a link preview"))
         if self.poll is not None and self.reply_to is not None:
             raise ValidationFailed(N_("reply_to: a poll cannot quote a message"))
         poll = None
@@ -184,6 +175,37 @@ class SendMessage(BaseModel):
             contacts=tuple(ContactCard(**c.model_dump()) for c in self.contacts or ()),
             poll=poll,
         )
+
+
+class SendMessage(ContentIn):
+    """`{to, text}`, or `{to, media: {type, url | base64, mime?, filename?, caption?}}`,
+    or `{to, location}`, `{to, contacts}`, `{to, poll}`; a text or media may reply to a
+    message (`reply_to`), a text mention phones (`mentions`) and show its link's preview
+    (`link_preview`). `typing_ms` shows the session typing (recording, for a voice note)
+    that long before the message goes."""
+
+    to: str = Field(max_length=40, json_schema_extra=RECIPIENT_SCHEMA)
+    media: MediaIn | None = None
+    link_preview: bool = Field(
+        default=False,
+        description="Show the title, description and thumbnail of the text's first "
+        "http(s) link, fetched by zapgate; the text is sent without them when the page "
+        "cannot be fetched",
+    )
+    typing_ms: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_TYPING_MS,
+        description="Show typing (recording, for a voice note) in the chat for this many "
+        "milliseconds, then send: the message is queued (202) with scheduled_at that much "
+        "later",
+    )
+
+    def extras(self) -> Extras:
+        extras = self.content(self.media)
+        if self.link_preview and (extras.kind is not None or self.media or self.text is None):
+            raise ValidationFailed(N_("link_preview: only a text message has a link preview"))
+        return extras
 
 
 class MediaPublic(BaseModel):
