@@ -188,6 +188,35 @@ class EngineHarness(ABC):
         `from` (the acting number): `reaction` {id, emoji}, `edit` {id, text}, `revoke`
         {id}, `read` {ids}, `presence` {state}, `vote` {poll_id, options}."""
 
+    # -- the phone side of contacts and calls (test_engine_contacts.py) ---------------------
+    @abstractmethod
+    async def off_whatsapp(self, phone: str) -> None:
+        """From now on `phone` has no WhatsApp account (a landline, a number never
+        registered): checks say so, and nothing can be sent to it."""
+
+    @abstractmethod
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        """What `phone`'s WhatsApp profile shows: its name, about text, whether it is a
+        business account, whether it has a profile picture."""
+
+    @abstractmethod
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        """`phone` calls the linked number `to`; returns WhatsApp's id of the call. A
+        rejection shows in `phone_log(phone)` as {type: "call_rejected", id, from}."""
+
+    @abstractmethod
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        """The linked number `owner` saves `phone` as `name` in its phone's address book,
+        which WhatsApp syncs to the account's linked devices."""
+
     async def close(self) -> None:
         for engine in self.engines:
             await engine.stop()

@@ -181,6 +181,21 @@ class ChatRead:
     raw: Any = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallReceived:
+    """`caller` is calling this account: `id` is WhatsApp's id of the call (what a reject
+    names), `video` a video call, `group` a group call. Ringing only: whether it was
+    answered elsewhere is not reported."""
+
+    id: str
+    caller: str
+    timestamp: datetime
+    video: bool = False
+    group: bool = False
+    caller_lid: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
 EngineEvent = (
     StateChanged
     | QrUpdated
@@ -192,4 +207,5 @@ EngineEvent = (
     | PollVoted
     | PresenceChanged
     | ChatRead
+    | CallReceived
 )

@@ -9,7 +9,8 @@ optional WhatsApp feature is a capability: an engine opts in by naming it in
 `capabilities` and overriding its `_do_*` (not abstract); the public method of a feature
 the engine lacks raises `NotSupported` (501). Today's capabilities: `send_media`,
 `pair_code`, `reply` (quotes and mentions), `send_location`, `send_contacts`, `polls`,
-`reactions`, `edit`, `revoke`, `read_receipts`, `presence` and `link_preview`.
+`reactions`, `edit`, `revoke`, `read_receipts`, `presence`, `link_preview`, `contacts`
+(number checks, profiles, blocking, the address book) and `calls` (rejecting one).
 
 Messages and their ids. WhatsApp assigns the id of a message the session sends (whatsmeow
 makes it; neonize cannot send with a chosen one), so a send has two ids: the gateway's
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar, final
 
+from zapgate.domain.contacts import MAX_CHECK, AddressBookEntry, ContactProfile, NumberCheck
 from zapgate.domain.content import (
     CHAT_PRESENCES,
     ContactCard,
@@ -303,6 +305,45 @@ class Engine(ABC):
             )
         await self._guard("presence", self._do_set_presence(chat=chat, state=state))
 
+    # -- contacts and calls (capabilities "contacts" and "calls") ---------------------------
+    @final
+    async def check_numbers(self, phones: Sequence[str]) -> list[NumberCheck]:
+        """Which of `phones` (E.164) have a WhatsApp account, in the order given; WhatsApp's
+        usync, so the caller caches the answers rather than asking again and again."""
+        self._require("contacts")
+        if len(phones) > MAX_CHECK:
+            raise ValidationFailed(N_("phones: at most {max} numbers per check"), max=MAX_CHECK)
+        if not phones:
+            return []
+        return await self._guard("check numbers", self._do_check_numbers(tuple(phones)))
+
+    @final
+    async def contact_profile(self, address: str) -> ContactProfile:
+        """What WhatsApp shows this account of `address` (a phone or a LID): push name,
+        about, profile picture URL, business or not, blocked or not."""
+        self._require("contacts")
+        return await self._guard("contact profile", self._do_contact_profile(address))
+
+    @final
+    async def set_blocked(self, address: str, blocked: bool) -> None:
+        """Block (or unblock) `address`: a blocked contact's messages and calls no longer
+        reach this account, and it no longer sees this account's presence."""
+        self._require("contacts")
+        await self._guard("block", self._do_set_blocked(address, blocked))
+
+    @final
+    async def address_book(self) -> list[AddressBookEntry]:
+        """The contacts the account's phone synced to its devices (names as saved on the
+        phone), in no particular order."""
+        self._require("contacts")
+        return await self._guard("address book", self._do_address_book())
+
+    @final
+    async def reject_call(self, *, call_id: str, caller: str) -> None:
+        """Reject a ringing call (`CallReceived`); the caller sees it declined."""
+        self._require("calls")
+        await self._guard("reject call", self._do_reject_call(call_id=call_id, caller=caller))
+
     @final
     def has_credentials(self) -> bool:
         """True when `session_dir` holds a linked device that can resume without a QR."""
@@ -445,4 +486,19 @@ class Engine(ABC):
         raise NotImplementedError
 
     async def _do_set_presence(self, *, chat: str, state: str) -> None:
+        raise NotImplementedError
+
+    async def _do_check_numbers(self, phones: tuple[str, ...]) -> list[NumberCheck]:
+        raise NotImplementedError
+
+    async def _do_contact_profile(self, address: str) -> ContactProfile:
+        raise NotImplementedError
+
+    async def _do_set_blocked(self, address: str, blocked: bool) -> None:
+        raise NotImplementedError
+
+    async def _do_address_book(self) -> list[AddressBookEntry]:
+        raise NotImplementedError
+
+    async def _do_reject_call(self, *, call_id: str, caller: str) -> None:
         raise NotImplementedError
