@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # sessions that set none; unset: such numbers are refused as ambiguous.
     default_country: str | None = None
     queue_deadline: float = Field(default=86_400.0, gt=0)
+    # Contacts (issue 10): how long a session's answer to "is this number on WhatsApp?"
+    # is reused before WhatsApp is asked again (0: always ask).
+    contact_check_ttl: float = Field(default=86_400.0, ge=0)
     message_retention_days: float = Field(default=90.0, gt=0)
     poll_interval: float = Field(default=0.5, gt=0)
     sim_api: bool | None = None

@@ -11,6 +11,7 @@ import pytest
 
 from zapgate.domain.content import Extras, LinkPreview, Location, Quote
 from zapgate.domain.events import (
+    CallReceived,
     ChatRead,
     EngineEvent,
     MediaContent,
@@ -205,6 +206,25 @@ CASES: list[tuple[EngineEvent, str, str]] = [
         '{"chat": "+5511999990002", "sender": "+5511999990002", "state": "available", '
         '"last_seen": "2026-11-29T06:05:40.123456+00:00"}',
     ),
+    (
+        CallReceived(id="C1", caller="+5511999990002", timestamp=AT),
+        "call",
+        '{"id": "C1", "caller": "+5511999990002", "timestamp": "2026-11-29T06:05:40.123456+00:00"}',
+    ),
+    (
+        CallReceived(
+            id="C2",
+            caller="+5511999990002",
+            timestamp=AT,
+            video=True,
+            group=True,
+            caller_lid="1234@lid",
+        ),
+        "call",
+        '{"id": "C2", "caller": "+5511999990002", '
+        '"timestamp": "2026-11-29T06:05:40.123456+00:00", "video": true, "group": true, '
+        '"caller_lid": "1234@lid"}',
+    ),
 ]
 
 
@@ -223,7 +243,7 @@ def test_every_engine_event_has_a_kind() -> None:
 
 
 def test_a_kind_from_a_newer_worker_is_skipped() -> None:
-    assert codec.decode("call", {"id": "WA1"}) is None
+    assert codec.decode("status_post", {"id": "WA1"}) is None
 
 
 def test_entries_of_earlier_workers_fill_defaults() -> None:

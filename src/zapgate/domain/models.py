@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from zapgate.domain.contacts import NumberCheck
 from zapgate.domain.content import NO_EXTRAS, Extras
 from zapgate.domain.state import SessionState
 
@@ -102,6 +103,9 @@ class Session:
     updated_at: datetime
     send_rate: str | None = None
     default_country: str | None = None
+    # Reject calls as they ring, sending the caller `reject_calls_message` (when set).
+    reject_calls: bool = False
+    reject_calls_message: str | None = None
 
     @property
     def route(self) -> Route:
@@ -178,6 +182,32 @@ class Chat:
     last_message: Message
     unread: int
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedNumber:
+    """A session's answer to "is this number on WhatsApp?": when WhatsApp was asked, and
+    whether the answer came from the session's cache."""
+
+    check: NumberCheck
+    checked_at: datetime
+    cached: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """A call that rang at a session. `caller` is a phone (E.164) when known, else a
+    LID; `auto_reject`: the session rejected calls when it rang."""
+
+    session_id: int
+    id: str
+    caller: str
+    caller_lid: str | None
+    video: bool
+    group: bool
+    auto_reject: bool
+    received_at: datetime
+    rejected_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

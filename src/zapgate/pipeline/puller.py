@@ -1,6 +1,8 @@
 """Follows each worker's event journal with a cursor kept in the registry and applies the
-events to it: session states, inbound messages, delivery acks. At-least-once: the cursor
-is saved after the events are applied, and applying an event twice changes nothing.
+events to it: session states, inbound messages, delivery acks, calls (rejected through
+the worker, with the session's reply queued, when the session rejects calls).
+At-least-once: the cursor is saved after the events are applied, and applying an event
+twice changes nothing.
 
 Entries are decoded by the worker's codec (`zapgate.worker.codec`); what an event does to
 the registry is one applier per event type (`_appliers`). In the cluster topology a
@@ -16,6 +18,7 @@ from typing import Any
 
 from zapgate.aio import BackgroundTasks
 from zapgate.domain.events import (
+    CallReceived,
     ChatRead,
     EngineEvent,
     MessageAck,
@@ -29,11 +32,12 @@ from zapgate.domain.events import (
     StateChanged,
 )
 from zapgate.domain.ids import identity
-from zapgate.domain.models import MediaMeta, MessageStatus, Route
+from zapgate.domain.models import Call, MediaMeta, MessageStatus, Route
 from zapgate.domain.state import SessionState
 from zapgate.errors import GatewayError
 from zapgate.registry import Registry
 from zapgate.registry.messages import ME
+from zapgate.services.outbound import OutboundQueue
 from zapgate.topology.pool import WorkerPool
 from zapgate.worker import codec
 from zapgate.worker.schemas import JournalEntry
@@ -41,6 +45,9 @@ from zapgate.worker.schemas import JournalEntry
 logger = logging.getLogger(__name__)
 
 Applier = Callable[[int, str, Any], Awaitable[None]]
+
+# The Idempotency-Key of the reply to a call rejected automatically: one reply per call.
+CALL_REPLY_KEY = "zapgate-call-reply:"
 
 
 class JournalPuller:
@@ -51,6 +58,7 @@ class JournalPuller:
         self,
         registry: Registry,
         pool: WorkerPool,
+        outbound: OutboundQueue,
         *,
         wait: float = 20.0,
         on_applied: Callable[[bool], None] | None = None,
@@ -60,6 +68,8 @@ class JournalPuller:
         # dispatcher and the outbound queue act at once instead of at their next tick.
         self._on_applied = on_applied or (lambda _connected: None)
         self.pool = pool
+        # Where the reply to a call rejected automatically is queued.
+        self.outbound = outbound
         self.wait = wait
         self._tasks = BackgroundTasks()
         self._started = False
@@ -76,6 +86,7 @@ class JournalPuller:
             PollVoted: self._apply_vote,
             PresenceChanged: self._apply_presence,
             ChatRead: self._apply_chat_read,
+            CallReceived: self._apply_call,
         }
 
     def follow(self, route: Route) -> None:
@@ -265,6 +276,40 @@ class JournalPuller:
         await self.registry.messages.read_chat(
             sid, event.chat, event.chat_lid, wa_ids=event.ids, at=event.timestamp
         )
+
+    async def _apply_call(self, sid: int, client_id: str, event: CallReceived) -> None:
+        added = await self.registry.calls.add(sid, event)
+        if added is not None and added[0].auto_reject:
+            await self._auto_reject(sid, added[0])
+
+    async def _auto_reject(self, sid: int, call: Call) -> None:
+        """Reject a call of a session that rejects calls and queue its reply to the
+        caller. Applied again (the journal is at-least-once), a rejected call is not
+        rejected twice and the reply's idempotency key finds the reply queued already."""
+        session = await self.registry.sessions.get_by_id(sid)
+        if session is None:
+            return
+        if call.rejected_at is None:
+            try:
+                await self.pool.call(
+                    session.route,
+                    session.label,
+                    lambda w: w.reject_call(session.client_id, call.id, call.caller),
+                )
+            except GatewayError as exc:
+                # It may have stopped ringing meanwhile; the caller still gets the reply.
+                logger.info(
+                    "session %s: call %s not rejected (%s)", session.label, call.id, exc.errcode
+                )
+            else:
+                await self.registry.calls.mark_rejected(sid, call.id)
+        if session.reject_calls_message:
+            await self.outbound.submit(
+                session,
+                to=call.caller,
+                text=session.reject_calls_message,
+                idempotency_key=f"{CALL_REPLY_KEY}{call.id}",
+            )
 
     async def _apply_qr(self, sid: int, client_id: str, event: QrUpdated) -> None:
         await self.registry.outbox.record_event(

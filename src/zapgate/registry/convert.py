@@ -90,6 +90,8 @@ def session(row: SessionRow | Row[Any]) -> Session:
         updated_at=as_utc(row.updated_at),
         send_rate=row.send_rate,
         default_country=row.default_country,
+        reject_calls=bool(row.reject_calls),
+        reject_calls_message=row.reject_calls_message,
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from zapgate.registry import migrator, retention
+from zapgate.registry.contacts import CallRepo, NumberCheckRepo
 from zapgate.registry.cursors import CursorRepo
 from zapgate.registry.db import Database
 from zapgate.registry.keys import KeyRepo
@@ -30,8 +31,9 @@ class Registry:
     """Open with `await Registry.open(url)`; close with `await registry.close()`.
 
     `users`, `logins` (dashboard sign-ins), `keys`, `sessions`, `messages`, `lids` (each
-    session's LID <-> phone map), `outbox` (events, webhooks, deliveries) and `cursors`
-    are the repositories."""
+    session's LID <-> phone map), `checks` (cached answers to "is this number on
+    WhatsApp?"), `calls`, `outbox` (events, webhooks, deliveries) and `cursors` are the
+    repositories."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -42,6 +44,8 @@ class Registry:
         self.sessions = SessionRepo(db, self.users)
         self.messages = MessageRepo(db)
         self.lids = LidRepo(db)
+        self.checks = NumberCheckRepo(db)
+        self.calls = CallRepo(db)
         self.outbox = OutboxRepo(db)
         self.cursors = CursorRepo(db)
 

@@ -290,6 +290,13 @@ class SessionRepo:
     async def set_default_country(self, session_id: int, country: str | None) -> Session | None:
         return await self._update(session_id, {"default_country": country})
 
+    async def set_reject_calls(
+        self, session_id: int, reject: bool, message: str | None
+    ) -> Session | None:
+        return await self._update(
+            session_id, {"reject_calls": reject, "reject_calls_message": message}
+        )
+
     async def delete(self, session_id: int) -> None:
         # Messages go with it: ON DELETE CASCADE (SQLite enforces it with foreign_keys=ON).
         try:

@@ -115,6 +115,9 @@ class SessionRow(Base):
     # Per-session country of national phone numbers ("BR"); NULL follows
     # ZAPGATE_DEFAULT_COUNTRY.
     default_country: Mapped[str | None] = mapped_column(String(2))
+    # Reject every call as it rings, and send the caller this text (NULL: none).
+    reject_calls: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    reject_calls_message: Mapped[str | None] = mapped_column(Text)
 
 
 class MessageRow(Base):
@@ -220,6 +223,46 @@ class LidPhoneRow(Base):
     lid: Mapped[str] = mapped_column(String(40), primary_key=True)
     phone: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NumberCheckRow(Base):
+    """A session's latest answer to "is `phone` on WhatsApp?", reused for
+    ZAPGATE_CONTACT_CHECK_TTL seconds after `checked_at`."""
+
+    __tablename__ = "number_checks"
+
+    session_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    on_whatsapp: Mapped[bool] = mapped_column(Boolean)
+    jid: Mapped[str | None] = mapped_column(String(64))
+    lid: Mapped[str | None] = mapped_column(String(40))
+    business: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallRow(Base):
+    """A call that rang at a session: `auto_reject` when the session rejected calls as it
+    rang, `rejected_at` once it was rejected."""
+
+    __tablename__ = "calls"
+    # Retention drops old calls.
+    __table_args__ = (Index("ix_calls_received_at", "received_at"),)
+
+    session_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    # WhatsApp's id of the call.
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The caller's phone (E.164) when known, else its LID.
+    caller: Mapped[str] = mapped_column(String(200))
+    caller_lid: Mapped[str | None] = mapped_column(String(40))
+    video: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    is_group: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    auto_reject: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WorkerCursorRow(Base):

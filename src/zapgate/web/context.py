@@ -91,7 +91,7 @@ class AppContext:
                 if connected:
                     sender.wake()
 
-            puller = JournalPuller(registry, pool, on_applied=on_applied)
+            puller = JournalPuller(registry, pool, outbound, on_applied=on_applied)
             stack.push_async_callback(puller.close)
             migrator = RouteMigrator(registry, placement)
             sessions = SessionService(

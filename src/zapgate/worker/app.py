@@ -20,6 +20,11 @@ from zapgate.http.limits import BodyLimitMiddleware
 from zapgate.i18n import N_
 from zapgate.worker.core import Worker
 from zapgate.worker.schemas import (
+    AddressBookOut,
+    AddressIn,
+    BlockIn,
+    CheckIn,
+    CheckOut,
     EditIn,
     JournalPage,
     MessageRefIn,
@@ -28,19 +33,23 @@ from zapgate.worker.schemas import (
     PresenceIn,
     ReactIn,
     ReadIn,
+    RejectCallIn,
     RevokeIn,
     SendIn,
     SendOut,
     SessionSpec,
     SessionStatus,
+    SimCallIn,
     SimEditIn,
     SimLogOut,
     SimMediaIn,
     SimOwnSendIn,
     SimPhoneSendIn,
     SimPresenceIn,
+    SimProfileIn,
     SimReactIn,
     SimRevokeIn,
+    SimSaveContactIn,
     SimScanIn,
     SimVoteIn,
     WorkerHealth,
@@ -207,6 +216,30 @@ def create_worker_app(
         await worker.set_presence(client_id, body.chat, body.state)
         return Response(status_code=204)
 
+    @r.post("/sessions/{client_id}/contacts/check")
+    async def check_numbers(client_id: str, body: CheckIn) -> CheckOut:
+        checks = await worker.check_numbers(client_id, body.phones)
+        return CheckOut(items=[c.to_dict() for c in checks])
+
+    @r.post("/sessions/{client_id}/contacts/profile")
+    async def contact_profile(client_id: str, body: AddressIn) -> dict[str, Any]:
+        return (await worker.contact_profile(client_id, body.address)).to_dict()
+
+    @r.post("/sessions/{client_id}/contacts/block", status_code=204)
+    async def set_blocked(client_id: str, body: BlockIn) -> Response:
+        await worker.set_blocked(client_id, body.address, body.blocked)
+        return Response(status_code=204)
+
+    @r.get("/sessions/{client_id}/contacts")
+    async def address_book(client_id: str) -> AddressBookOut:
+        entries = await worker.address_book(client_id)
+        return AddressBookOut(items=[e.to_dict() for e in entries])
+
+    @r.post("/sessions/{client_id}/calls/reject", status_code=204)
+    async def reject_call(client_id: str, body: RejectCallIn) -> Response:
+        await worker.reject_call(client_id, body.call_id, body.caller)
+        return Response(status_code=204)
+
     @r.get("/sessions/{client_id}/media/{message_id}")
     async def media(client_id: str, message_id: str) -> Response:
         data = await worker.media(client_id, message_id)
@@ -254,6 +287,31 @@ def create_worker_app(
     @r.post("/sim/phones/{phone}/presence", status_code=204)
     async def sim_phone_presence(phone: str, body: SimPresenceIn) -> Response:
         await worker.sim_phone_presence(phone, body.to, body.state)
+        return Response(status_code=204)
+
+    @r.post("/sim/phones/{phone}/off-whatsapp", status_code=204)
+    async def sim_off_whatsapp(phone: str) -> Response:
+        await worker.sim_off_whatsapp(phone)
+        return Response(status_code=204)
+
+    @r.put("/sim/phones/{phone}/profile", status_code=204)
+    async def sim_set_profile(phone: str, body: SimProfileIn) -> Response:
+        await worker.sim_set_profile(
+            phone,
+            push_name=body.push_name,
+            about=body.about,
+            business=body.business,
+            picture=body.picture,
+        )
+        return Response(status_code=204)
+
+    @r.post("/sim/phones/{phone}/calls")
+    async def sim_phone_call(phone: str, body: SimCallIn) -> SendOut:
+        return SendOut(id=await worker.sim_phone_call(phone, body.to, body.video))
+
+    @r.post("/sim/phones/{phone}/contacts", status_code=204)
+    async def sim_phone_save_contact(phone: str, body: SimSaveContactIn) -> Response:
+        await worker.sim_phone_save_contact(phone, body.phone, body.name)
         return Response(status_code=204)
 
     @r.get("/sim/phones/{phone}/log")

@@ -13,9 +13,12 @@ import httpx
 
 from zapgate import errors
 from zapgate.config import url_port
+from zapgate.domain.contacts import AddressBookEntry, ContactProfile, NumberCheck
 from zapgate.domain.content import NO_EXTRAS, Extras, MessageRef
 from zapgate.i18n import N_
 from zapgate.worker.schemas import (
+    AddressBookOut,
+    CheckOut,
     JournalPage,
     PairCodeOut,
     SendOut,
@@ -77,6 +80,16 @@ class WorkerAPI(Protocol):
 
     async def set_presence(self, client_id: str, chat: str, state: str) -> None: ...
 
+    async def check_numbers(self, client_id: str, phones: Sequence[str]) -> list[NumberCheck]: ...
+
+    async def contact_profile(self, client_id: str, address: str) -> ContactProfile: ...
+
+    async def set_blocked(self, client_id: str, address: str, blocked: bool) -> None: ...
+
+    async def address_book(self, client_id: str) -> list[AddressBookEntry]: ...
+
+    async def reject_call(self, client_id: str, call_id: str, caller: str) -> None: ...
+
     async def media(self, client_id: str, message_id: str) -> bytes: ...
 
     async def events(self, after: int, limit: int = 100, wait: float = 0.0) -> JournalPage: ...
@@ -105,6 +118,22 @@ class WorkerAPI(Protocol):
     ) -> None: ...
 
     async def sim_phone_presence(self, phone: str, to: str, state: str) -> None: ...
+
+    async def sim_off_whatsapp(self, phone: str) -> None: ...
+
+    async def sim_set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None: ...
+
+    async def sim_phone_call(self, phone: str, to: str, video: bool = False) -> str: ...
+
+    async def sim_phone_save_contact(self, owner: str, phone: str, name: str) -> None: ...
 
     async def sim_phone_log(self, phone: str) -> list[dict[str, Any]]: ...
 
@@ -289,6 +318,28 @@ class HttpWorkerClient:
         body = {"chat": chat, "state": state}
         await self._call("POST", f"/internal/sessions/{client_id}/presence", json=body)
 
+    async def check_numbers(self, client_id: str, phones: Sequence[str]) -> list[NumberCheck]:
+        body = {"phones": list(phones)}
+        data = await self._call("POST", f"/internal/sessions/{client_id}/contacts/check", json=body)
+        return [NumberCheck.from_dict(c) for c in CheckOut.model_validate(data).items]
+
+    async def contact_profile(self, client_id: str, address: str) -> ContactProfile:
+        body = {"address": address}
+        path = f"/internal/sessions/{client_id}/contacts/profile"
+        return ContactProfile.from_dict(await self._call("POST", path, json=body))
+
+    async def set_blocked(self, client_id: str, address: str, blocked: bool) -> None:
+        body = {"address": address, "blocked": blocked}
+        await self._call("POST", f"/internal/sessions/{client_id}/contacts/block", json=body)
+
+    async def address_book(self, client_id: str) -> list[AddressBookEntry]:
+        data = await self._call("GET", f"/internal/sessions/{client_id}/contacts")
+        return [AddressBookEntry.from_dict(e) for e in AddressBookOut.model_validate(data).items]
+
+    async def reject_call(self, client_id: str, call_id: str, caller: str) -> None:
+        body = {"call_id": call_id, "caller": caller}
+        await self._call("POST", f"/internal/sessions/{client_id}/calls/reject", json=body)
+
     async def media(self, client_id: str, message_id: str) -> bytes:
         path = f"/internal/sessions/{client_id}/media/{quote(message_id, safe='')}"
         return bytes(await self._call("GET", path, raw=True))
@@ -355,6 +406,30 @@ class HttpWorkerClient:
     async def sim_phone_presence(self, phone: str, to: str, state: str) -> None:
         body = {"to": to, "state": state}
         await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/presence", json=body)
+
+    async def sim_off_whatsapp(self, phone: str) -> None:
+        await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/off-whatsapp")
+
+    async def sim_set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        body = {"push_name": push_name, "about": about, "business": business, "picture": picture}
+        await self._call("PUT", f"/internal/sim/phones/{_seg(phone)}/profile", json=body)
+
+    async def sim_phone_call(self, phone: str, to: str, video: bool = False) -> str:
+        body = {"to": to, "video": video}
+        data = await self._call("POST", f"/internal/sim/phones/{_seg(phone)}/calls", json=body)
+        return SendOut.model_validate(data).id
+
+    async def sim_phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        body = {"phone": phone, "name": name}
+        await self._call("POST", f"/internal/sim/phones/{_seg(owner)}/contacts", json=body)
 
     async def sim_phone_log(self, phone: str) -> list[dict[str, Any]]:
         data = await self._call("GET", f"/internal/sim/phones/{_seg(phone)}/log")

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from zapgate.domain.content import Extras
 from zapgate.domain.events import (
+    CallReceived,
     ChatRead,
     EngineEvent,
     MediaContent,
@@ -43,6 +44,7 @@ E = TypeVar(
     PollVoted,
     PresenceChanged,
     ChatRead,
+    CallReceived,
 )
 
 
@@ -286,6 +288,33 @@ def _decode_chat_read(data: Mapping[str, Any]) -> ChatRead:
     )
 
 
+def _encode_call(event: CallReceived) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": event.id,
+        "caller": event.caller,
+        "timestamp": event.timestamp.isoformat(),
+    }
+    if event.video:
+        data["video"] = True
+    if event.group:
+        data["group"] = True
+    if event.caller_lid is not None:
+        data["caller_lid"] = event.caller_lid
+    return data
+
+
+def _decode_call(data: Mapping[str, Any]) -> CallReceived:
+    return CallReceived(
+        id=str(data["id"]),
+        caller=str(data["caller"]),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        video=bool(data.get("video")),
+        group=bool(data.get("group")),
+        caller_lid=data.get("caller_lid"),
+        raw=data,
+    )
+
+
 def _encode_ack(event: MessageAck) -> dict[str, Any]:
     data = {"id": event.id, "status": event.status.value}
     if event.message_id is not None:  # the SENT ack of a send: the gateway's id too
@@ -314,6 +343,7 @@ KINDS: tuple[EntryKind[Any], ...] = (
     EntryKind("vote", PollVoted, _encode_vote, _decode_vote),
     EntryKind("presence", PresenceChanged, _encode_presence, _decode_presence),
     EntryKind("chat_read", ChatRead, _encode_chat_read, _decode_chat_read),
+    EntryKind("call", CallReceived, _encode_call, _decode_call),
 )
 _BY_EVENT: dict[type[Any], EntryKind[Any]] = {kind.event: kind for kind in KINDS}
 _BY_NAME: dict[str, EntryKind[Any]] = {kind.name: kind for kind in KINDS}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zapgate.aio import BackgroundTasks, KeyedLock
+from zapgate.domain.contacts import AddressBookEntry, ContactProfile, NumberCheck
 from zapgate.domain.content import NO_EXTRAS, Extras, MessageRef
 from zapgate.domain.events import (
     EngineEvent,
@@ -366,6 +367,26 @@ class Worker:
         engine = self._connected(client_id)
         await engine.set_presence(chat=normalize_recipient(chat), state=state)
 
+    # -- contacts and calls ------------------------------------------------------------------
+    async def check_numbers(self, client_id: str, phones: Sequence[str]) -> list[NumberCheck]:
+        engine = self._connected(client_id)
+        return await engine.check_numbers([normalize_phone(p) for p in phones])
+
+    async def contact_profile(self, client_id: str, address: str) -> ContactProfile:
+        engine = self._connected(client_id)
+        return await engine.contact_profile(normalize_recipient(address))
+
+    async def set_blocked(self, client_id: str, address: str, blocked: bool) -> None:
+        engine = self._connected(client_id)
+        await engine.set_blocked(normalize_recipient(address), blocked)
+
+    async def address_book(self, client_id: str) -> list[AddressBookEntry]:
+        return await self._connected(client_id).address_book()
+
+    async def reject_call(self, client_id: str, call_id: str, caller: str) -> None:
+        engine = self._connected(client_id)
+        await engine.reject_call(call_id=call_id, caller=normalize_recipient(caller))
+
     def _connected(self, client_id: str) -> Engine:
         rt = self._known(client_id)
         if rt.engine.state is not SessionState.CONNECTED:
@@ -457,6 +478,34 @@ class Worker:
 
     async def sim_phone_presence(self, phone: str, to: str, state: str) -> None:
         await self._sim().phone_presence(normalize_phone(phone), normalize_phone(to), state)
+
+    async def sim_off_whatsapp(self, phone: str) -> None:
+        await self._sim().off_whatsapp(normalize_phone(phone))
+
+    async def sim_set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        await self._sim().set_profile(
+            normalize_phone(phone),
+            push_name=push_name,
+            about=about,
+            business=business,
+            picture=picture,
+        )
+
+    async def sim_phone_call(self, phone: str, to: str, video: bool = False) -> str:
+        return await self._sim().phone_call(
+            normalize_phone(phone), normalize_phone(to), video=video
+        )
+
+    async def sim_phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        await self._sim().phone_save_contact(normalize_phone(owner), normalize_phone(phone), name)
 
     async def sim_phone_log(self, phone: str) -> list[dict[str, Any]]:
         return await self._sim().phone_log(normalize_phone(phone))

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from zapgate.domain.contacts import MAX_CHECK
 from zapgate.domain.state import SessionState
 
 
@@ -154,3 +155,46 @@ class SimPresenceIn(BaseModel):
 
 class SimLogOut(BaseModel):
     items: list[dict[str, Any]]
+
+
+class CheckIn(BaseModel):
+    phones: list[str] = Field(max_length=MAX_CHECK)
+
+
+class CheckOut(BaseModel):
+    items: list[dict[str, Any]]  # NumberCheck.to_dict()
+
+
+class AddressIn(BaseModel):
+    address: str = Field(max_length=64)
+
+
+class BlockIn(BaseModel):
+    address: str = Field(max_length=64)
+    blocked: bool
+
+
+class AddressBookOut(BaseModel):
+    items: list[dict[str, Any]]  # AddressBookEntry.to_dict()
+
+
+class RejectCallIn(BaseModel):
+    call_id: str = Field(max_length=128)
+    caller: str = Field(max_length=64)
+
+
+class SimProfileIn(BaseModel):
+    push_name: str | None = Field(default=None, max_length=200)
+    about: str | None = Field(default=None, max_length=1000)
+    business: bool = False
+    picture: bool = False
+
+
+class SimCallIn(BaseModel):
+    to: str = Field(max_length=32)
+    video: bool = False
+
+
+class SimSaveContactIn(BaseModel):
+    phone: str = Field(max_length=32)
+    name: str = Field(max_length=200)

@@ -302,7 +302,7 @@ async def test_a_failing_batch_of_receipts_is_applied_one_by_one(
         raise RuntimeError("the batch failed")
 
     monkeypatch.setattr(registry.messages, "update_statuses_by_wa_id", broken)
-    puller = JournalPuller(registry, pool=None)  # type: ignore[arg-type]
+    puller = JournalPuller(registry, pool=None, outbound=None)  # type: ignore[arg-type]
     await puller._apply_receipts(
         "w1", session.client_id, [MessageAck(id="WA1", status=MessageStatus.READ)]
     )
