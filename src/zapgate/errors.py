@@ -136,6 +136,14 @@ class MessageNotFound(NotFound):
     )
 
 
+class CallNotFound(NotFound):
+    errcode = "call_not_found"
+    template = N_("Session '{name}' has no call {call_id!r}.")
+    default_hint = N_(
+        "A call is known once it rang at the session: its id is the one of the call.received event."
+    )
+
+
 class WebhookNotFound(NotFound):
     errcode = "webhook_not_found"
     template = N_("You have no webhook {id}.")

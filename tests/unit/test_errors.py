@@ -37,6 +37,7 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "key": "order-42",
     "mime": "image/png",
     "message_id": "3EB0AB12",
+    "call_id": "C4F1AB12",
     "emoji": "ok",
     "detected": "application/pdf",
 }

@@ -462,6 +462,16 @@ class SessionService:
         updated = await self.registry.sessions.set_default_country(session.id, value)
         return updated or session
 
+    async def set_reject_calls(
+        self, user: User, name: str, reject: bool, message: str | None
+    ) -> Session:
+        """Reject (or stop rejecting) calls as they ring, sending the caller `message`
+        (a blank one: none)."""
+        session = await self.get(user, name)
+        text = message.strip() if message is not None else None
+        updated = await self.registry.sessions.set_reject_calls(session.id, reject, text or None)
+        return updated or session
+
     def phone(self, raw: str, session: Session | None = None) -> str:
         """A phone number a user typed for this session, in E.164: national formats are
         read in the session's default country, else ZAPGATE_DEFAULT_COUNTRY."""

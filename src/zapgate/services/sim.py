@@ -228,6 +228,67 @@ class SimService:
         await self._check_phone_is_usable(user, phone)
         sessions = await self._sim_sessions(user)
         mine = {s.phone for s in sessions if s.phone is not None}
-        source = next((s for s in sessions if s.phone is not None), sessions[0])
+        source = _reaching(sessions)
         log = await self.pool.call(source.route, source.label, lambda w: w.sim_phone_log(phone))
         return [e for e in log if e.get("from") in mine]
+
+    async def off_whatsapp(self, user: User, phone: str) -> str:
+        """From now on `phone` (a number no other account has linked) has no WhatsApp
+        account: checks say so and nothing reaches it. The number, in E.164."""
+        phone = self.sessions.phone(phone)
+        await self._check_phone_is_usable(user, phone)
+        source = _reaching(await self._sim_sessions(user))
+        await self.pool.call(source.route, source.label, lambda w: w.sim_off_whatsapp(phone))
+        return phone
+
+    async def set_profile(
+        self,
+        user: User,
+        phone: str,
+        *,
+        push_name: str | None,
+        about: str | None,
+        business: bool,
+        picture: bool,
+    ) -> str:
+        """What the WhatsApp profile of `phone` (a number no other account has linked)
+        shows. The number, in E.164."""
+        phone = self.sessions.phone(phone)
+        await self._check_phone_is_usable(user, phone)
+        source = _reaching(await self._sim_sessions(user))
+        await self.pool.call(
+            source.route,
+            source.label,
+            lambda w: w.sim_set_profile(
+                phone, push_name=push_name, about=about, business=business, picture=picture
+            ),
+        )
+        return phone
+
+    async def phone_call(self, user: User, phone: str, to: str, video: bool) -> str:
+        """`phone` calls `to`, a number linked only to sim sessions of the caller;
+        WhatsApp's id of the call."""
+        phone, to, target = await self._chat(user, phone, to)
+        return await self.pool.call(
+            target.route, target.label, lambda w: w.sim_phone_call(phone, to, video)
+        )
+
+    async def save_contact(self, user: User, owner: str, phone: str, name: str) -> str:
+        """The phone of `owner`, a number linked only to the caller's sim sessions, saves
+        `phone` (a number no other account has linked) as `name`; WhatsApp syncs it to the
+        sessions' address book. `phone` in E.164."""
+        owner, phone = self.sessions.phone(owner), self.sessions.phone(phone)
+        session = await self._linked(user, owner)
+        await self._check_phone_is_usable(user, phone)
+        await self.pool.call(
+            session.route,
+            session.label,
+            lambda w: w.sim_phone_save_contact(owner, phone, name),
+        )
+        return phone
+
+
+def _reaching(sessions: Sequence[Session]) -> Session:
+    """The session whose worker reaches the simulated network for the phone side: a
+    linked one when there is one."""
+    return next((s for s in sessions if s.phone is not None), sessions[0])

@@ -11,7 +11,7 @@ from zapgate import __version__
 from zapgate.config import Settings, Topology
 from zapgate.http.errors import install_error_handlers
 from zapgate.http.limits import BodyLimitMiddleware
-from zapgate.web.api import messages, sessions, sim, stream, system, webhooks
+from zapgate.web.api import contacts, messages, sessions, sim, stream, system, webhooks
 from zapgate.web.context import AppContext
 from zapgate.web.dashboard import install_dashboard, start_dashboard
 from zapgate.web.docs import install_docs
@@ -52,6 +52,7 @@ def create_app(settings: Settings, topology: Topology) -> FastAPI:
     app.include_router(system.router)
     app.include_router(sessions.router)
     app.include_router(messages.router)
+    app.include_router(contacts.router)
     app.include_router(stream.router)
     app.include_router(webhooks.router)
     if settings.sim_api_enabled:

@@ -16,6 +16,7 @@ from zapgate.pipeline.webhooks import WebhookDispatcher
 from zapgate.registry import Registry
 from zapgate.services.accounts import AccountService
 from zapgate.services.admin import AdminService
+from zapgate.services.contacts import ContactService
 from zapgate.services.messages import MessageService
 from zapgate.services.outbound import OutboundQueue
 from zapgate.services.sessions import SessionService
@@ -43,6 +44,7 @@ class AppContext:
     puller: JournalPuller
     sessions: SessionService
     messages: MessageService
+    contacts: ContactService
     sim: SimService
     outbound: OutboundQueue
     sender: OutboundSender
@@ -115,6 +117,7 @@ class AppContext:
             puller=puller,
             sessions=sessions,
             messages=MessageService(sessions),
+            contacts=ContactService(sessions),
             sim=SimService(registry, sessions, pool),
             outbound=outbound,
             sender=sender,

@@ -68,6 +68,17 @@ async def get_or_create(
         session = await ctx.sessions.set_send_rate(user, name, body.send_rate)
     if "default_country" in body.model_fields_set:
         session = await ctx.sessions.set_default_country(user, name, body.default_country)
+    given = body.model_fields_set
+    if {"reject_calls", "reject_calls_message"} & given:
+        # Either one alone keeps the other as it was.
+        session = await ctx.sessions.set_reject_calls(
+            user,
+            name,
+            body.reject_calls if "reject_calls" in given else session.reject_calls,
+            body.reject_calls_message
+            if "reject_calls_message" in given
+            else session.reject_calls_message,
+        )
     response.status_code = 201 if created else 200
     return SessionPublic.of(session)
 

@@ -2,8 +2,9 @@
 simulated phone scans a QR of your session, writes to a number linked to your sessions
 (a reply, mentions, a location, contacts, a poll), reacts, edits, deletes, votes on a
 poll and shows its presence there; the phone of your session's number writes to someone;
-and a phone's log shows what your sessions did to it (reactions, edits, deletes, read
-receipts, presence, votes)."""
+a phone's log shows what your sessions did to it (reactions, edits, deletes, read
+receipts, presence, votes, rejected calls); a phone has a profile, calls your session's
+number, or has no WhatsApp at all; your session's own phone saves a contact."""
 
 from __future__ import annotations
 
@@ -20,13 +21,18 @@ from zapgate.web.deps import Ctx, CurrentUser
 from zapgate.web.schemas.errors import errors
 from zapgate.web.schemas.sessions import PHONE_SCHEMA
 from zapgate.web.schemas.sim import (
+    SimCall,
     SimEdit,
     SimLog,
     SimOwnMessage,
     SimPhoneMessage,
+    SimPhoneOut,
     SimPresence,
+    SimProfile,
+    SimProfileOut,
     SimReaction,
     SimRevoke,
+    SimSaveContact,
     SimScan,
     SimSent,
     SimVote,
@@ -142,3 +148,42 @@ async def phone_log(phone: Phone, ctx: Ctx, user: CurrentUser) -> SimLog:
     """What the simulated phone saw your sessions do besides messages, oldest first:
     reactions, edits, deletes, read receipts, presence and poll votes."""
     return SimLog(items=await ctx.sim.phone_log(user, phone))
+
+
+@router.post("/phones/{phone}/off-whatsapp", responses=errors(401, 404, 422, 502, 503))
+async def off_whatsapp(phone: Phone, ctx: Ctx, user: CurrentUser) -> SimPhoneOut:
+    """From now on the number has no WhatsApp account (a landline, a number never
+    registered): a check says `on_whatsapp: false`."""
+    return SimPhoneOut(phone=await ctx.sim.off_whatsapp(user, phone))
+
+
+@router.put("/phones/{phone}/profile", responses=errors(400, 401, 404, 413, 422, 502, 503))
+async def set_profile(phone: Phone, body: SimProfile, ctx: Ctx, user: CurrentUser) -> SimProfileOut:
+    """What the simulated phone's WhatsApp profile shows (all of it: a field left out is
+    cleared): `GET /v1/sessions/{name}/contacts/{phone}` shows it."""
+    number = await ctx.sim.set_profile(
+        user,
+        phone,
+        push_name=body.push_name,
+        about=body.about,
+        business=body.business,
+        picture=body.picture,
+    )
+    return SimProfileOut(phone=number, **body.model_dump())
+
+
+@router.post("/phones/{phone}/calls", status_code=201, responses=ACTION)
+async def phone_call(phone: Phone, body: SimCall, ctx: Ctx, user: CurrentUser) -> SimSent:
+    """The simulated phone calls `to`, a number linked to your sim sessions: the session
+    reports `call.received`; a rejection shows in the phone's log (`call_rejected`)."""
+    return SimSent(id=await ctx.sim.phone_call(user, phone, body.to, body.video))
+
+
+@router.post("/phones/{phone}/contacts", responses=ACTION)
+async def save_contact(
+    phone: Phone, body: SimSaveContact, ctx: Ctx, user: CurrentUser
+) -> dict[str, str]:
+    """The phone of `phone`, a number linked to your sim sessions, saves `body.phone` as
+    `name` in its address book: `GET /v1/sessions/{name}/contacts` shows it."""
+    saved = await ctx.sim.save_contact(user, phone, body.phone, body.name)
+    return {"phone": saved, "name": body.name}

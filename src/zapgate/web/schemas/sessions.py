@@ -14,6 +14,8 @@ from zapgate.domain.state import SessionState
 # national number of a default country) and answers `invalid_phone` with a hint, so the
 # constraints below are documented rather than checked twice with a vaguer message.
 PHONE_SCHEMA: JsonDict = {"pattern": r"^[0-9+\s().-]+$", "minLength": 1, "maxLength": 32}
+# The longest reply to a call rejected automatically.
+MAX_REJECT_MESSAGE = 1000
 
 
 class SessionCreate(BaseModel):
@@ -36,6 +38,14 @@ class SessionCreate(BaseModel):
             "null follows ZAPGATE_DEFAULT_COUNTRY"
         ),
     )
+    reject_calls: bool = Field(
+        default=False, description="Reject every call as it rings (call.received says so)"
+    )
+    reject_calls_message: str | None = Field(
+        default=None,
+        max_length=MAX_REJECT_MESSAGE,
+        description="Sent to the caller of a call rejected that way; null or blank: none",
+    )
 
 
 class SessionPublic(BaseModel):
@@ -50,6 +60,8 @@ class SessionPublic(BaseModel):
     port: int | None
     send_rate: str | None
     default_country: str | None
+    reject_calls: bool
+    reject_calls_message: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -67,6 +79,8 @@ class SessionPublic(BaseModel):
             port=s.port,
             send_rate=s.send_rate,
             default_country=s.default_country,
+            reject_calls=s.reject_calls,
+            reject_calls_message=s.reject_calls_message,
             created_at=s.created_at,
             updated_at=s.updated_at,
         )

@@ -116,3 +116,37 @@ class SimLog(BaseModel):
         "timestamp, ...}: reaction {id, emoji}, edit {id, text}, revoke {id}, read {ids}, "
         "presence {state}, vote {poll_id, options}"
     )
+
+
+class SimProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    push_name: str | None = Field(default=None, max_length=100, description="Its WhatsApp name")
+    about: str | None = Field(default=None, max_length=139, description="Its about text")
+    business: bool = Field(default=False, description="A WhatsApp Business account")
+    picture: bool = Field(default=False, description="It has a profile picture")
+
+
+class SimProfileOut(SimProfile):
+    phone: str
+
+
+class SimCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(
+        max_length=32,
+        description="A number linked to your sim sessions",
+        json_schema_extra=PHONE_SCHEMA,
+    )
+    video: bool = False
+
+
+class SimSaveContact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(
+        max_length=32, description="The number saved", json_schema_extra=PHONE_SCHEMA
+    )
+    name: str = Field(min_length=1, max_length=100, description="The name it is saved as")
+
+
+class SimPhoneOut(BaseModel):
+    phone: str
