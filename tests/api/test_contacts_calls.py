@@ -60,7 +60,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gw]:
     try:
         alice, bob = Api(proc.url, alice_key), Api(proc.url, bob_key)
         for api in (alice, bob):
-            r = api.post("/v1/webhooks", json={"url": hooks.url(f"/{id(api)}")})
+            hook = {"url": hooks.url(f"/{id(api)}"), "events": ["call.received"]}
+            r = api.post("/v1/webhooks", json=hook)
             assert r.status_code == 201, r.text
         link(alice, "a", PA)
         link(alice, "c", PC)

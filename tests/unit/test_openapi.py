@@ -141,7 +141,13 @@ def test_constraints_match_what_the_server_enforces(doc: dict[str, Any]) -> None
         "poll.vote",
         "presence.update",
         "chat.read",
+        "call.received",
     ]
+    phones = prop(doc, "CheckIn", "phones")
+    assert (phones["minItems"], phones["maxItems"]) == (1, 500)
+    assert phones["items"]["maxLength"] == 32 and phones["items"]["pattern"]
+    assert prop(doc, "SessionCreate", "reject_calls_message")["anyOf"][0]["maxLength"] == 1000
+    assert prop(doc, "CallPublic", "from")["description"]
     assert prop(doc, "MediaIn", "type")["enum"] == [
         "image",
         "document",

@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "poll.vote",
     "presence.update",
     "chat.read",
+    "call.received",
 )
 PING_TYPE = "webhook.ping"
 
