@@ -17,6 +17,7 @@ from zapgate.engines import EngineBackends
 from zapgate.engines.sim import SimEngine
 from zapgate.errors import NotFound, NotSupported, ValidationFailed, WrongState, from_dict
 from zapgate.worker.app import create_worker_app
+from zapgate.worker.client import HttpWorkerClient
 from zapgate.worker.core import Worker
 from zapgate.worker.journal import Journal
 from zapgate.worker.manifest import Manifest, ManifestEntry
@@ -254,3 +255,62 @@ def test_a_json_manifest_of_an_earlier_version_is_imported_once(tmp_path: Path) 
     again.load()  # the renamed file is not imported again: u2-b stays removed
     assert [e.client_id for e in again.entries()] == ["u1-a"]
     again.close()
+
+
+async def test_contacts_and_calls_through_the_http_client(worker: Worker) -> None:
+    """Every contact and call command, and the simulated phone's side of them, over the
+    worker's internal API through the web tier's client."""
+    app = create_worker_app(worker, token=None, max_body_bytes=1 << 20)
+    client = HttpWorkerClient("http://worker", token=None, timeout=5)
+    await client.aclose()
+    client._http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://worker"
+    )
+    me, friend, nobody = "+5511999990001", "+5511999990002", "+5511999990009"
+    try:
+        await worker.start_session("u1-a", "sessions/u1-a", "sim")
+
+        async def has_qr() -> bool:
+            return bool((await worker.status("u1-a")).qr)
+
+        await until(has_qr)
+        await client.sim_scan((await worker.status("u1-a")).qr or "", me)
+
+        async def connected() -> bool:
+            return (await worker.status("u1-a")).state is SessionState.CONNECTED
+
+        await until(connected)
+        await client.sim_off_whatsapp(nobody)
+        await client.sim_set_profile(friend, about="Oi", business=True)
+        checks = await client.check_numbers("u1-a", [friend, nobody])
+        assert [(c.phone, c.on_whatsapp, c.business) for c in checks] == [
+            (friend, True, True),
+            (nobody, False, False),
+        ]
+        profile = await client.contact_profile("u1-a", friend)
+        assert (profile.address, profile.about, profile.blocked) == (friend, "Oi", False)
+        await client.set_blocked("u1-a", friend, True)
+        assert (await client.contact_profile("u1-a", friend)).blocked
+        await client.set_blocked("u1-a", friend, False)
+        await client.sim_phone_save_contact(me, friend, "Amigo")
+
+        async def saved() -> bool:
+            return [(e.address, e.name) for e in await client.address_book("u1-a")] == [
+                (friend, "Amigo")
+            ]
+
+        await until(saved)
+        call_id = await client.sim_phone_call(friend, me, video=True)
+
+        async def rang() -> bool:
+            page = await client.events(0, limit=1000)
+            return any(e.type == "call" and e.data["id"] == call_id for e in page.items)
+
+        await until(rang)
+        await client.reject_call("u1-a", call_id, friend)
+        log = await client.sim_phone_log(friend)
+        assert [(e["id"], e["from"]) for e in log if e["type"] == "call_rejected"] == [
+            (call_id, me)
+        ]
+    finally:
+        await client.aclose()

@@ -5,14 +5,19 @@ reject_calls setting."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.contract.registry.helpers import ROUTE, fetch_rows, user_and_session
+from zapgate.config import Settings
 from zapgate.domain.contacts import NumberCheck
 from zapgate.domain.events import CallReceived
 from zapgate.domain.models import MessageStatus
+from zapgate.pipeline.puller import JournalPuller
 from zapgate.registry import Registry
+from zapgate.services.outbound import OutboundQueue
 
 PHONE = "+5511999990077"
 LID = "987654321012345@lid"
@@ -169,3 +174,40 @@ async def test_retention_drops_old_calls(registry: Registry) -> None:
     )
     assert await registry.calls.get(sid, "OLD") is None
     assert await registry.calls.get(sid, "NEW") is not None
+
+
+class _RejectingPool:
+    """The worker pool as the puller uses it: every worker call is a `reject_call`."""
+
+    def __init__(self) -> None:
+        self.rejected: list[tuple[str, str, str]] = []
+
+    async def call(self, route: Any, label: str, op: Any) -> Any:
+        return await op(self)
+
+    async def reject_call(self, client_id: str, call_id: str, caller: str) -> None:
+        self.rejected.append((client_id, call_id, caller))
+
+
+async def test_a_call_applied_twice_is_rejected_and_answered_once(
+    registry: Registry, tmp_path: Path
+) -> None:
+    user_id, sid = await user_and_session(registry)
+    await registry.sessions.set_reject_calls(sid, True, "Só mensagens")
+    session = await registry.sessions.get_by_id(sid)
+    assert session is not None
+    pool = _RejectingPool()
+    settings = Settings(data_dir=tmp_path)
+    outbound = OutboundQueue(settings, registry, pool, on_queued=lambda: None)  # type: ignore[arg-type]
+    puller = JournalPuller(registry, pool, outbound)  # type: ignore[arg-type]
+    call = CallReceived(id="C1", caller=PHONE, timestamp=AT)
+    await puller.apply(session.client_id, call)
+    await puller.apply(session.client_id, call)
+
+    assert pool.rejected == [(session.client_id, "C1", PHONE)]
+    stored = await registry.calls.get(sid, "C1")
+    assert stored is not None and stored.auto_reject and stored.rejected_at is not None
+    replies, _ = await registry.messages.list(sid, direction="out")
+    assert [(m.chat, m.text) for m in replies] == [(PHONE, "Só mensagens")]
+    events = await registry.outbox.list_events(user_id, session_id=sid, after=0)
+    assert [e.data["auto_rejected"] for e in events if e.type == "call.received"] == [True]
