@@ -122,6 +122,11 @@ class EngineHarness(ABC):
         """The LID (`<digits>@lid`) of `phone`'s account, stable for the phone."""
 
     @abstractmethod
+    async def set_push_name(self, phone: str, name: str) -> None:
+        """`phone`'s user sets the name it shows in WhatsApp (its push name), which its
+        next messages carry; until then they carry some default name."""
+
+    @abstractmethod
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         """From now on `phone`'s messages arrive addressed by its LID (Info.Chat and Sender
         `@lid`), with its number in SenderAlt only when `share_phone`. A device learns the
@@ -298,6 +303,9 @@ class SimHarness(EngineHarness):
     async def lid_of(self, phone: str) -> str:
         return await self.link.lid_of(phone)
 
+    async def set_push_name(self, phone: str, name: str) -> None:
+        await self.link.set_push_name(phone, name)
+
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         await self.link.address_by_lid(phone, share_phone=share_phone)
 
@@ -434,6 +442,9 @@ class WhatsmeowHarness(EngineHarness):
 
     async def lid_of(self, phone: str) -> str:
         return await asyncio.to_thread(self.network.lid_of, phone)
+
+    async def set_push_name(self, phone: str, name: str) -> None:
+        self.network.set_push_name(phone, name)
 
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         await asyncio.to_thread(self.network.address_by_lid, phone, share_phone=share_phone)

@@ -411,6 +411,7 @@ class SimEngine(Engine):
             sender_lid=sender_lid,
             from_me=bool(event.get("from_me")),
             extras=await self._extras(event),
+            push_name=_opt(event.get("push_name")),
             raw=event,
         )
 

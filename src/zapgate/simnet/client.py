@@ -104,6 +104,8 @@ class SimLink(Protocol):
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
 
+    async def set_push_name(self, phone: str, name: str) -> str: ...
+
     async def lid_of(self, phone: str) -> str: ...
 
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> str: ...
@@ -213,6 +215,9 @@ class LocalSimLink:
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         return await self.network.phone_inbox(phone)
+
+    async def set_push_name(self, phone: str, name: str) -> str:
+        return await self.network.set_push_name(phone, name)
 
     async def lid_of(self, phone: str) -> str:
         return await self.network.lid_of(phone)
@@ -471,6 +476,10 @@ class HttpSimLink:
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         body = await self._call("GET", f"/phones/{_seg(phone)}/inbox")
         return [dict(m) for m in body["items"]]
+
+    async def set_push_name(self, phone: str, name: str) -> str:
+        body = await self._call("POST", f"/phones/{_seg(phone)}/push-name", json={"name": name})
+        return str(body["name"])
 
     async def lid_of(self, phone: str) -> str:
         body = await self._call("GET", f"/phones/{_seg(phone)}/lid")

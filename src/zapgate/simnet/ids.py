@@ -40,3 +40,9 @@ def lid_for(phone: str) -> str:
     run, like an account's LID, which never changes."""
     digest = int.from_bytes(hashlib.sha256(f"simnet-lid:{phone}".encode()).digest()[:8], "big")
     return f"{10**14 + digest % (9 * 10**14)}@lid"
+
+
+def default_push_name(phone: str) -> str:
+    """The name a simulated phone shows until it sets one: `Phone 0003` for a number
+    ending in 0003, as a WhatsApp user picks some name when setting up the app."""
+    return f"Phone {phone[-4:]}"

@@ -30,6 +30,11 @@ devices as a `message` with `from_me`, its chat being the recipient; a chat the 
 reads on its phone (`phone_read`) or on one linked device reaches its other linked devices
 as a `read` event. A text may carry its link's preview (title, description, thumbnail).
 
+Push names: every phone has the name its user set in WhatsApp (`set_push_name`; until
+then a default derived from its number, `Phone 0003`), and every `message` event carries
+its sender's (`push_name`), as WhatsApp's stanzas do (`notify`): a message the account's
+own phone sent carries the account's name.
+
 Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`, and the
 actions above) numbered by `seq`. A device reads them with `next_events(after=...)`,
 which also acknowledges every event up to `after`, like a server-side ack: what a device
@@ -78,7 +83,14 @@ from zapgate.errors import (
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.content import check_extras, check_media_kind, check_presence, option_hash
-from zapgate.simnet.ids import lid_for, new_pair_code, new_qr, new_token, normalize_pair_code
+from zapgate.simnet.ids import (
+    default_push_name,
+    lid_for,
+    new_pair_code,
+    new_qr,
+    new_token,
+    normalize_pair_code,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +167,8 @@ def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict
 
 
 MAX_EMOJI_CHARS = 32
+# WhatsApp's profile names are at most 25 characters.
+MAX_PUSH_NAME = 25
 
 
 def _emoji(emoji: str) -> str:
@@ -214,6 +228,7 @@ class SimNetwork:
         # device id -> phones whose LID <-> phone mapping the device has learned.
         self._learned: defaultdict[str, set[str]] = defaultdict(set)
         self._messages: dict[str, _Message] = {}
+        self._names: dict[str, str] = {}  # phone -> the push name it set
         self._logs: defaultdict[str, deque[dict[str, Any]]] = defaultdict(
             lambda: deque(maxlen=MAX_LOG)
         )
@@ -303,12 +318,20 @@ class SimNetwork:
             return {"chat": lid, "sender": lid, "sender_alt": alt}
         return {"chat": phone, "sender": phone, "sender_alt": lid}
 
+    def _push_name(self, phone: str) -> str:
+        return self._names.get(phone) or default_push_name(phone)
+
+    def _named(self, kind: str, author: str) -> dict[str, Any]:
+        """A message event carries its author's push name."""
+        return {"push_name": self._push_name(author)} if kind == "message" else {}
+
     async def _deliver(self, device_id: str, kind: str, actor: str, **data: Any) -> None:
         """An event about `actor`'s message or action, addressed as the device sees it."""
         addressed = self._addressed(actor)
         if addressed["sender_alt"] is not None:
             self._learned[device_id].add(actor)  # a message with both addresses teaches it
-        await self._push(self._device(device_id), kind, **addressed, **data)
+        named = self._named(kind, actor)
+        await self._push(self._device(device_id), kind, **addressed, **named, **data)
 
     async def _deliver_own(
         self, device_id: str, kind: str, owner: str, peer: str, **data: Any
@@ -326,6 +349,7 @@ class SimNetwork:
             sender=owner,
             sender_alt=self._lid(owner),
             from_me=True,
+            **self._named(kind, owner),
             **data,
         )
 
@@ -906,6 +930,23 @@ class SimNetwork:
         mime, filename, size, sha256}; quote: {id, from}; preview: {url, title,
         description, thumbnail (base64)})."""
         return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
+
+    async def push_name(self, phone: str) -> str:
+        """The name `phone` shows in WhatsApp, which its messages carry."""
+        return self._push_name(normalize_phone(phone))
+
+    async def set_push_name(self, phone: str, name: str) -> str:
+        """`phone`'s user sets the name WhatsApp shows (its push name); its next messages
+        carry it. Returns the name set."""
+        phone, name = normalize_phone(phone), name.strip()
+        if not 1 <= len(name) <= MAX_PUSH_NAME:
+            raise ValidationFailed(
+                N_("a push name is 1 to {max} characters"),
+                hint=N_("Set the name the phone's user shows in WhatsApp."),
+                max=MAX_PUSH_NAME,
+            )
+        self._names[phone] = name
+        return name
 
     async def lid_of(self, phone: str) -> str:
         """The LID of `phone`'s account."""

@@ -157,6 +157,10 @@ class EnterCodeBody(BaseModel):
     code: str = Field(max_length=32)
 
 
+class PushNameBody(BaseModel):
+    name: str = Field(max_length=100)
+
+
 class LidAddressingBody(BaseModel):
     share_phone: bool = False
 
@@ -364,6 +368,10 @@ def create_app(network: SimNetwork) -> FastAPI:
     @app.get("/phones/{phone}/log")
     async def phone_log(phone: str) -> dict[str, Any]:
         return {"items": await network.phone_log(phone)}
+
+    @app.post("/phones/{phone}/push-name")
+    async def set_push_name(phone: str, body: PushNameBody) -> dict[str, str]:
+        return {"name": await network.set_push_name(phone, body.name)}
 
     @app.get("/phones/{phone}/lid")
     async def lid_of(phone: str) -> dict[str, str]:
