@@ -163,6 +163,7 @@ class _Message:
     max_selections: int = 1
     revoked: bool = False
     read: bool = False  # by its recipient
+    dropped: bool = False  # its recipient blocked its author: only the author knows it
 
     def between(self, one: str, other: str) -> bool:
         return {self.author, self.peer} == {one, other}
@@ -458,15 +459,18 @@ class SimNetwork:
             raise DeviceNotLinked(device_id=device_id)
         return link.phone
 
-    def _remember(self, msg: _Message) -> None:
+    def _remember(self, msg: _Message) -> _Message:
+        """Keep a new message; it is dropped when its recipient blocked its author."""
+        msg.dropped = self._blocks(msg.peer, msg.author)
         self._messages[msg.id] = msg
         if len(self._messages) > MAX_MESSAGES:
             del self._messages[next(iter(self._messages))]
+        return msg
 
     def _find(self, me: str, other: str, target_id: str) -> _Message:
-        """The message `target_id` of the chat between `me` and `other`."""
+        """The message `target_id` of the chat between `me` and `other`, as `me` knows it."""
         msg = self._messages.get(target_id)
-        if msg is None or not msg.between(me, other):
+        if msg is None or not msg.between(me, other) or (msg.dropped and msg.author != me):
             raise _no_message(target_id, me, other)
         return msg
 
@@ -638,8 +642,7 @@ class SimNetwork:
         if len(self._requests) > MAX_REQUESTS:
             del self._requests[next(iter(self._requests))]
         now = self.clock()
-        self._remember(self._record(message_id, me, phone, now, text, checked))
-        if self._blocks(phone, me):
+        if self._remember(self._record(message_id, me, phone, now, text, checked)).dropped:
             return message_id  # dropped server-side: never delivered, no receipts
         entry: dict[str, Any] = {
             "id": message_id,
@@ -973,8 +976,7 @@ class SimNetwork:
         quote = self._quote((extras or {}).get("quote"), phone, to, known=True)
         message_id = new_message_id()
         now = self.clock()
-        self._remember(self._record(message_id, phone, to, now, text, checked))
-        if self._blocks(to, phone):
+        if self._remember(self._record(message_id, phone, to, now, text, checked)).dropped:
             return message_id
         for device_id in targets:
             await self._deliver(
@@ -1000,12 +1002,12 @@ class SimNetwork:
         message_id = new_message_id()
         now = self.clock()
         stamp = now.isoformat()
-        self._remember(self._record(message_id, owner, to, now, text, {}))
+        msg = self._remember(self._record(message_id, owner, to, now, text, {}))
         for device_id in own_devices:
             await self._deliver_own(
                 device_id, "message", owner, to, id=message_id, text=text, timestamp=stamp
             )
-        if self._blocks(to, owner):
+        if msg.dropped:
             return message_id
         self._inboxes[to].append(
             {"id": message_id, "from": owner, "text": text, "timestamp": stamp}
@@ -1083,7 +1085,7 @@ class SimNetwork:
         ids = [
             m.id
             for m in self._messages.values()
-            if m.author == chat and m.peer == owner and not m.read and not m.revoked
+            if m.author == chat and m.peer == owner and not (m.read or m.revoked or m.dropped)
         ]
         if ids:
             await self._read(owner, chat, ids, skip=None)
