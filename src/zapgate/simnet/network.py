@@ -783,18 +783,16 @@ class SimNetwork:
             raise ValidationFailed(N_("phones: at most {max} numbers per check"), max=MAX_CHECK)
         checks: list[dict[str, Any]] = []
         for phone in (normalize_phone(p) for p in phones):
-            if phone in self._off:
-                off = {"on_whatsapp": False, "jid": None, "lid": None, "business": False}
-                checks.append({"phone": phone, **off})
-                continue
-            self._learned[device_id].add(phone)
+            on = phone not in self._off
+            if on:
+                self._learned[device_id].add(phone)
             checks.append(
                 {
                     "phone": phone,
-                    "on_whatsapp": True,
-                    "jid": identity(phone, None)["jid"],
-                    "lid": self._lid(phone),
-                    "business": self._profile(phone).business,
+                    "on_whatsapp": on,
+                    "jid": identity(phone, None)["jid"] if on else None,
+                    "lid": self._lid(phone) if on else None,
+                    "business": on and self._profile(phone).business,
                 }
             )
         return checks
@@ -815,9 +813,7 @@ class SimNetwork:
             "lid": self._lid(phone),
             "push_name": self._push_name(phone),
             "about": profile.about,
-            "picture_url": None
-            if profile.picture is None
-            else PICTURE_URL.format(id=profile.picture),
+            "picture_url": profile.picture and PICTURE_URL.format(id=profile.picture),
             "business": profile.business,
             "blocked": self._blocks(me, phone),
         }
