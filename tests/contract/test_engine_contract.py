@@ -356,6 +356,28 @@ class SimHarness(EngineHarness):
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         return await self.link.phone_log(phone)
 
+    async def off_whatsapp(self, phone: str) -> None:
+        await self.link.off_whatsapp(phone)
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        await self.link.set_profile(
+            phone, push_name=push_name, about=about, business=business, picture=picture
+        )
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        return await self.link.phone_call(phone, to, video=video)
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        await self.link.phone_save_contact(owner, phone, name)
+
     async def close(self) -> None:
         await super().close()
         await self.network.aclose()

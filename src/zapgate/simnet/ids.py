@@ -35,6 +35,16 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_call_id() -> str:
+    """32 upper-case hex digits, like WhatsApp's call ids."""
+    return secrets.token_hex(16).upper()
+
+
+def new_picture_id() -> str:
+    """The id in a profile picture's URL."""
+    return secrets.token_hex(16)
+
+
 def lid_for(phone: str) -> str:
     """The LID of the account of `phone` (E.164): 15 digits then `@lid`, the same on every
     run, like an account's LID, which never changes."""
