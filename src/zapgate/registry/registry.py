@@ -13,7 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from zapgate.registry import migrator, retention
-from zapgate.registry.contacts import CallRepo, NumberCheckRepo
+from zapgate.registry.calls import CallRepo
+from zapgate.registry.checks import NumberCheckRepo
 from zapgate.registry.cursors import CursorRepo
 from zapgate.registry.db import Database
 from zapgate.registry.keys import KeyRepo

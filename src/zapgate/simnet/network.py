@@ -163,6 +163,7 @@ class _Message:
     max_selections: int = 1
     revoked: bool = False
     read: bool = False  # by its recipient
+    dropped: bool = False  # its recipient blocked its author: only the author knows it
 
     def between(self, one: str, other: str) -> bool:
         return {self.author, self.peer} == {one, other}
@@ -458,15 +459,18 @@ class SimNetwork:
             raise DeviceNotLinked(device_id=device_id)
         return link.phone
 
-    def _remember(self, msg: _Message) -> None:
+    def _remember(self, msg: _Message) -> _Message:
+        """Keep a new message; it is dropped when its recipient blocked its author."""
+        msg.dropped = self._blocks(msg.peer, msg.author)
         self._messages[msg.id] = msg
         if len(self._messages) > MAX_MESSAGES:
             del self._messages[next(iter(self._messages))]
+        return msg
 
     def _find(self, me: str, other: str, target_id: str) -> _Message:
-        """The message `target_id` of the chat between `me` and `other`."""
+        """The message `target_id` of the chat between `me` and `other`, as `me` knows it."""
         msg = self._messages.get(target_id)
-        if msg is None or not msg.between(me, other):
+        if msg is None or not msg.between(me, other) or (msg.dropped and msg.author != me):
             raise _no_message(target_id, me, other)
         return msg
 
@@ -638,8 +642,7 @@ class SimNetwork:
         if len(self._requests) > MAX_REQUESTS:
             del self._requests[next(iter(self._requests))]
         now = self.clock()
-        self._remember(self._record(message_id, me, phone, now, text, checked))
-        if self._blocks(phone, me):
+        if self._remember(self._record(message_id, me, phone, now, text, checked)).dropped:
             return message_id  # dropped server-side: never delivered, no receipts
         entry: dict[str, Any] = {
             "id": message_id,
@@ -780,18 +783,16 @@ class SimNetwork:
             raise ValidationFailed(N_("phones: at most {max} numbers per check"), max=MAX_CHECK)
         checks: list[dict[str, Any]] = []
         for phone in (normalize_phone(p) for p in phones):
-            if phone in self._off:
-                off = {"on_whatsapp": False, "jid": None, "lid": None, "business": False}
-                checks.append({"phone": phone, **off})
-                continue
-            self._learned[device_id].add(phone)
+            on = phone not in self._off
+            if on:
+                self._learned[device_id].add(phone)
             checks.append(
                 {
                     "phone": phone,
-                    "on_whatsapp": True,
-                    "jid": identity(phone, None)["jid"],
-                    "lid": self._lid(phone),
-                    "business": self._profile(phone).business,
+                    "on_whatsapp": on,
+                    "jid": identity(phone, None)["jid"] if on else None,
+                    "lid": self._lid(phone) if on else None,
+                    "business": on and self._profile(phone).business,
                 }
             )
         return checks
@@ -812,9 +813,7 @@ class SimNetwork:
             "lid": self._lid(phone),
             "push_name": self._push_name(phone),
             "about": profile.about,
-            "picture_url": None
-            if profile.picture is None
-            else PICTURE_URL.format(id=profile.picture),
+            "picture_url": profile.picture and PICTURE_URL.format(id=profile.picture),
             "business": profile.business,
             "blocked": self._blocks(me, phone),
         }
@@ -973,8 +972,7 @@ class SimNetwork:
         quote = self._quote((extras or {}).get("quote"), phone, to, known=True)
         message_id = new_message_id()
         now = self.clock()
-        self._remember(self._record(message_id, phone, to, now, text, checked))
-        if self._blocks(to, phone):
+        if self._remember(self._record(message_id, phone, to, now, text, checked)).dropped:
             return message_id
         for device_id in targets:
             await self._deliver(
@@ -1000,12 +998,12 @@ class SimNetwork:
         message_id = new_message_id()
         now = self.clock()
         stamp = now.isoformat()
-        self._remember(self._record(message_id, owner, to, now, text, {}))
+        msg = self._remember(self._record(message_id, owner, to, now, text, {}))
         for device_id in own_devices:
             await self._deliver_own(
                 device_id, "message", owner, to, id=message_id, text=text, timestamp=stamp
             )
-        if self._blocks(to, owner):
+        if msg.dropped:
             return message_id
         self._inboxes[to].append(
             {"id": message_id, "from": owner, "text": text, "timestamp": stamp}
@@ -1083,7 +1081,7 @@ class SimNetwork:
         ids = [
             m.id
             for m in self._messages.values()
-            if m.author == chat and m.peer == owner and not m.read and not m.revoked
+            if m.author == chat and m.peer == owner and not (m.read or m.revoked or m.dropped)
         ]
         if ids:
             await self._read(owner, chat, ids, skip=None)
