@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapgate.registry.convert import as_utc
+from zapgate.registry.db import Database
 from zapgate.registry.prepared import Prepared
 from zapgate.registry.tables import ContactRow
 
@@ -75,3 +76,13 @@ async def names(s: AsyncSession, session_id: int, addresses: Iterable[str]) -> d
         )
     )
     return {address: name for address, name in rows}
+
+
+class ContactRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def names(self, session_id: int, addresses: Iterable[str]) -> dict[str, str]:
+        """The names the session's contacts at `addresses` last sent with a message."""
+        async with self._db.read() as s:
+            return await names(s, session_id, addresses)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from zapgate.registry import migrator, retention
 from zapgate.registry.calls import CallRepo
 from zapgate.registry.checks import NumberCheckRepo
+from zapgate.registry.contacts import ContactRepo
 from zapgate.registry.cursors import CursorRepo
 from zapgate.registry.db import Database
 from zapgate.registry.keys import KeyRepo
@@ -32,9 +33,9 @@ class Registry:
     """Open with `await Registry.open(url)`; close with `await registry.close()`.
 
     `users`, `logins` (dashboard sign-ins), `keys`, `sessions`, `messages`, `lids` (each
-    session's LID <-> phone map), `checks` (cached answers to "is this number on
-    WhatsApp?"), `calls`, `outbox` (events, webhooks, deliveries) and `cursors` are the
-    repositories."""
+    session's LID <-> phone map), `contacts` (the names contacts' messages carried),
+    `checks` (cached answers to "is this number on WhatsApp?"), `calls`, `outbox`
+    (events, webhooks, deliveries) and `cursors` are the repositories."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -45,6 +46,7 @@ class Registry:
         self.sessions = SessionRepo(db, self.users)
         self.messages = MessageRepo(db)
         self.lids = LidRepo(db)
+        self.contacts = ContactRepo(db)
         self.checks = NumberCheckRepo(db)
         self.calls = CallRepo(db)
         self.outbox = OutboxRepo(db)

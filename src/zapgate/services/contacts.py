@@ -1,6 +1,7 @@
 """Contacts and calls: is a number on WhatsApp (answers cached per session for
 ZAPGATE_CONTACT_CHECK_TTL seconds), a contact's profile, blocking, the address book the
-phone synced, and rejecting a call. Each resolves the caller's own session first
+phone synced (a push name WhatsApp does not show is the one the contact's messages
+carried), and rejecting a call. Each resolves the caller's own session first
 (another user's session, or its calls, do not exist for them)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -79,13 +81,17 @@ class ContactService:
         return [known[p] for p in wanted if p in known]
 
     async def profile(self, user: User, name: str, contact: str) -> ContactProfile:
-        """What WhatsApp shows the session of `contact` (a phone, its JID or a LID); a LID
-        it shows beside a phone teaches the session's LID map."""
+        """What WhatsApp shows the session of `contact` (a phone, its JID or a LID), with
+        the name the contact's messages carried when WhatsApp shows none; a LID it shows
+        beside a phone teaches the session's LID map."""
         session = await self.sessions.get(user, name)
         address = self.sessions.recipient(contact, session)
         profile = await self._call(session, lambda w: w.contact_profile(session.client_id, address))
         if profile.lid is not None and not is_lid(profile.address):
             await self.registry.lids.learn(session.id, profile.lid, profile.address)
+        if profile.push_name is None:
+            known = await self.registry.contacts.names(session.id, [profile.address])
+            profile = replace(profile, push_name=known.get(profile.address))
         return profile
 
     async def set_blocked(self, user: User, name: str, contact: str, blocked: bool) -> str:
@@ -102,8 +108,13 @@ class ContactService:
         cursor `after`; the cursor of the next page (None: this was the last)."""
         session = await self.sessions.get(user, name)
         start = None if after is None else _decode_cursor(after)
+        synced = await self._call(session, lambda w: w.address_book(session.client_id))
+        known = await self.registry.contacts.names(
+            session.id, [e.address for e in synced if e.push_name is None]
+        )
         book = sorted(
-            await self._call(session, lambda w: w.address_book(session.client_id)), key=_sort_key
+            (replace(e, push_name=e.push_name or known.get(e.address)) for e in synced),
+            key=_sort_key,
         )
         rest = [e for e in book if start is None or _sort_key(e) > start]
         page = rest[:limit]

@@ -211,3 +211,20 @@ async def test_a_call_applied_twice_is_rejected_and_answered_once(
     assert [(m.chat, m.text) for m in replies] == [(PHONE, "Só mensagens")]
     events = await registry.outbox.list_events(user_id, session_id=sid, after=0)
     assert [e.data["auto_rejected"] for e in events if e.type == "call.received"] == [True]
+
+
+async def test_the_names_contacts_messages_carried(registry: Registry) -> None:
+    _, sid = await user_and_session(registry)
+    await registry.messages.add(
+        sid,
+        id="WA1",
+        wa_id="WA1",
+        direction="in",
+        chat=PHONE,
+        text="oi",
+        status=MessageStatus.RECEIVED,
+        sender=PHONE,
+        sender_name="Ana",
+    )
+    assert await registry.contacts.names(sid, [PHONE, NOBODY]) == {PHONE: "Ana"}
+    assert await registry.contacts.names(sid, []) == {}
