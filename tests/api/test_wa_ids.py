@@ -233,3 +233,53 @@ def test_a_recipient_that_is_neither_a_phone_nor_a_lid_is_a_clear_422(
         files={"file": ("a.pdf", b"%PDF-1.4\n", "application/pdf")},
     )
     assert_error(r, 422, errcode)
+
+
+def test_a_chat_is_named_by_its_contacts_push_name(gw: Gateway) -> None:
+    """A phone's messages carry the name its user set in WhatsApp: the chat is named by
+    it (a new one once changed) and each message keeps the name it came with."""
+    api, simnet = gw.api, gw.simnet
+    namer = "+5511999994079"
+
+    def write(text: str) -> str:
+        r = httpx.post(f"{simnet}/phones/{namer}/messages", json={"to": PHONE_A, "text": text})
+        assert r.status_code == 201, r.text
+        wa_id = str(r.json()["id"])
+        wait_until(lambda: any(m["id"] == wa_id for m in history(api, "a", "in")), what=text)
+        return wa_id
+
+    def chat_name() -> str | None:
+        chats = api.get("/v1/sessions/a/chats", params={"limit": 100}).json()["items"]
+        name: str | None = next(c for c in chats if c["id"] == namer)["name"]
+        return name
+
+    def webhook_name(wa_id: str) -> str | None:
+        event = wait_until(
+            lambda: next(
+                (
+                    x.json["data"]
+                    for x in gw.receiver.got("/ids")
+                    if x.json["type"] == "message.received" and x.json["data"]["id"] == wa_id
+                ),
+                None,
+            ),
+            what=f"message.received {wa_id}",
+        )
+        name: str | None = event["sender_name"]
+        return name
+
+    r = httpx.post(f"{simnet}/phones/{namer}/push-name", json={"name": "Ana Souza"})
+    assert r.status_code == 200 and r.json() == {"name": "Ana Souza"}, r.text
+    first = write("oi")
+    assert chat_name() == "Ana Souza"
+    assert (message(api, "a", first)["sender_name"], webhook_name(first)) == ("Ana Souza",) * 2
+
+    httpx.post(f"{simnet}/phones/{namer}/push-name", json={"name": "Ana S."})
+    second = write("de novo")
+    assert chat_name() == "Ana S."
+    assert webhook_name(second) == "Ana S."
+    assert message(api, "a", first)["sender_name"] == "Ana Souza"  # as it came
+    # A message the gateway sent has no sender name.
+    r = api.post("/v1/sessions/a/messages", json={"to": namer, "text": "olá, Ana"})
+    assert r.status_code in {201, 202} and r.json()["sender_name"] is None, r.text
+    assert httpx.post(f"{simnet}/phones/{namer}/push-name", json={"name": " "}).status_code == 422

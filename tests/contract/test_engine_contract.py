@@ -122,6 +122,11 @@ class EngineHarness(ABC):
         """The LID (`<digits>@lid`) of `phone`'s account, stable for the phone."""
 
     @abstractmethod
+    async def set_push_name(self, phone: str, name: str) -> None:
+        """`phone`'s user sets the name it shows in WhatsApp (its push name), which its
+        next messages carry; until then they carry some default name."""
+
+    @abstractmethod
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         """From now on `phone`'s messages arrive addressed by its LID (Info.Chat and Sender
         `@lid`), with its number in SenderAlt only when `share_phone`. A device learns the
@@ -298,6 +303,9 @@ class SimHarness(EngineHarness):
     async def lid_of(self, phone: str) -> str:
         return await self.link.lid_of(phone)
 
+    async def set_push_name(self, phone: str, name: str) -> None:
+        await self.link.set_push_name(phone, name)
+
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         await self.link.address_by_lid(phone, share_phone=share_phone)
 
@@ -347,6 +355,28 @@ class SimHarness(EngineHarness):
 
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         return await self.link.phone_log(phone)
+
+    async def off_whatsapp(self, phone: str) -> None:
+        await self.link.off_whatsapp(phone)
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        await self.link.set_profile(
+            phone, push_name=push_name, about=about, business=business, picture=picture
+        )
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        return await self.link.phone_call(phone, to, video=video)
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        await self.link.phone_save_contact(owner, phone, name)
 
     async def close(self) -> None:
         await super().close()
@@ -434,6 +464,9 @@ class WhatsmeowHarness(EngineHarness):
 
     async def lid_of(self, phone: str) -> str:
         return await asyncio.to_thread(self.network.lid_of, phone)
+
+    async def set_push_name(self, phone: str, name: str) -> None:
+        self.network.set_push_name(phone, name)
 
     async def address_by_lid(self, phone: str, *, share_phone: bool) -> None:
         await asyncio.to_thread(self.network.address_by_lid, phone, share_phone=share_phone)

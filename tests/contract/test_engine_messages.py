@@ -415,3 +415,22 @@ async def test_a_message_from_the_own_phone_is_from_me(engine_harness: EngineHar
     assert isinstance(msg, MessageReceived)
     assert (msg.id, msg.chat, msg.text, msg.from_me) == (msg_id, STRANGER, "sent by hand", True)
     assert msg.sender == PHONE_A
+
+
+async def test_messages_carry_the_senders_push_name(engine_harness: EngineHarness) -> None:
+    """Every message carries the name its sender set in WhatsApp, a new one once changed;
+    one from the account's own phone carries the account's name."""
+    _, rec = await engine_harness.linked(phone=PHONE_A)
+    await engine_harness.phone_send(STRANGER, PHONE_A, "before")
+    await wait_for(lambda: len(rec.received()) == 1, what="a message")
+    first = rec.received()[0].push_name
+    assert first and first.strip() == first
+    await engine_harness.set_push_name(STRANGER, "Ana Souza")
+    await engine_harness.phone_send_rich(STRANGER, PHONE_A, text="after")
+    await wait_for(lambda: len(rec.received()) == 2, what="a second message")
+    assert rec.received()[1].push_name == "Ana Souza"
+    await engine_harness.set_push_name(PHONE_A, "Loja do Zé")
+    await engine_harness.phone_send_from_own_phone(PHONE_A, STRANGER, "from the shop")
+    await wait_for(lambda: len(rec.received()) == 3, what="the own phone's message")
+    own = rec.received()[2]
+    assert own.from_me and own.push_name == "Loja do Zé"

@@ -147,6 +147,7 @@ from neonize.proto.waVnameCert.WAWebProtobufsVnameCert_pb2 import VerifiedNameCe
 
 from zapgate.domain.content import ContactCard, LinkPreview, Location, Poll
 from zapgate.engines.backends import WhatsmeowConfig
+from zapgate.simnet.ids import default_push_name
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_ADDRESS = "FAKE_WHATSAPP_ADDRESS"
@@ -201,15 +202,22 @@ def source(chat: JID, sender: JID, *, from_me: bool = False, sender_alt: JID | N
 
 
 def message_event(
-    message_id: str, src: Any, message: Message, ts: int | None = None, edit: str = ""
+    message_id: str,
+    src: Any,
+    message: Message,
+    ts: int | None = None,
+    edit: str = "",
+    push_name: str = "",
 ) -> Any:
+    """whatsmeow's event of a message; `push_name` is the sender's name as the stanza's
+    `notify` carries it (the account's own name on a message of its own)."""
     return MessageEv(
         Info=MessageInfo(
             MessageSource=src,
             ID=message_id,
             ServerID=0,
             Type="text" if message.conversation else "media",
-            Pushname="",
+            Pushname=push_name,
             Timestamp=int(time.time()) if ts is None else ts,
             Category="",
             Multicast=False,
@@ -513,6 +521,8 @@ class FakeWhatsApp:
     # whatsmeow's msg-secret store of each auth store (it outlives a connection):
     # store -> message id -> (secret, the message's author as a JID string).
     secrets: dict[str, dict[str, tuple[bytes, str]]] = field(default_factory=dict)
+    # The names phones set (their push names); a phone without one shows a default.
+    names: dict[str, str] = field(default_factory=dict)
     # Polls as the phones' WhatsApp keeps them: id -> (message secret, author phone).
     polls: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     # Messages a linked number has not read yet: (reader, author) -> ids, oldest first.
@@ -778,6 +788,15 @@ class FakeWhatsApp:
         return source(lid, lid)
 
     # -- the phone side ----------------------------------------------------------------------
+    def push_name(self, phone: str) -> str:
+        """The name `phone` set in WhatsApp, which its messages carry."""
+        with self.lock:
+            return self.names.get(phone) or default_push_name(phone)
+
+    def set_push_name(self, phone: str, name: str) -> None:
+        with self.lock:
+            self.names[phone] = name
+
     def scan(self, qr: str, phone: str) -> None:
         with self.lock:
             found = [lk for lk in self.links.values() if lk.current_qr == qr]
@@ -822,9 +841,8 @@ class FakeWhatsApp:
         message_id = "3EB0" + secrets.token_hex(8).upper()
         self._unread(to, phone, message_id)
         if link is not None:
-            link.push(
-                message_event(message_id, self._source(phone, link), Message(conversation=text))
-            )
+            src, name = self._source(phone, link), self.push_name(phone)
+            link.push(message_event(message_id, src, Message(conversation=text), push_name=name))
         return message_id
 
     def phone_send_group(self, phone: str, group: str, members: list[str], text: str) -> str:
@@ -842,9 +860,11 @@ class FakeWhatsApp:
         for member in members:
             link = self.by_phone(member)
             if link is not None:
-                src = source(chat, jid(phone))
-                link.push(message_event(message_id, src, skdm))
-                link.push(message_event(message_id, src, Message(conversation=text)))
+                src, name = source(chat, jid(phone)), self.push_name(phone)
+                link.push(message_event(message_id, src, skdm, push_name=name))
+                link.push(
+                    message_event(message_id, src, Message(conversation=text), push_name=name)
+                )
         return message_id
 
     def phone_send_media(
@@ -879,7 +899,8 @@ class FakeWhatsApp:
         self._unread(to, phone, message_id)
         link = self._reach(phone, to)
         if link is not None:
-            link.push(message_event(message_id, self._source(phone, link), message))
+            src = self._source(phone, link)
+            link.push(message_event(message_id, src, message, push_name=self.push_name(phone)))
         return message_id
 
     def deliver(self, sender: Link, to: str, message: Message) -> str:
@@ -910,9 +931,8 @@ class FakeWhatsApp:
                 self.messages[message_id] = (sender.phone or "", entry["text"])
         recipient = self.by_phone(phone)
         if recipient is not None and sender.phone is not None:
-            recipient.push(
-                message_event(message_id, self._source(sender.phone, recipient), message)
-            )
+            src, name = self._source(sender.phone, recipient), self.push_name(sender.phone)
+            recipient.push(message_event(message_id, src, message, push_name=name))
 
         def receipt(kind: int) -> Callable[[], None]:
             return lambda: sender.push(receipt_event(jid(phone), [message_id], kind))
@@ -955,7 +975,8 @@ class FakeWhatsApp:
                 author = f"{phone.lstrip('+')}@s.whatsapp.net"
                 with self.lock:
                     self.secrets.setdefault(link.store, {})[message_id] = (secret, author)
-            link.push(message_event(message_id, self._source(phone, link), message, edit=edit))
+            src, name = self._source(phone, link), self.push_name(phone)
+            link.push(message_event(message_id, src, message, edit=edit, push_name=name))
         return message_id
 
     def phone_send_rich(
@@ -1042,7 +1063,8 @@ class FakeWhatsApp:
         link = self.by_phone(owner)
         if link is not None:
             src = source(jid(to), jid(owner), from_me=True)
-            link.push(message_event(message_id, src, Message(conversation=text)))
+            message = Message(conversation=text)
+            link.push(message_event(message_id, src, message, push_name=self.push_name(owner)))
         return message_id
 
     def _key(self, phone: str, to: str, target_id: str) -> MessageKey:

@@ -102,12 +102,13 @@ CASES: list[tuple[EngineEvent, str, str]] = [
             timestamp=AT,
             from_me=True,
             extras=Extras(quote=Quote(id="WA1", sender="+5511999990002", text="oi")),
+            push_name="Ana Souza",
         ),
         "message",
         '{"id": "WA5", "chat": "+5511999990002", "sender": "+5511999990001", '
         '"text": "from the phone", "timestamp": "2026-11-29T06:05:40.123456+00:00", '
         '"from_me": true, "extras": {"quote": {"id": "WA1", "sender": "+5511999990002", '
-        '"text": "oi"}}}',
+        '"text": "oi"}}, "push_name": "Ana Souza"}',
     ),
     (
         MessageReceived(
@@ -243,4 +244,4 @@ def test_entries_of_earlier_workers_fill_defaults() -> None:
         None,
     )
     # Written before messages carried extras: a plain message from the contact.
-    assert (event.from_me, event.extras) == (False, Extras())
+    assert (event.from_me, event.extras, event.push_name) == (False, Extras(), None)

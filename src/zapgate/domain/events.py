@@ -60,7 +60,9 @@ class MessageReceived:
     (see the module docstring), `chat_lid` / `sender_lid` their LIDs when known.
     `from_me`: this session's own number sent it from another device (the phone): the
     gateway reports it as `message.sent`. `extras`: the quoted message, mentions, or the
-    location, contacts or poll it carries."""
+    location, contacts or poll it carries. `push_name`: the name the sender set in
+    WhatsApp, as the message carried it (the account's own on a `from_me` message); None
+    when it carried none."""
 
     id: str
     chat: str
@@ -72,6 +74,7 @@ class MessageReceived:
     sender_lid: str | None = None
     from_me: bool = False
     extras: Extras = NO_EXTRAS
+    push_name: str | None = None
     raw: Any = field(default=None, compare=False, repr=False)
 
 

@@ -152,6 +152,8 @@ class Message:
     reactions: Mapping[str, str] = field(default_factory=dict)
     # A poll's votes: per voter, the options now chosen.
     votes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The name its sender set in WhatsApp (push name), as the message carried it.
+    sender_name: str | None = None
 
     def tally(self) -> dict[str, int]:
         """A poll's votes per option, every option named (empty for other messages)."""
@@ -169,8 +171,9 @@ class Message:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chat:
     """One conversation of a session: its address (`chat`: a phone whenever known, else a
-    LID or a group's JID), its LID, its newest message and how many inbound messages this
-    session has not read."""
+    LID or a group's JID), its LID, the contact's name (the latest push name its messages
+    brought), its newest message and how many inbound messages this session has not
+    read."""
 
     chat: str
     chat_lid: str | None

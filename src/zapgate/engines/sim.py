@@ -18,6 +18,11 @@ extras or `from_me`) into engine events; a text may carry its link's preview, an
 account reading a chat elsewhere (a `read` event) is a `ChatRead`. A poll vote carries
 only hashes of the chosen options, as on WhatsApp: the engine remembers the options of
 the polls it sent (`session_dir/sim-polls.json`) to name them.
+
+Contacts and calls are the network's too: number checks, profiles, blocking and the
+address book are asked of it (answers naming a LID are resolved as messages are, and a
+check teaches the session the LIDs of the numbers it found); a `call` event is a
+`CallReceived`, which the session may reject.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zapgate.domain.contacts import AddressBookEntry, ContactProfile, NumberCheck
 from zapgate.domain.content import (
     ContactCard,
     Extras,
@@ -40,6 +46,7 @@ from zapgate.domain.content import (
     Quote,
 )
 from zapgate.domain.events import (
+    CallReceived,
     ChatRead,
     MediaContent,
     MessageAck,
@@ -129,6 +136,8 @@ class SimEngine(Engine):
             "read_receipts",
             "presence",
             "link_preview",
+            "contacts",
+            "calls",
         }
     )
 
@@ -411,6 +420,7 @@ class SimEngine(Engine):
             sender_lid=sender_lid,
             from_me=bool(event.get("from_me")),
             extras=await self._extras(event),
+            push_name=_opt(event.get("push_name")),
             raw=event,
         )
 
@@ -460,6 +470,18 @@ class SimEngine(Engine):
             await self.emit(PresenceChanged(state=str(event["state"]), **where))
         return True
 
+    async def _call(self, event: dict[str, Any]) -> CallReceived:
+        _, _, caller, caller_lid = await self._where(event)
+        return CallReceived(
+            id=str(event["id"]),
+            caller=caller,
+            timestamp=_timestamp(event.get("timestamp")),
+            video=bool(event.get("video")),
+            group=bool(event.get("group")),
+            caller_lid=caller_lid,
+            raw=event,
+        )
+
     async def _chat_read(self, event: dict[str, Any]) -> ChatRead:
         """The account read a chat elsewhere (its phone): the network names the chat as a
         message of the account's own does (`chat`, its other address in `chat_alt`)."""
@@ -495,6 +517,8 @@ class SimEngine(Engine):
             await self._paired(event)
         elif kind == "read":
             await self.emit(await self._chat_read(event))
+        elif kind == "call":
+            await self.emit(await self._call(event))
         elif not await self._action(kind, event):
             self.log.debug("ignored event type %r", kind)
 
@@ -656,6 +680,38 @@ class SimEngine(Engine):
     async def _do_set_presence(self, *, chat: str, state: str) -> None:
         link = self._connected()
         await link.set_presence(self.device_id, normalize_recipient(chat), state)
+
+    async def _do_check_numbers(self, phones: tuple[str, ...]) -> list[NumberCheck]:
+        link = self._connected()
+        checks = [
+            NumberCheck.from_dict(c) for c in await link.check_numbers(self.device_id, phones)
+        ]
+        for check in checks:
+            if check.lid is not None:
+                await self._resolve(check.phone, check.lid)
+        return checks
+
+    async def _do_contact_profile(self, address: str) -> ContactProfile:
+        link = self._connected()
+        raw = await link.contact_profile(self.device_id, normalize_recipient(address))
+        known, lid = await self._resolve(str(raw["address"]), _opt(raw.get("lid")))
+        return ContactProfile.from_dict({**raw, "address": known, "lid": lid})
+
+    async def _do_set_blocked(self, address: str, blocked: bool) -> None:
+        link = self._connected()
+        await link.set_blocked(self.device_id, normalize_recipient(address), blocked)
+
+    async def _do_address_book(self) -> list[AddressBookEntry]:
+        link = self._connected()
+        entries = []
+        for raw in await link.address_book(self.device_id):
+            known, lid = await self._resolve(str(raw["address"]), _opt(raw.get("lid")))
+            entries.append(AddressBookEntry.from_dict({**raw, "address": known, "lid": lid}))
+        return entries
+
+    async def _do_reject_call(self, *, call_id: str, caller: str) -> None:
+        link = self._connected()
+        await link.reject_call(self.device_id, call_id, normalize_recipient(caller))
 
     def _do_has_credentials(self) -> bool:
         return self.creds_path.is_file()

@@ -220,6 +220,9 @@ class JournalPuller:
             media=media,
             extras=event.extras,
             from_me=event.from_me,
+            sender=event.sender,
+            sender_lid=event.sender_lid,
+            sender_name=event.push_name,
         )
         if event.sender != event.chat and event.sender_lid is not None:
             await self.registry.lids.learn(sid, event.sender_lid, event.sender)

@@ -116,6 +116,7 @@ def message(
         read_at=as_utc_or_none(row.read_at),
         reactions=reactions or {},
         votes=votes or {},
+        sender_name=row.sender_name,
         pk=row.pk,
         session_id=row.session_id,
         id=row.id,
@@ -167,6 +168,7 @@ def message_data(row: Any, session_name: str) -> dict[str, Any]:
         "status_reason": row.status_reason,
         "created_at": as_utc(row.created_at).isoformat(),
         "media": media,
+        "sender_name": row.sender_name,
         **content_data(row),
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from zapgate.domain.ids import is_lid
+from zapgate.registry import contacts
 from zapgate.registry.convert import utcnow
 from zapgate.registry.db import Database
 from zapgate.registry.prepared import Prepared
@@ -35,7 +36,8 @@ def _is_phone(address: str) -> bool:
 
 def learn(conn: Connection, session_id: int, lid: str, phone: str) -> None:
     """Remember that `lid` is `phone`: the messages stored under that LID alone are named
-    by the phone, and those stored under the phone alone get the LID, so the chat is one.
+    by the phone, and those stored under the phone alone get the LID, so the chat is one;
+    the contact known by the LID becomes the phone's.
     Anything but a LID and an E.164 phone is not a mapping and is ignored. (Learning is
     rare, once per mapping: the second update may scan the session's messages.)"""
     if not is_lid(lid) or not _is_phone(phone):
@@ -73,6 +75,7 @@ def learn(conn: Connection, session_id: int, lid: str, phone: str) -> None:
         )
         .values(chat_lid=lid)
     )
+    contacts.merge(conn, session_id, lid, phone)
 
 
 def resolve(

@@ -38,7 +38,7 @@ from zapgate.domain.models import Chat, MediaMeta, Message, MessageStatus, Sessi
 from zapgate.domain.state import SessionState
 from zapgate.errors import SessionNotFound, ValidationFailed
 from zapgate.i18n import N_
-from zapgate.registry import convert, lids, outbox
+from zapgate.registry import contacts, convert, lids, outbox
 from zapgate.registry.convert import as_utc, utcnow
 from zapgate.registry.db import Database
 from zapgate.registry.prepared import Prepared
@@ -74,6 +74,9 @@ class MessageRepo:
         extras: Extras = NO_EXTRAS,
         reply_to: str | None = None,
         from_me: bool = False,
+        sender: str | None = None,
+        sender_lid: str | None = None,
+        sender_name: str | None = None,
     ) -> tuple[Message, bool]:
         """Store a message once per id (a repeat returns the first, `created` False).
         `chat` is a phone, a LID or another JID, `chat_lid` the chat's LID when known:
@@ -81,7 +84,10 @@ class MessageRepo:
         its quote, mentions, location, contacts or poll; `reply_to` the gateway id of the
         quoted message (found by WhatsApp's id when not given). `from_me`: an outbound
         message the phone sent (reported as `message.sent`; one the gateway sent itself
-        is not stored twice)."""
+        is not stored twice). `sender_name`: the name its sender set in WhatsApp, as the
+        message carried it; on an inbound message it becomes the name of the contact
+        `sender` (with `sender_lid`, its LID; the chat when not given) unless a newer
+        message brought another."""
         if direction not in DIRECTIONS:
             raise ValidationFailed(
                 N_("direction: {direction!r} is not 'in' or 'out'"), direction=direction[:10]
@@ -104,6 +110,7 @@ class MessageRepo:
             "content": json.dumps(extras.to_dict()) if extras else None,
             "reply_to": reply_to,
             "from_me": from_me,
+            "sender_name": sender_name,
         }
         if media is not None:
             values.update(
@@ -115,7 +122,9 @@ class MessageRepo:
             )
         for _ in range(2):
             try:
-                return await self._db.batch(lambda conn: _insert(conn, values, chat, chat_lid))
+                return await self._db.batch(
+                    lambda conn: _insert(conn, values, (chat, chat_lid), (sender, sender_lid))
+                )
             except IntegrityError:
                 # A concurrent insert (another process) of the same message id or
                 # idempotency key won; or of the same LID mapping (tried again: the map
@@ -245,7 +254,8 @@ class MessageRepo:
         self, session_id: int, *, limit: int = 50, before: int | None = None
     ) -> tuple[list[Chat], int | None]:
         """The session's chats, the one with the newest message first: each with that
-        message and its unread count. `before`: the cursor of the previous page."""
+        message, its unread count and the contact's name (the latest push name its
+        messages brought). `before`: the cursor of the previous page."""
         _check_limit(limit)
         last = func.max(MessageRow.pk).label("last_pk")
         unread = func.sum(
@@ -269,11 +279,13 @@ class MessageRepo:
                 )
             ).all()
             by_pk = {m.pk: m for m in await _decorated(s, rows)}
+            lids_of = [m.chat_lid for m in by_pk.values() if m.chat_lid is not None]
+            names = await contacts.names(s, session_id, [g.chat for g in page] + lids_of)
         items = [
             Chat(
                 chat=g.chat,
                 chat_lid=by_pk[g.last_pk].chat_lid,
-                name=None,
+                name=names.get(g.chat) or names.get(by_pk[g.last_pk].chat_lid or ""),
                 last_message=by_pk[g.last_pk],
                 unread=int(g.unread or 0),
                 updated_at=by_pk[g.last_pk].created_at,
@@ -510,11 +522,15 @@ _MOVE_BY_ID, _MOVE_BY_PK = _moves("id"), _moves("pk")
 
 
 def _insert(
-    conn: Connection, values: dict[str, Any], chat: str, chat_lid: str | None
+    conn: Connection,
+    values: dict[str, Any],
+    chat: tuple[str, str | None],
+    sender: tuple[str | None, str | None],
 ) -> tuple[Message, bool]:
-    """Store a message once per id, with its event. Engines repeat inbound messages (a
-    reconnect, a part of a stanza): a repeat is answered with the stored one. An
-    outbound id is new (the gateway just made it); a rare clash is an IntegrityError."""
+    """Store a message once per id, with its event; an inbound message's sender name
+    becomes its contact's. Engines repeat inbound messages (a reconnect, a part of a
+    stanza): a repeat is answered with the stored one. An outbound id is new (the gateway
+    just made it); a rare clash is an IntegrityError. `chat` and `sender`: (address, LID)."""
     session_id = values["session_id"]
     reported = values["direction"] == "in" or values["from_me"]
     if reported:
@@ -529,7 +545,14 @@ def _insert(
         raise SessionNotFound(N_("No session {id}."), id=session_id)
     params = dict.fromkeys(_COLUMNS)
     params.update(values)
-    params["chat"], params["chat_lid"] = lids.resolve(conn, session_id, chat, chat_lid)
+    address, params["chat_lid"] = lids.resolve(conn, session_id, *chat)
+    params["chat"] = address
+    name = values["sender_name"]
+    if name and values["direction"] == "in":
+        author, author_lid = sender
+        if author is not None and author != chat[0]:
+            address = lids.resolve(conn, session_id, author, author_lid)[0]
+        contacts.remember(conn, session_id, address, name, values["created_at"])
     quote = convert.extras(values["content"]).quote
     if quote is not None and params["reply_to"] is None:
         quoted = _BY_WA_ID.first(conn, {"sid": session_id, "wa_id": quote.id})

@@ -179,6 +179,8 @@ class MessageRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When this session sent a read receipt for it (inbound).
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The name its sender set in WhatsApp (push name), as the message carried it.
+    sender_name: Mapped[str | None] = mapped_column(String(200))
 
 
 class ReactionRow(Base):
@@ -219,6 +221,22 @@ class LidPhoneRow(Base):
     )
     lid: Mapped[str] = mapped_column(String(40), primary_key=True)
     phone: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactRow(Base):
+    """The latest name (push name) each contact of a session set in WhatsApp, as its
+    messages carried it; `address` as `registry/lids.py` names the chat (its phone
+    whenever the LID map knows it)."""
+
+    __tablename__ = "contacts"
+
+    session_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(200), primary_key=True)
+    push_name: Mapped[str] = mapped_column(String(200))
+    # When the message that brought the name was sent.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -55,6 +55,18 @@ class SimLink(Protocol):
 
     async def set_presence(self, device_id: str, chat: str, state: str) -> None: ...
 
+    async def check_numbers(
+        self, device_id: str, phones: Sequence[str]
+    ) -> list[dict[str, Any]]: ...
+
+    async def contact_profile(self, device_id: str, address: str) -> dict[str, Any]: ...
+
+    async def set_blocked(self, device_id: str, address: str, blocked: bool) -> None: ...
+
+    async def address_book(self, device_id: str) -> list[dict[str, Any]]: ...
+
+    async def reject_call(self, device_id: str, call_id: str, caller: str) -> None: ...
+
     async def pn_for_lid(self, device_id: str, lid: str) -> str | None: ...
 
     async def logout(self, device_id: str) -> None: ...
@@ -103,6 +115,24 @@ class SimLink(Protocol):
     async def phone_log(self, phone: str) -> list[dict[str, Any]]: ...
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]: ...
+
+    async def set_push_name(self, phone: str, name: str) -> str: ...
+
+    async def off_whatsapp(self, phone: str) -> None: ...
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None: ...
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None: ...
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str: ...
 
     async def lid_of(self, phone: str) -> str: ...
 
@@ -153,6 +183,21 @@ class LocalSimLink:
 
     async def set_presence(self, device_id: str, chat: str, state: str) -> None:
         await self.network.set_presence(device_id, chat, state)
+
+    async def check_numbers(self, device_id: str, phones: Sequence[str]) -> list[dict[str, Any]]:
+        return await self.network.check_numbers(device_id, phones)
+
+    async def contact_profile(self, device_id: str, address: str) -> dict[str, Any]:
+        return await self.network.contact_profile(device_id, address)
+
+    async def set_blocked(self, device_id: str, address: str, blocked: bool) -> None:
+        await self.network.set_blocked(device_id, address, blocked)
+
+    async def address_book(self, device_id: str) -> list[dict[str, Any]]:
+        return await self.network.address_book(device_id)
+
+    async def reject_call(self, device_id: str, call_id: str, caller: str) -> None:
+        await self.network.reject_call(device_id, call_id, caller)
 
     async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
         return await self.network.pn_for_lid(device_id, lid)
@@ -213,6 +258,31 @@ class LocalSimLink:
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         return await self.network.phone_inbox(phone)
+
+    async def set_push_name(self, phone: str, name: str) -> str:
+        return await self.network.set_push_name(phone, name)
+
+    async def off_whatsapp(self, phone: str) -> None:
+        await self.network.off_whatsapp(phone)
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        await self.network.set_profile(
+            phone, push_name=push_name, about=about, business=business, picture=picture
+        )
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        await self.network.phone_save_contact(owner, phone, name)
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        return await self.network.phone_call(phone, to, video=video)
 
     async def lid_of(self, phone: str) -> str:
         return await self.network.lid_of(phone)
@@ -368,6 +438,34 @@ class HttpSimLink:
             "POST", f"/devices/{_seg(device_id)}/presence", json={"chat": chat, "state": state}
         )
 
+    async def check_numbers(self, device_id: str, phones: Sequence[str]) -> list[dict[str, Any]]:
+        body = await self._call(
+            "POST", f"/devices/{_seg(device_id)}/number-checks", json={"phones": list(phones)}
+        )
+        return [dict(c) for c in body["items"]]
+
+    async def contact_profile(self, device_id: str, address: str) -> dict[str, Any]:
+        body = await self._call("GET", f"/devices/{_seg(device_id)}/profiles/{_seg(address)}")
+        return dict(body)
+
+    async def set_blocked(self, device_id: str, address: str, blocked: bool) -> None:
+        await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/blocks",
+            json={"address": address, "blocked": blocked},
+        )
+
+    async def address_book(self, device_id: str) -> list[dict[str, Any]]:
+        body = await self._call("GET", f"/devices/{_seg(device_id)}/address-book")
+        return [dict(e) for e in body["items"]]
+
+    async def reject_call(self, device_id: str, call_id: str, caller: str) -> None:
+        await self._call(
+            "POST",
+            f"/devices/{_seg(device_id)}/call-rejects",
+            json={"call_id": call_id, "caller": caller},
+        )
+
     async def pn_for_lid(self, device_id: str, lid: str) -> str | None:
         body = await self._call("GET", f"/devices/{_seg(device_id)}/lids/{_seg(lid)}")
         phone = body.get("phone")
@@ -471,6 +569,39 @@ class HttpSimLink:
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
         body = await self._call("GET", f"/phones/{_seg(phone)}/inbox")
         return [dict(m) for m in body["items"]]
+
+    async def set_push_name(self, phone: str, name: str) -> str:
+        body = await self._call("POST", f"/phones/{_seg(phone)}/push-name", json={"name": name})
+        return str(body["name"])
+
+    async def off_whatsapp(self, phone: str) -> None:
+        await self._call("POST", f"/phones/{_seg(phone)}/off-whatsapp")
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        await self._call(
+            "PUT",
+            f"/phones/{_seg(phone)}/profile",
+            json={"push_name": push_name, "about": about, "business": business, "picture": picture},
+        )
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        await self._call(
+            "POST", f"/phones/{_seg(owner)}/contacts", json={"phone": phone, "name": name}
+        )
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        body = await self._call(
+            "POST", f"/phones/{_seg(phone)}/calls", json={"to": to, "video": video}
+        )
+        return str(body["id"])
 
     async def lid_of(self, phone: str) -> str:
         body = await self._call("GET", f"/phones/{_seg(phone)}/lid")

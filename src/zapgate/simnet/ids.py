@@ -35,8 +35,24 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_call_id() -> str:
+    """32 upper-case hex digits, like WhatsApp's call ids."""
+    return secrets.token_hex(16).upper()
+
+
+def new_picture_id() -> str:
+    """The id in a profile picture's URL."""
+    return secrets.token_hex(16)
+
+
 def lid_for(phone: str) -> str:
     """The LID of the account of `phone` (E.164): 15 digits then `@lid`, the same on every
     run, like an account's LID, which never changes."""
     digest = int.from_bytes(hashlib.sha256(f"simnet-lid:{phone}".encode()).digest()[:8], "big")
     return f"{10**14 + digest % (9 * 10**14)}@lid"
+
+
+def default_push_name(phone: str) -> str:
+    """The name a simulated phone shows until it sets one: `Phone 0003` for a number
+    ending in 0003, as a WhatsApp user picks some name when setting up the app."""
+    return f"Phone {phone[-4:]}"

@@ -30,6 +30,24 @@ devices as a `message` with `from_me`, its chat being the recipient; a chat the 
 reads on its phone (`phone_read`) or on one linked device reaches its other linked devices
 as a `read` event. A text may carry its link's preview (title, description, thumbnail).
 
+Push names: every phone has the name its user set in WhatsApp (`set_push_name`; until
+then a default derived from its number, `Phone 0003`), and every `message` event carries
+its sender's (`push_name`), as WhatsApp's stanzas do (`notify`): a message the account's
+own phone sent carries the account's name.
+
+Contacts and calls. Every number is on WhatsApp unless made otherwise (`off_whatsapp`):
+nothing is sent to or from such a number, and a check (`check_numbers`, WhatsApp's usync)
+says so; checking a number teaches the device its LID mapping. A phone has a profile
+(`set_profile`: about text, business account, profile picture, whose URL is on the
+reserved `.invalid` TLD so nothing can ever fetch it). An account blocks phones
+(`set_blocked`, from any of its devices): their messages, actions and calls no longer
+reach it (WhatsApp drops them server-side, so a blocked sender's message gets no receipt),
+nor does its presence reach them. A linked number's phone keeps an address book
+(`phone_save_contact`) that its devices read (`address_book`; only numbers on WhatsApp
+sync). A phone calls a linked number (`phone_call`): each of its devices gets a `call`
+event addressed like a message; a device rejecting it (`reject_call`) shows in the
+caller's log as `call_rejected`.
+
 Each device has a stream of events (`paired`, `message`, `ack`, `logged_out`, and the
 actions above) numbered by `seq`. A device reads them with `next_events(after=...)`,
 which also acknowledges every event up to `after`, like a server-side ack: what a device
@@ -57,8 +75,10 @@ from pathlib import Path
 from typing import Any
 
 from zapgate.aio import BackgroundTasks
+from zapgate.domain.contacts import MAX_CHECK
 from zapgate.domain.content import CHAT_PRESENCES, EDIT_WINDOW_SECONDS
 from zapgate.domain.ids import (
+    identity,
     is_lid,
     is_valid_client_id,
     new_message_id,
@@ -78,7 +98,16 @@ from zapgate.errors import (
 from zapgate.i18n import N_
 from zapgate.jsonfile import atomic_write_json, read_json
 from zapgate.simnet.content import check_extras, check_media_kind, check_presence, option_hash
-from zapgate.simnet.ids import lid_for, new_pair_code, new_qr, new_token, normalize_pair_code
+from zapgate.simnet.ids import (
+    default_push_name,
+    lid_for,
+    new_call_id,
+    new_pair_code,
+    new_picture_id,
+    new_qr,
+    new_token,
+    normalize_pair_code,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +119,14 @@ MAX_REQUESTS = 100_000
 MAX_MESSAGES = 100_000
 # What a phone saw besides messages, per phone.
 MAX_LOG = 10_000
+# Calls remembered to be rejected, oldest forgotten first.
+MAX_CALLS = 10_000
+# WhatsApp's about text is at most 139 characters.
+MAX_ABOUT = 139
+# The longest name an address book keeps for a contact.
+MAX_CONTACT_NAME = 256
+# Where profile pictures are served: the reserved `.invalid` TLD never resolves.
+PICTURE_URL = "https://pps.whatsapp.invalid/v/{id}.jpg"
 STATE_VERSION = 1
 
 
@@ -126,9 +163,26 @@ class _Message:
     max_selections: int = 1
     revoked: bool = False
     read: bool = False  # by its recipient
+    dropped: bool = False  # its recipient blocked its author: only the author knows it
 
     def between(self, one: str, other: str) -> bool:
         return {self.author, self.peer} == {one, other}
+
+
+@dataclass(slots=True)
+class _Profile:
+    """What a phone's WhatsApp profile shows besides its push name."""
+
+    about: str | None = None
+    business: bool = False
+    picture: str | None = None  # the id in its picture's URL
+
+
+@dataclass(slots=True)
+class _Call:
+    caller: str
+    callee: str
+    rejected: bool = False
 
 
 def _utcnow() -> datetime:
@@ -155,6 +209,8 @@ def _media(media: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict
 
 
 MAX_EMOJI_CHARS = 32
+# WhatsApp's profile names are at most 25 characters.
+MAX_PUSH_NAME = 25
 
 
 def _emoji(emoji: str) -> str:
@@ -214,6 +270,14 @@ class SimNetwork:
         # device id -> phones whose LID <-> phone mapping the device has learned.
         self._learned: defaultdict[str, set[str]] = defaultdict(set)
         self._messages: dict[str, _Message] = {}
+        self._names: dict[str, str] = {}  # phone -> the push name it set
+        self._off: set[str] = set()  # numbers with no WhatsApp account
+        self._profiles: dict[str, _Profile] = {}
+        # account's phone -> the phones it blocked.
+        self._blocked: defaultdict[str, set[str]] = defaultdict(set)
+        # account's phone -> its phone's address book {phone: name}.
+        self._books: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        self._calls: dict[str, _Call] = {}
         self._logs: defaultdict[str, deque[dict[str, Any]]] = defaultdict(
             lambda: deque(maxlen=MAX_LOG)
         )
@@ -303,12 +367,20 @@ class SimNetwork:
             return {"chat": lid, "sender": lid, "sender_alt": alt}
         return {"chat": phone, "sender": phone, "sender_alt": lid}
 
+    def _push_name(self, phone: str) -> str:
+        return self._names.get(phone) or default_push_name(phone)
+
+    def _named(self, kind: str, author: str) -> dict[str, Any]:
+        """A message event carries its author's push name."""
+        return {"push_name": self._push_name(author)} if kind == "message" else {}
+
     async def _deliver(self, device_id: str, kind: str, actor: str, **data: Any) -> None:
         """An event about `actor`'s message or action, addressed as the device sees it."""
         addressed = self._addressed(actor)
         if addressed["sender_alt"] is not None:
             self._learned[device_id].add(actor)  # a message with both addresses teaches it
-        await self._push(self._device(device_id), kind, **addressed, **data)
+        named = self._named(kind, actor)
+        await self._push(self._device(device_id), kind, **addressed, **named, **data)
 
     async def _deliver_own(
         self, device_id: str, kind: str, owner: str, peer: str, **data: Any
@@ -326,6 +398,7 @@ class SimNetwork:
             sender=owner,
             sender_alt=self._lid(owner),
             from_me=True,
+            **self._named(kind, owner),
             **data,
         )
 
@@ -340,7 +413,10 @@ class SimNetwork:
         skip: str | None = None,
     ) -> None:
         """`actor`'s action reaches the other side of the chat: `peer`'s phone (its log) and
-        its linked devices (an event, unless `event` is None), but the acting one."""
+        its linked devices (an event, unless `event` is None), but the acting one. Nothing
+        reaches a peer that blocked `actor`, nor `actor`'s presence a peer it blocked."""
+        if self._blocks(peer, actor) or (kind == "presence" and self._blocks(actor, peer)):
+            return
         now = self.clock().isoformat()
         self._logs[peer].append({"type": kind, "from": actor, "timestamp": now, **log})
         if event is None:
@@ -350,14 +426,30 @@ class SimNetwork:
                 await self._deliver(device_id, kind, actor, timestamp=now, **event)
 
     def _peer(self, to: str) -> str:
-        """The phone that `to` (a phone or a LID) names."""
+        """The phone that `to` (a phone or a LID) names; it must be on WhatsApp."""
         to = normalize_recipient(to)
         if not is_lid(to):
-            return to
+            return self._on_whatsapp(to)
         phone = self._lid_phones.get(to)
         if phone is None:
             raise NotFound(N_("no account on the simulated network has the LID {lid}"), lid=to)
+        return self._on_whatsapp(phone)
+
+    def _on_whatsapp(self, phone: str) -> str:
+        if phone in self._off:
+            raise NotFound(
+                N_("{phone} is not on WhatsApp"),
+                hint=N_("Check the number: it has no WhatsApp account to reach."),
+                phone=phone,
+            )
         return phone
+
+    def _blocks(self, account: str, phone: str) -> bool:
+        """Whether the account of `account` blocked `phone`."""
+        return phone in self._blocked.get(account, ())
+
+    def _profile(self, phone: str) -> _Profile:
+        return self._profiles.get(phone) or _Profile()
 
     def _linked_phone(self, device_id: str) -> str:
         """The phone of an online, linked device."""
@@ -367,15 +459,18 @@ class SimNetwork:
             raise DeviceNotLinked(device_id=device_id)
         return link.phone
 
-    def _remember(self, msg: _Message) -> None:
+    def _remember(self, msg: _Message) -> _Message:
+        """Keep a new message; it is dropped when its recipient blocked its author."""
+        msg.dropped = self._blocks(msg.peer, msg.author)
         self._messages[msg.id] = msg
         if len(self._messages) > MAX_MESSAGES:
             del self._messages[next(iter(self._messages))]
+        return msg
 
     def _find(self, me: str, other: str, target_id: str) -> _Message:
-        """The message `target_id` of the chat between `me` and `other`."""
+        """The message `target_id` of the chat between `me` and `other`, as `me` knows it."""
         msg = self._messages.get(target_id)
-        if msg is None or not msg.between(me, other):
+        if msg is None or not msg.between(me, other) or (msg.dropped and msg.author != me):
             raise _no_message(target_id, me, other)
         return msg
 
@@ -547,7 +642,8 @@ class SimNetwork:
         if len(self._requests) > MAX_REQUESTS:
             del self._requests[next(iter(self._requests))]
         now = self.clock()
-        self._remember(self._record(message_id, me, phone, now, text, checked))
+        if self._remember(self._record(message_id, me, phone, now, text, checked)).dropped:
+            return message_id  # dropped server-side: never delivered, no receipts
         entry: dict[str, Any] = {
             "id": message_id,
             "from": me,
@@ -679,6 +775,100 @@ class SimNetwork:
             me, peer, "presence", log={"state": state}, event={"state": state}, skip=device_id
         )
 
+    async def check_numbers(self, device_id: str, phones: Sequence[str]) -> list[dict[str, Any]]:
+        """Which of `phones` have a WhatsApp account, in order: [{phone, on_whatsapp, jid,
+        lid, business}]. As WhatsApp's usync, it teaches the device their LID mappings."""
+        self._linked_phone(device_id)
+        if len(phones) > MAX_CHECK:
+            raise ValidationFailed(N_("phones: at most {max} numbers per check"), max=MAX_CHECK)
+        checks: list[dict[str, Any]] = []
+        for phone in (normalize_phone(p) for p in phones):
+            on = phone not in self._off
+            if on:
+                self._learned[device_id].add(phone)
+            checks.append(
+                {
+                    "phone": phone,
+                    "on_whatsapp": on,
+                    "jid": identity(phone, None)["jid"] if on else None,
+                    "lid": self._lid(phone) if on else None,
+                    "business": on and self._profile(phone).business,
+                }
+            )
+        return checks
+
+    async def contact_profile(self, device_id: str, address: str) -> dict[str, Any]:
+        """What the device's account sees of `address` (a phone or a LID): {address, lid,
+        push_name, about, picture_url, business, blocked}. `address` is the phone when
+        the device knows it (asking by number teaches the LID mapping), else the LID."""
+        me = self._linked_phone(device_id)
+        address = normalize_recipient(address)
+        phone = self._peer(address)
+        if not is_lid(address):
+            self._learned[device_id].add(phone)
+        profile = self._profile(phone)
+        known = phone in self._learned[device_id]
+        return {
+            "address": phone if known else address,
+            "lid": self._lid(phone),
+            "push_name": self._push_name(phone),
+            "about": profile.about,
+            "picture_url": profile.picture and PICTURE_URL.format(id=profile.picture),
+            "business": profile.business,
+            "blocked": self._blocks(me, phone),
+        }
+
+    async def set_blocked(self, device_id: str, address: str, blocked: bool) -> None:
+        """The device's account blocks (or unblocks) `address`, a phone or a LID; new
+        messages and calls of a blocked phone no longer reach it. Idempotent."""
+        me = self._linked_phone(device_id)
+        phone = self._peer(address)
+        if phone == me:
+            raise ValidationFailed(N_("an account cannot block itself"))
+        if blocked:
+            self._blocked[me].add(phone)
+        else:
+            self._blocked[me].discard(phone)
+
+    async def address_book(self, device_id: str) -> list[dict[str, Any]]:
+        """The contacts the account's phone saved that are on WhatsApp: [{address, name,
+        push_name, lid}] (the sync carries their LIDs, so the device learns them)."""
+        me = self._linked_phone(device_id)
+        entries: list[dict[str, Any]] = []
+        for phone, name in self._books.get(me, {}).items():
+            if phone in self._off:
+                continue
+            self._learned[device_id].add(phone)
+            entries.append(
+                {
+                    "address": phone,
+                    "name": name,
+                    "push_name": self._push_name(phone),
+                    "lid": self._lid(phone),
+                }
+            )
+        return entries
+
+    async def reject_call(self, device_id: str, call_id: str, caller: str) -> None:
+        """The device rejects the call `call_id` that `caller` (a phone or a LID) made to
+        its account; the caller's log shows `call_rejected`. Rejecting it again does
+        nothing."""
+        me = self._linked_phone(device_id)
+        phone = self._peer(caller)
+        call = self._calls.get(call_id)
+        if call is None or (call.caller, call.callee) != (phone, me):
+            raise NotFound(
+                N_("no call {id} from {caller} to {phone}"),
+                hint=N_("Name a call by the id and caller of its call event."),
+                id=call_id[:80],
+                caller=phone,
+                phone=me,
+            )
+        if call.rejected:
+            return
+        call.rejected = True
+        await self._reach(me, phone, "call_rejected", log={"id": call_id}, event=None)
+
     async def _later_acks(self, dev: _Device, message_id: str) -> None:
         await asyncio.sleep(self.deliver_delay)
         await self._push(dev, "ack", id=message_id, status="delivered")
@@ -773,7 +963,7 @@ class SimNetwork:
         number `to`, with `extras` as a device's send takes them (a quote names a message
         of their chat, whoever wrote it); every device linked to `to` receives it. Returns
         the message id."""
-        phone, to = normalize_phone(phone), normalize_phone(to)
+        phone, to = self._on_whatsapp(normalize_phone(phone)), normalize_phone(to)
         _, carried = _media(media)
         checked = check_extras(extras, text=text, has_media=media is not None)
         targets = self._devices_of(to)
@@ -782,7 +972,8 @@ class SimNetwork:
         quote = self._quote((extras or {}).get("quote"), phone, to, known=True)
         message_id = new_message_id()
         now = self.clock()
-        self._remember(self._record(message_id, phone, to, now, text, checked))
+        if self._remember(self._record(message_id, phone, to, now, text, checked)).dropped:
+            return message_id
         for device_id in targets:
             await self._deliver(
                 device_id,
@@ -800,21 +991,23 @@ class SimNetwork:
     async def phone_send_own(self, owner: str, to: str, text: str) -> str:
         """The linked number `owner` writes `text` to `to` from its own phone: `to`
         receives it, and `owner`'s linked devices see it as their account's message."""
-        owner, to = normalize_phone(owner), normalize_phone(to)
+        owner, to = normalize_phone(owner), self._on_whatsapp(normalize_phone(to))
         own_devices = self._devices_of(owner)
         if not own_devices:
             raise NumberNotLinked(phone=owner)
         message_id = new_message_id()
         now = self.clock()
         stamp = now.isoformat()
-        self._remember(self._record(message_id, owner, to, now, text, {}))
-        self._inboxes[to].append(
-            {"id": message_id, "from": owner, "text": text, "timestamp": stamp}
-        )
+        msg = self._remember(self._record(message_id, owner, to, now, text, {}))
         for device_id in own_devices:
             await self._deliver_own(
                 device_id, "message", owner, to, id=message_id, text=text, timestamp=stamp
             )
+        if msg.dropped:
+            return message_id
+        self._inboxes[to].append(
+            {"id": message_id, "from": owner, "text": text, "timestamp": stamp}
+        )
         for device_id in self._devices_of(to):
             await self._deliver(
                 device_id, "message", owner, id=message_id, text=text, timestamp=stamp
@@ -888,7 +1081,7 @@ class SimNetwork:
         ids = [
             m.id
             for m in self._messages.values()
-            if m.author == chat and m.peer == owner and not m.read and not m.revoked
+            if m.author == chat and m.peer == owner and not (m.read or m.revoked or m.dropped)
         ]
         if ids:
             await self._read(owner, chat, ids, skip=None)
@@ -897,7 +1090,7 @@ class SimNetwork:
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         """What `phone` saw besides messages, oldest first: {type, from, timestamp, ...}:
         `reaction` {id, emoji}, `edit` {id, text}, `revoke` {id}, `read` {ids},
-        `presence` {state}, `vote` {poll_id, options}."""
+        `presence` {state}, `vote` {poll_id, options}, `call_rejected` {id}."""
         return [dict(e) for e in self._logs.get(normalize_phone(phone), ())]
 
     async def phone_inbox(self, phone: str) -> list[dict[str, Any]]:
@@ -906,6 +1099,82 @@ class SimNetwork:
         mime, filename, size, sha256}; quote: {id, from}; preview: {url, title,
         description, thumbnail (base64)})."""
         return [dict(m) for m in self._inboxes.get(normalize_phone(phone), [])]
+
+    async def push_name(self, phone: str) -> str:
+        """The name `phone` shows in WhatsApp, which its messages carry."""
+        return self._push_name(normalize_phone(phone))
+
+    async def set_push_name(self, phone: str, name: str) -> str:
+        """`phone`'s user sets the name WhatsApp shows (its push name); its next messages
+        carry it. Returns the name set."""
+        phone, name = normalize_phone(phone), name.strip()
+        if not 1 <= len(name) <= MAX_PUSH_NAME:
+            raise ValidationFailed(
+                N_("a push name is 1 to {max} characters"),
+                hint=N_("Set the name the phone's user shows in WhatsApp."),
+                max=MAX_PUSH_NAME,
+            )
+        self._names[phone] = name
+        return name
+
+    async def off_whatsapp(self, phone: str) -> None:
+        """From now on `phone` has no WhatsApp account: checks say so, and nothing is sent
+        to or from it."""
+        self._off.add(normalize_phone(phone))
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        """What `phone`'s profile shows from now on: its about text, whether it is a
+        business account, whether it has a profile picture (one it had stays the same),
+        and its push name when given (`set_push_name`)."""
+        phone = self._on_whatsapp(normalize_phone(phone))
+        if about is not None and len(about) > MAX_ABOUT:
+            raise ValidationFailed(N_("an about text is at most {max} characters"), max=MAX_ABOUT)
+        if push_name is not None:
+            await self.set_push_name(phone, push_name)
+        old = self._profile(phone).picture
+        kept = (old or new_picture_id()) if picture else None
+        self._profiles[phone] = _Profile(about=about, business=business, picture=kept)
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        """The linked number `owner` saves `phone` as `name` in its phone's address book,
+        which its linked devices read (`address_book`)."""
+        owner, phone, name = normalize_phone(owner), normalize_phone(phone), name.strip()
+        if not self._devices_of(owner):
+            raise NumberNotLinked(phone=owner)
+        if not 1 <= len(name) <= MAX_CONTACT_NAME:
+            raise ValidationFailed(
+                N_("a contact's name is 1 to {max} characters"), max=MAX_CONTACT_NAME
+            )
+        self._books[owner][phone] = name
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        """`phone` calls the linked number `to`: every device linked to `to` gets a `call`
+        event {id, video, group}, addressed like a message (none when `to` blocked
+        `phone`). Returns the call's id."""
+        phone, to = self._on_whatsapp(normalize_phone(phone)), normalize_phone(to)
+        targets = self._devices_of(to)
+        if not targets:
+            raise NumberNotLinked(phone=to)
+        call_id = new_call_id()
+        self._calls[call_id] = _Call(caller=phone, callee=to)
+        if len(self._calls) > MAX_CALLS:
+            del self._calls[next(iter(self._calls))]
+        if self._blocks(to, phone):
+            return call_id
+        now = self.clock().isoformat()
+        for device_id in targets:
+            await self._deliver(
+                device_id, "call", phone, id=call_id, video=video, group=False, timestamp=now
+            )
+        return call_id
 
     async def lid_of(self, phone: str) -> str:
         """The LID of `phone`'s account."""

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from zapgate.domain.contacts import MAX_CHECK
 from zapgate.errors import DETAILS_HINT, GatewayError, ValidationFailed
 from zapgate.i18n import N_
 from zapgate.simnet.network import SimNetwork
@@ -149,12 +150,30 @@ class PresenceBody(BaseModel):
     state: str = Field(max_length=20)
 
 
+class NumberCheckBody(BaseModel):
+    phones: list[str] = Field(max_length=MAX_CHECK)
+
+
+class BlockBody(BaseModel):
+    address: str = Field(max_length=40)
+    blocked: bool
+
+
+class CallRejectBody(BaseModel):
+    call_id: str = Field(min_length=1, max_length=128)
+    caller: str = Field(max_length=40)
+
+
 class ScanBody(BaseModel):
     qr: str = Field(max_length=4096)
 
 
 class EnterCodeBody(BaseModel):
     code: str = Field(max_length=32)
+
+
+class PushNameBody(BaseModel):
+    name: str = Field(max_length=100)
 
 
 class LidAddressingBody(BaseModel):
@@ -203,6 +222,23 @@ class PhonePresenceBody(BaseModel):
 
 class PhoneReadBody(BaseModel):
     chat: str = Field(max_length=40)
+
+
+class ProfileBody(BaseModel):
+    push_name: str | None = Field(default=None, max_length=100)
+    about: str | None = Field(default=None, max_length=1000)
+    business: bool = False
+    picture: bool = False
+
+
+class SaveContactBody(BaseModel):
+    phone: str = Field(max_length=40)
+    name: str = Field(max_length=1000)
+
+
+class CallBody(BaseModel):
+    to: str = Field(max_length=40)
+    video: bool = False
 
 
 def _error(exc: GatewayError) -> JSONResponse:
@@ -287,6 +323,28 @@ def create_app(network: SimNetwork) -> FastAPI:
         await network.set_presence(device_id, body.chat, body.state)
         return {"ok": True}
 
+    @app.post("/devices/{device_id}/number-checks")
+    async def check_numbers(device_id: str, body: NumberCheckBody) -> dict[str, Any]:
+        return {"items": await network.check_numbers(device_id, body.phones)}
+
+    @app.get("/devices/{device_id}/profiles/{address}")
+    async def contact_profile(device_id: str, address: str) -> dict[str, Any]:
+        return await network.contact_profile(device_id, address)
+
+    @app.post("/devices/{device_id}/blocks")
+    async def set_blocked(device_id: str, body: BlockBody) -> dict[str, bool]:
+        await network.set_blocked(device_id, body.address, body.blocked)
+        return {"ok": True}
+
+    @app.get("/devices/{device_id}/address-book")
+    async def address_book(device_id: str) -> dict[str, Any]:
+        return {"items": await network.address_book(device_id)}
+
+    @app.post("/devices/{device_id}/call-rejects")
+    async def reject_call(device_id: str, body: CallRejectBody) -> dict[str, bool]:
+        await network.reject_call(device_id, body.call_id, body.caller)
+        return {"ok": True}
+
     @app.get("/devices/{device_id}/lids/{lid}")
     async def pn_for_lid(device_id: str, lid: str) -> dict[str, str | None]:
         return {"phone": await network.pn_for_lid(device_id, lid)}
@@ -364,6 +422,29 @@ def create_app(network: SimNetwork) -> FastAPI:
     @app.get("/phones/{phone}/log")
     async def phone_log(phone: str) -> dict[str, Any]:
         return {"items": await network.phone_log(phone)}
+
+    @app.post("/phones/{phone}/push-name")
+    async def set_push_name(phone: str, body: PushNameBody) -> dict[str, str]:
+        return {"name": await network.set_push_name(phone, body.name)}
+
+    @app.post("/phones/{phone}/off-whatsapp")
+    async def off_whatsapp(phone: str) -> dict[str, bool]:
+        await network.off_whatsapp(phone)
+        return {"ok": True}
+
+    @app.put("/phones/{phone}/profile")
+    async def set_profile(phone: str, body: ProfileBody) -> dict[str, bool]:
+        await network.set_profile(phone, **body.model_dump())
+        return {"ok": True}
+
+    @app.post("/phones/{phone}/contacts")
+    async def phone_save_contact(phone: str, body: SaveContactBody) -> dict[str, bool]:
+        await network.phone_save_contact(phone, body.phone, body.name)
+        return {"ok": True}
+
+    @app.post("/phones/{phone}/calls", status_code=201)
+    async def phone_call(phone: str, body: CallBody) -> dict[str, str]:
+        return {"id": await network.phone_call(phone, body.to, video=body.video)}
 
     @app.get("/phones/{phone}/lid")
     async def lid_of(phone: str) -> dict[str, str]:

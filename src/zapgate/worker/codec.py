@@ -97,6 +97,8 @@ def _encode_message(event: MessageReceived) -> dict[str, Any]:
         data["from_me"] = True
     if event.extras:
         data["extras"] = event.extras.to_dict()
+    if event.push_name is not None:
+        data["push_name"] = event.push_name
     media = event.media
     if media is not None:
         data["media"] = {
@@ -133,6 +135,7 @@ def _decode_message(data: Mapping[str, Any]) -> MessageReceived:
         sender_lid=data.get("sender_lid"),
         from_me=bool(data.get("from_me")),
         extras=Extras.from_dict(data.get("extras")),
+        push_name=data.get("push_name"),
         raw=data,
     )
 

@@ -428,6 +428,13 @@ def link_preview(message: Any) -> dict[str, Any] | None:
     }
 
 
+def push_name(info: Any) -> str | None:
+    """The name the sender set in WhatsApp, as the message carried it (the stanza's
+    `notify`); whatsmeow, like WhatsApp, takes "" and "-" for none (message.go)."""
+    name = str(info.Pushname).strip()
+    return None if name in ("", "-") else name
+
+
 def message(client: Any, ev: Any) -> Converted | None:
     source = ev.Info.MessageSource
     if is_status_or_newsletter(source.Chat):
@@ -447,6 +454,7 @@ def message(client: Any, ev: Any) -> Converted | None:
         "text": text(content),
         "media": None,
         "extras": extras(client, content),
+        "push_name": push_name(ev.Info),
     }
     body = b""
     name = media_field(content)

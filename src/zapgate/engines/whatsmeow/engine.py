@@ -579,6 +579,7 @@ class WhatsmeowEngine(Engine):
             sender_lid=f.get("sender_lid"),
             from_me=bool(f.get("from_me")),
             extras=extras,
+            push_name=f.get("push_name"),
             raw=f,
         )
         media = f.get("media")

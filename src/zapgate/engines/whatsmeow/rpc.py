@@ -55,7 +55,8 @@ NoteKind = Literal[
     "qr",  # code
     "pair",  # ok, jid, error
     "connected",  # jid (or null)
-    # id, chat, chat_lid, sender, sender_lid, from_me, text, timestamp, media, extras
+    # id, chat, chat_lid, sender, sender_lid, from_me, text, timestamp, media, extras,
+    # push_name
     "message",
     "reaction",  # id, chat, ..., from_me, timestamp, target_id, emoji
     "edited",  # chat, ..., from_me, timestamp, target_id, text

@@ -302,6 +302,11 @@ class MessagePublic(BaseModel):
     from_me: bool = Field(
         default=False, description="Sent from the phone (or another device), not the API"
     )
+    sender_name: str | None = Field(
+        default=None,
+        description="The name the sender set in WhatsApp (push name), as this message "
+        "carried it; null on messages sent through the API",
+    )
     reply_to: QuotePublic | None = None
     mentions: list[str] = Field(default_factory=list)
     location: LocationPublic | None = None
@@ -338,6 +343,7 @@ class MessagePublic(BaseModel):
             if m.media is not None and session_name is not None
             else None,
             from_me=m.from_me,
+            sender_name=m.sender_name,
             reply_to=None
             if ex.quote is None
             else QuotePublic(
@@ -401,7 +407,10 @@ class ChatPublic(BaseModel):
     jid: str = Field(description="The chat's WhatsApp JID")
     lid: str | None = Field(description="The chat's LID when known")
     chat_lid: str | None = Field(description="The chat's LID when known (as `lid`)")
-    name: str | None = Field(description="The contact's name when known")
+    name: str | None = Field(
+        description="The name the contact set in WhatsApp (push name), as its latest "
+        "message carried it; null until a message brings one"
+    )
     last_message: MessagePublic
     unread: int = Field(description="Received messages without a read receipt")
     updated_at: datetime
