@@ -1185,10 +1185,12 @@ class FakeWhatsApp:
         picture_hidden: bool = False,
     ) -> None:
         """What `phone`'s profile shows; `picture_hidden`: a picture its privacy settings
-        hide from everyone else."""
+        hide from everyone else. The push name is the one its messages carry: whatsmeow
+        learns it from them, not from the profile."""
+        if push_name is not None:
+            self.set_push_name(phone, push_name)
         with self.lock:
             self.profiles[phone] = {
-                "push_name": push_name,
                 "about": about,
                 "business": business,
                 "picture": secrets.token_hex(5) if picture or picture_hidden else None,
@@ -1278,7 +1280,7 @@ class FakeWhatsApp:
         details = VerifiedNameCertificate.Details(
             serial=int(phone.lstrip("+")) % 10**9,
             issuer="smb:wa",
-            verifiedName=profile.get("push_name") or phone,
+            verifiedName=self.push_name(phone),
         )
         certificate = VerifiedNameCertificate(
             details=details.SerializeToString(), signature=b"\x00" * 64
