@@ -522,6 +522,30 @@ class WhatsmeowHarness(EngineHarness):
     async def phone_log(self, phone: str) -> list[dict[str, Any]]:
         return self.network.phone_log(phone)
 
+    async def off_whatsapp(self, phone: str) -> None:
+        await asyncio.to_thread(self.network.off_whatsapp, phone)
+
+    async def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+    ) -> None:
+        await asyncio.to_thread(
+            lambda: self.network.set_profile(
+                phone, push_name=push_name, about=about, business=business, picture=picture
+            )
+        )
+
+    async def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        return await asyncio.to_thread(lambda: self.network.phone_call(phone, to, video=video))
+
+    async def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        await asyncio.to_thread(self.network.phone_save_contact, owner, phone, name)
+
     async def close(self) -> None:
         await super().close()
         await self.backends.aclose()

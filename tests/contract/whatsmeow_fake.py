@@ -34,10 +34,21 @@ What it models of whatsmeow, from its source:
   Receipt from the account itself (IsFromMe, the chat in Chat) naming the messages read,
   of type read, or read-self when the account's read receipts are off (receipt.go).
 
+* a number without WhatsApp, profiles (about, business, picture, a picture hidden from
+  others) and the block list as whatsmeow's usync and IQs answer them (`FakeGo`); a
+  blocked contact's messages, calls and presence never reach the account that blocked
+  it, and what the account sends it is taken but never delivered;
+* a call as whatsmeow's CallOffer of the `<offer>` stanza (a `video` child for a video
+  call), its rejection reaching the caller;
+* the address book as whatsmeow's contact store holds it: names from the phone's
+  app-state sync (after pairing, on connecting, on every change), push names from the
+  messages it received.
+
 neonize's calls that would reach Go's client map (send, upload, build_reaction,
 build_poll_vote_creation, decrypt_poll_vote, mark_read, presence) are answered by this
 network instead; the pure-Python builders around them (replies, edits, revokes, stickers)
-are neonize's own.
+are neonize's own. For contacts, calls and the LID map, neonize's own wrappers run: only
+the Go functions under them are this network's (`FakeGo`).
 
 `LoopbackSocks` is a SOCKS5 proxy on 127.0.0.1 that records which host whatsmeow asked
 for and answers "host unreachable": it lets the real neonize dial, offline, without one
@@ -71,6 +82,7 @@ from typing import Any
 from neonize.client import NewClient
 from neonize.events import (
     EVENT_TO_INT,
+    CallOfferEv,
     ChatPresenceEv,
     ConnectedEv,
     LoggedOutEv,
@@ -81,13 +93,33 @@ from neonize.events import (
 )
 from neonize.proto.Neonize_pb2 import (
     JID,
+    BasicCallMeta,
+    Blocklist,
+    CallRemoteMeta,
+    Contact,
+    ContactInfo,
+    ContactsGetAllContactsReturnFunction,
+    ContactsGetContactReturnFunction,
     Device,
+    GetBlocklistReturnFunction,
+    GetJIDFromStoreReturnFunction,
+    GetProfilePictureReturnFunction,
+    GetUserInfoReturnFunction,
+    GetUserInfoSingleReturnFunction,
+    IsOnWhatsAppResponse,
+    IsOnWhatsAppReturnFunction,
+    JIDArray,
     MessageInfo,
     MessageSource,
+    Node,
+    NodeAttrs,
     PairStatus,
+    ProfilePictureInfo,
     Receipt,
     SendResponse,
     UploadResponse,
+    UserInfo,
+    VerifiedName,
 )
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
@@ -111,6 +143,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     StickerMessage,
     VideoMessage,
 )
+from neonize.proto.waVnameCert.WAWebProtobufsVnameCert_pb2 import VerifiedNameCertificate
 
 from zapgate.domain.content import ContactCard, LinkPreview, Location, Poll
 from zapgate.engines.backends import WhatsmeowConfig
@@ -130,6 +163,9 @@ MEDIA_FIELDS: dict[str, tuple[str, type]] = {
 }
 # whatsmeow's `edit` attribute of a stanza (types.EditAttribute): an edit, a deletion.
 EDIT_MESSAGE, EDIT_SENDER_REVOKE = "1", "7"
+# whatsmeow's errors for a profile picture that is not set or hidden (errors.go).
+PICTURE_NOT_SET = "that user or group does not have a profile picture"
+PICTURE_HIDDEN = "the user has hidden their profile picture from you"
 # A chat state shown by a phone, as whatsmeow's ChatPresence (State, Media) numbers it.
 CHAT_STATES = {"typing": (1, 1), "recording": (1, 2), "paused": (2, 1)}
 
@@ -420,6 +456,8 @@ class Link:
     current_qr: str | None = None
     # What this device's store learned: LID user -> phone (whatsmeow's LID map).
     learned: dict[str, str] = field(default_factory=dict)
+    # whatsmeow's contact store of this device's auth store (FakeWhatsApp.contact_store).
+    contacts: dict[str, dict[str, str]] = field(default_factory=dict)
     # Whether it marked itself online, and whose presence it subscribed to.
     available: bool = False
     subscribed: set[str] = field(default_factory=set)
@@ -434,7 +472,12 @@ class Link:
             self.conn.sendall(data)
 
     def push(self, event: Any) -> None:
-        """Deliver `event` as Go does: its serialized bytes and its event code."""
+        """Deliver `event` as Go does: its serialized bytes and its event code. whatsmeow
+        keeps the push name a message carries in its contact store (PutPushName)."""
+        if isinstance(event, MessageEv) and event.Info.Pushname:
+            sender = event.Info.MessageSource.Sender
+            row = self.contacts.setdefault(f"{sender.User}@{sender.Server}", {})
+            row["push_name"] = event.Info.Pushname
         self.send({"ev": EVENT_TO_INT[type(event)], "data": _b64(event.SerializeToString())})
 
     def show_qr(self, code: str) -> None:
@@ -484,6 +527,19 @@ class FakeWhatsApp:
     polls: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     # Messages a linked number has not read yet: (reader, author) -> ids, oldest first.
     unread: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Numbers without a WhatsApp account.
+    off: set[str] = field(default_factory=set)
+    # What each account's profile shows: phone -> about, business, picture.
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Whom each account blocked (WhatsApp's servers keep the list): phone -> phones.
+    blocked: dict[str, set[str]] = field(default_factory=dict)
+    # Each account's address book on its phone: phone -> contact phone -> name.
+    address_books: dict[str, dict[str, str]] = field(default_factory=dict)
+    # whatsmeow's contact store of each auth store (it outlives a connection):
+    # store -> `user@server` -> first_name, full_name, push_name.
+    contact_store: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    # Calls that rang: call id -> (caller, callee).
+    calls: dict[str, tuple[str, str]] = field(default_factory=dict)
     _server: socketserver.ThreadingTCPServer | None = None
 
     # -- serving -------------------------------------------------------------------------------
@@ -547,6 +603,8 @@ class FakeWhatsApp:
         uuid, store = str(hello["uuid"]), str(hello["store"])
         link = Link(uuid, store, conn, pid=int(hello.get("pid", 0)))
         with self.lock:
+            link.contacts = self.contact_store.setdefault(store, {})
+        with self.lock:
             self.connects += 1
             self.links[uuid] = link
         device = _device_of(store, hello.get("user"))
@@ -555,6 +613,7 @@ class FakeWhatsApp:
         if device is not None:
             link.paired = True
             link.phone = "+" + device.split("@")[0].split(":")[0]
+            self._sync_contacts(link)
             link.push(ConnectedEv(status=True))
         else:
             first, ttl = self.ttls.get(uuid, (self.qr_first_ttl, self.qr_ttl))
@@ -618,13 +677,6 @@ class FakeWhatsApp:
             return {}
         if op == "me":
             return {"user": (link.phone or "").lstrip("+") if link.paired else None}
-        if op == "pn_from_lid":
-            phone = link.learned.get(str(req["lid"]))
-            return {"user": phone.lstrip("+") if phone else None}
-        if op == "lid_from_pn":
-            phone = "+" + str(req["user"])
-            lid = next((u for u, p in link.learned.items() if p == phone), None)
-            return {"user": lid}
         if op == "msg_secret":
             with self.lock:
                 found = self.secrets.get(link.store, {}).get(str(req["id"]))
@@ -648,6 +700,9 @@ class FakeWhatsApp:
         if op == "subscribe":
             link.subscribed.add(self._phone_of(str(req["jid"])))
             return {}
+        if op == "go":
+            args = [_unb64(a) for a in req["args"]]
+            return {"data": _b64(self._go(link, str(req["fn"]), args))}
         raise ValueError(f"unknown op {op}")
 
     def _phone_of(self, address: str) -> str:
@@ -687,6 +742,7 @@ class FakeWhatsApp:
         link.phone = phone
         link.paired = True
         link.current_qr = None
+        self._sync_contacts(link)
         link.wake.set()
         link.push(
             PairStatusEv(ID=device, Status=PairStatus.SUCCESS, BusinessName="", Platform="android")
@@ -763,12 +819,25 @@ class FakeWhatsApp:
         assert link is not None, f"no linked device for {phone}"
         link.push(event)
 
+    def _blocks(self, owner: str, phone: str) -> bool:
+        """Whether the account `owner` blocked `phone`."""
+        with self.lock:
+            return phone in self.blocked.get(owner, ())
+
+    def _reach(self, sender: str, to: str) -> Link | None:
+        """The live device of the linked number `to` that a 1:1 message, call or presence
+        of `sender` reaches: none when `to` blocked `sender` (WhatsApp's servers do not
+        deliver what a blocked contact sends)."""
+        return None if self._blocks(to, sender) else self.by_phone(to)
+
     def _unread(self, reader: str, author: str, message_id: str) -> None:
+        if self._blocks(reader, author):
+            return
         with self.lock:
             self.unread.setdefault((reader, author), []).append(message_id)
 
     def phone_send(self, phone: str, to: str, text: str) -> str:
-        link = self.by_phone(to)
+        link = self._reach(phone, to)
         message_id = "3EB0" + secrets.token_hex(8).upper()
         self._unread(to, phone, message_id)
         if link is not None:
@@ -828,7 +897,7 @@ class FakeWhatsApp:
         message = Message(**{name: cls(**fields)})
         message_id = "3EB0" + secrets.token_hex(8).upper()
         self._unread(to, phone, message_id)
-        link = self.by_phone(to)
+        link = self._reach(phone, to)
         if link is not None:
             src = self._source(phone, link)
             link.push(message_event(message_id, src, message, push_name=self.push_name(phone)))
@@ -843,6 +912,8 @@ class FakeWhatsApp:
             # whatsmeow learns the LID of a number it sends to (usync).
             sender.learned[self.lid_of(phone).removesuffix("@lid")] = phone
         message_id = "3EB0" + secrets.token_hex(8).upper()
+        if self._blocks(phone, sender.phone or ""):
+            return message_id  # WhatsApp takes it; the phone that blocked us never gets it
         secret = bytes(message.messageContextInfo.messageSecret)
         if secret and sender.phone is not None:
             # whatsmeow keeps the secret of what it sends; the phone's WhatsApp too.
@@ -893,7 +964,7 @@ class FakeWhatsApp:
     def _push_from(self, phone: str, to: str, message: Message, edit: str = "") -> str:
         """`phone` sends `message` to the linked number `to`: whatsmeow's event of it."""
         message_id = "3EB0" + secrets.token_hex(8).upper()
-        link = self.by_phone(to)
+        link = self._reach(phone, to)
         text = message.conversation or message.extendedTextMessage.text or None
         with self.lock:
             self.messages[message_id] = (phone, text)
@@ -1049,7 +1120,7 @@ class FakeWhatsApp:
     def phone_presence(self, phone: str, to: str, state: str) -> None:
         """What reaches the linked number `to` when `phone` shows `state`: nothing unless
         that device is online and subscribed to `phone`."""
-        link = self.by_phone(to)
+        link = self._reach(phone, to)
         if link is None or not link.available or phone not in link.subscribed:
             return
         if state in CHAT_STATES:
@@ -1098,6 +1169,263 @@ class FakeWhatsApp:
         delete_device(link.store, phone.lstrip("+"))  # whatsmeow deletes it on LoggedOut
         link.push(LoggedOutEv(OnConnect=False, Reason=2))  # LOGGED_OUT
 
+    # -- contacts and calls: the phone side (test_engine_contacts.py) -------------------------
+    def off_whatsapp(self, phone: str) -> None:
+        with self.lock:
+            self.off.add(phone)
+
+    def set_profile(
+        self,
+        phone: str,
+        *,
+        push_name: str | None = None,
+        about: str | None = None,
+        business: bool = False,
+        picture: bool = False,
+        picture_hidden: bool = False,
+    ) -> None:
+        """What `phone`'s profile shows; `picture_hidden`: a picture its privacy settings
+        hide from everyone else. The push name is the one its messages carry: whatsmeow
+        learns it from them, not from the profile."""
+        if push_name is not None:
+            self.set_push_name(phone, push_name)
+        with self.lock:
+            self.profiles[phone] = {
+                "about": about,
+                "business": business,
+                "picture": secrets.token_hex(5) if picture or picture_hidden else None,
+                "hidden": picture_hidden,
+            }
+
+    def phone_call(self, phone: str, to: str, *, video: bool = False) -> str:
+        """`phone` calls the linked number `to`: the device gets whatsmeow's CallOffer of
+        the `<call><offer>` stanza, addressed like `phone`'s messages (`_source`): the
+        creator's phone JID with `caller_lid`, or its LID with `caller_pn` when the phone
+        is shared. A blocked caller's call never reaches the device."""
+        call_id = secrets.token_hex(16).upper()
+        with self.lock:
+            self.calls[call_id] = (phone, to)
+        link = self._reach(phone, to)
+        if link is None:
+            return call_id
+        lid = jid(self.lid_of(phone).removesuffix("@lid"), server="lid")
+        with self.lock:
+            share = self.lid_addressed.get(phone)
+        empty = JID(User="", Device=0, Server="", RawAgent=0, Integrator=0, IsEmpty=True)
+        if share is None:
+            creator, alt, alt_attr = jid(phone), lid, "caller_lid"
+        else:
+            creator, alt, alt_attr = lid, (jid(phone) if share else empty), "caller_pn"
+        attrs = [
+            NodeAttrs(name="call-id", text=call_id),
+            NodeAttrs(name="call-creator", jid=creator),
+        ]
+        if not alt.IsEmpty:
+            attrs.append(NodeAttrs(name=alt_attr, jid=alt))
+        media = [
+            Node(Tag="audio", Attrs=[NodeAttrs(name="enc", text="opus"), rate], Nil=True)
+            for rate in (NodeAttrs(name="rate", text="16000"), NodeAttrs(name="rate", text="8000"))
+        ]
+        if video:
+            media.append(Node(Tag="video", Attrs=[NodeAttrs(name="enc", text="vp8")], Nil=True))
+        nodes = [
+            *media,
+            Node(Tag="net", Attrs=[NodeAttrs(name="medium", text="3")], Nil=True),
+            Node(Tag="encopt", Attrs=[NodeAttrs(name="keygen", text="2")], Nil=True),
+        ]
+        device = JID()
+        device.CopyFrom(creator)
+        device.Device = 0
+        link.push(
+            CallOfferEv(
+                basicCallMeta=BasicCallMeta(
+                    **{"from": device},
+                    timestamp=int(time.time()),
+                    callCreator=creator,
+                    callCreatorAlt=alt,
+                    callID=call_id,
+                ),
+                callRemoteMeta=CallRemoteMeta(remotePlatform="android", remoteVersion="2.25.1"),
+                data=Node(Tag="offer", Attrs=attrs, Nodes=nodes),
+            )
+        )
+        return call_id
+
+    def phone_save_contact(self, owner: str, phone: str, name: str) -> None:
+        """The linked number `owner` saves `phone` as `name` on its phone: an app-state
+        patch (contact action: full and first name) that its linked devices apply to
+        whatsmeow's contact store (appstate.go, PutContactName)."""
+        with self.lock:
+            self.address_books.setdefault(owner, {})[phone] = name
+        link = self.by_phone(owner)
+        if link is not None:
+            self._sync_contacts(link)
+
+    def _sync_contacts(self, link: Link) -> None:
+        """whatsmeow's app-state sync of the account's contacts into the device's store
+        (after pairing, on connecting and on every change)."""
+        with self.lock:
+            book = dict(self.address_books.get(link.phone or "", {}))
+            for phone, name in book.items():
+                row = link.contacts.setdefault(f"{phone.lstrip('+')}@s.whatsapp.net", {})
+                row.update(first_name=name.split()[0] if name.split() else "", full_name=name)
+
+    # -- contacts and calls: what whatsmeow asks the servers (FakeGo's functions) -------------
+    def _verified_name(self, phone: str) -> VerifiedName | None:
+        """A business account's verified name, as usync's `business` node gives it."""
+        with self.lock:
+            profile = self.profiles.get(phone, {})
+        if not profile.get("business"):
+            return None
+        details = VerifiedNameCertificate.Details(
+            serial=int(phone.lstrip("+")) % 10**9,
+            issuer="smb:wa",
+            verifiedName=self.push_name(phone),
+        )
+        certificate = VerifiedNameCertificate(
+            details=details.SerializeToString(), signature=b"\x00" * 64
+        )
+        return VerifiedName(Certificate=certificate, Details=details)
+
+    def _learn_lid(self, link: Link, phone: str) -> JID:
+        """The LID of `phone`'s account; a usync answer carries it and whatsmeow stores
+        the mapping."""
+        lid = self.lid_of(phone).removesuffix("@lid")
+        link.learned[lid] = phone
+        return jid(lid, server="lid")
+
+    def _blocklist(self, link: Link) -> Blocklist:
+        """The account's block list as WhatsApp answers it: LIDs (whatsmeow blocks by LID)."""
+        with self.lock:
+            phones = sorted(self.blocked.get(link.phone or "", ()))
+        lids = [jid(self.lid_of(p).removesuffix("@lid"), server="lid") for p in phones]
+        digest = hashlib.sha256(" ".join(phones).encode()).hexdigest()[:12]
+        return Blocklist(DHash=digest, JIDs=lids)
+
+    def _contact_info(self, row: dict[str, str] | None) -> ContactInfo:
+        row = row or {}
+        return ContactInfo(
+            Found=bool(row),
+            FirstName=row.get("first_name", ""),
+            FullName=row.get("full_name", ""),
+            PushName=row.get("push_name", ""),
+            BusinessName="",
+            RedactedPhone="",
+        )
+
+    def _go(self, link: Link, fn: str, args: list[bytes]) -> bytes:
+        """One of goneonize's functions (FakeGo) for the device `link`: whatsmeow's call,
+        WhatsApp's answer, the serialized protobuf neonize reads."""
+        if fn == "IsOnWhatsApp":
+            answers = []
+            for number in args[0].decode().split(" "):
+                phone = "+" + number.lstrip("+")
+                if phone in self.off:
+                    answers.append(IsOnWhatsAppResponse(Query=number, JID=jid(phone), IsIn=False))
+                    continue
+                lid = self._learn_lid(link, phone)  # usync in LID addressing mode
+                answer = IsOnWhatsAppResponse(Query=number, JID=lid, IsIn=True)
+                verified = self._verified_name(phone)
+                if verified is not None:
+                    answer.VerifiedName.CopyFrom(verified)
+                answers.append(answer)
+            return IsOnWhatsAppReturnFunction(IsOnWhatsAppResponse=answers).SerializeToString()
+        if fn == "GetUserInfo":
+            users = []
+            for asked in JIDArray.FromString(args[0]).JIDS:
+                phone = self._phone_of(f"{asked.User}@{asked.Server}")
+                if not phone or phone in self.off:
+                    continue
+                self._learn_lid(link, phone)
+                with self.lock:
+                    profile = dict(self.profiles.get(phone, {}))
+                info = UserInfo(
+                    Status=profile.get("about") or "",
+                    PictureID="" if profile.get("hidden") else profile.get("picture") or "",
+                    Devices=[jid(phone)],
+                )
+                verified = self._verified_name(phone)
+                if verified is not None:
+                    info.VerifiedName.CopyFrom(verified)
+                users.append(GetUserInfoSingleReturnFunction(JID=asked, UserInfo=info))
+            return GetUserInfoReturnFunction(UsersInfo=users).SerializeToString()
+        if fn == "GetProfilePicture":
+            asked = JID.FromString(args[0])
+            with self.lock:
+                profile = dict(
+                    self.profiles.get(self._phone_of(f"{asked.User}@{asked.Server}"), {})
+                )
+            picture = profile.get("picture")
+            if not picture:
+                return GetProfilePictureReturnFunction(Error=PICTURE_NOT_SET).SerializeToString()
+            if profile.get("hidden"):
+                return GetProfilePictureReturnFunction(Error=PICTURE_HIDDEN).SerializeToString()
+            path = f"/v/t61.24694-24/{picture}_n.jpg"
+            info = ProfilePictureInfo(
+                URL=f"https://pps.whatsapp.net{path}?ccb=11-4&oh=01_{picture}&oe=6A000000",
+                ID=picture,
+                Type="image",
+                DirectPath=path,
+                Hash=b"",
+            )
+            return GetProfilePictureReturnFunction(Picture=info).SerializeToString()
+        if fn == "GetBlocklist":
+            return GetBlocklistReturnFunction(Blocklist=self._blocklist(link)).SerializeToString()
+        if fn == "UpdateBlocklist":
+            asked = JID.FromString(args[0])
+            phone = self._phone_of(f"{asked.User}@{asked.Server}")
+            if not phone or phone in self.off:
+                error = f"no LID found for {asked.User}@{asked.Server} from server"
+                return GetBlocklistReturnFunction(Error=error).SerializeToString()
+            self._learn_lid(link, phone)  # whatsmeow asks usync for the LID it blocks by
+            with self.lock:
+                mine = self.blocked.setdefault(link.phone or "", set())
+                if args[1].decode() == "block":
+                    mine.add(phone)
+                else:
+                    mine.discard(phone)
+            return GetBlocklistReturnFunction(Blocklist=self._blocklist(link)).SerializeToString()
+        if fn == "RejectCall":
+            creator = JID.FromString(args[0])
+            call_id = args[1].decode()
+            caller = self._phone_of(f"{creator.User}@{creator.Server}")
+            with self.lock:
+                if self.calls.get(call_id, ("", ""))[0] == caller:
+                    entry = {"type": "call_rejected", "id": call_id, "from": link.phone}
+                    self.logs.setdefault(caller, []).append(entry)
+            return b""
+        if fn in ("GetLIDFromPN", "GetPNFromLID"):
+            # whatsmeow's LID map of this device's store; an empty JID when it has no entry.
+            asked = JID.FromString(args[0])
+            if fn == "GetPNFromLID":
+                phone = link.learned.get(str(asked.User))
+                found = jid(phone) if phone else None
+            else:
+                user = next((u for u, p in link.learned.items() if p == "+" + asked.User), None)
+                found = jid(user, server="lid") if user else None
+            empty = JID(User="", Device=0, Server="", RawAgent=0, Integrator=0, IsEmpty=True)
+            return GetJIDFromStoreReturnFunction(
+                Jid=empty if found is None else found
+            ).SerializeToString()
+        if fn == "GetAllContacts":
+            with self.lock:
+                rows = {k: dict(v) for k, v in link.contacts.items()}
+            contacts = [
+                Contact(
+                    JID=jid(key.partition("@")[0], server=key.partition("@")[2]),
+                    Info=self._contact_info(row),
+                )
+                for key, row in rows.items()
+            ]
+            return ContactsGetAllContactsReturnFunction(Contact=contacts).SerializeToString()
+        if fn == "GetContact":
+            asked = JID.FromString(args[0])
+            with self.lock:
+                row = link.contacts.get(f"{asked.User}@{asked.Server}")
+                info = self._contact_info(dict(row) if row else None)
+            return ContactsGetContactReturnFunction(ContactInfo=info).SerializeToString()
+        raise ValueError(f"unknown Go function {fn}")
+
 
 # -- the client side (a host process) -----------------------------------------------------------
 def _ask(req: dict[str, Any]) -> dict[str, Any]:
@@ -1127,12 +1455,56 @@ def host_client(*, store: str, uuid: str, jid: Any, new_device: bool) -> RemoteC
     return client
 
 
+class FakeGo:
+    """goneonize's exported functions that this network plays, called by neonize's own
+    Python wrappers (`is_on_whatsapp`, `get_user_info`, `get_profile_picture`,
+    `get_blocklist`, `update_blocklist`, `reject_call`, `get_lid_from_pn`,
+    `get_pn_from_lid`, the contact store's `get_all_contacts` and `get_contact`): the
+    arguments as neonize passes them (the
+    session's key, serialized protobufs, C strings), the answer as Go returns it (a
+    serialized `...ReturnFunction`, or an error string). Any other Go function is not
+    modelled and says so, rather than reaching a Go core that has no such client."""
+
+    FUNCTIONS = frozenset(
+        {
+            "IsOnWhatsApp",
+            "GetUserInfo",
+            "GetProfilePicture",
+            "GetBlocklist",
+            "UpdateBlocklist",
+            "RejectCall",
+            "GetAllContacts",
+            "GetContact",
+            "GetLIDFromPN",
+            "GetPNFromLID",
+        }
+    )
+
+    def __getattr__(self, name: str) -> Callable[..., bytes]:
+        if name not in self.FUNCTIONS:
+            raise AttributeError(f"the fake WhatsApp does not model Go's {name}")
+
+        def call(uuid: bytes, *args: Any) -> bytes:
+            wire = [
+                _b64(a) if isinstance(a, bytes) else _b64(bytes(a.value))
+                for a in args
+                if not isinstance(a, int)
+            ]
+            req = {"op": "go", "fn": name, "uuid": uuid.decode(), "args": wire}
+            return _unb64(str(_ask(req)["data"]))
+
+        return call
+
+
 class RemoteClient(NewClient):  # type: ignore[misc]
     """A neonize client whose Go core is the fake network."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stop_finalizer.detach()  # no Go session ever exists for it
+        go = FakeGo()
+        self._NewClient__client = go
+        self.contact._ContactStore__client = go
 
     def _execute(self, code: int, data: bytes) -> None:
         buf = ctypes.create_string_buffer(data, len(data) or 1)
@@ -1169,18 +1541,6 @@ class RemoteClient(NewClient):  # type: ignore[misc]
         if not user:
             return Device()
         return Device(JID=jid(user, 7), Platform="android", PushName="fake", Initialized=True)
-
-    def get_pn_from_lid(self, lid: JID) -> JID:
-        user = _ask({"op": "pn_from_lid", "uuid": self.uuid.decode(), "lid": lid.User})["user"]
-        if not user:
-            raise RuntimeError("no phone number for this lid")
-        return jid(user)
-
-    def get_lid_from_pn(self, pn: JID) -> JID:
-        user = _ask({"op": "lid_from_pn", "uuid": self.uuid.decode(), "user": pn.User})["user"]
-        if not user:
-            raise RuntimeError("no lid for this phone number")
-        return jid(user, server="lid")
 
     def PairPhone(self, phone: str, show_push_notification: bool, **_: Any) -> str:
         return str(_ask({"op": "pair_phone", "uuid": self.uuid.decode(), "phone": phone})["code"])

@@ -131,12 +131,25 @@ ClientFactory = Callable[..., Any]
 Post = Callable[[Note], None]
 
 
+# How many ringing calls a connection remembers the creator JID of (to reject them).
+CALL_MEMORY = 64
+
+
 def new_client(*, store: str, uuid: str, jid: Any, new_device: bool) -> Any:
-    client = NewClient(store, jid=jid, uuid=uuid, new_device=new_device)
-    # NewClient names the Go session after jid.User when given a jid; keep one Go key per
-    # session (two sessions of one phone must not share it).
-    client.uuid = uuid.encode()
-    return client
+    return NewClient(store, jid=jid, uuid=uuid, new_device=new_device)
+
+
+def bind(client: Any, uuid: str) -> None:
+    """Give `client` one Go key per session. NewClient names the Go session after
+    jid.User when given a jid (two sessions of one phone must not share it), and its
+    contact and chat-settings stores keep the key they were made with: a store call
+    under a key Go has no client for dereferences nil and kills the process."""
+    key = uuid.encode()
+    client.uuid = key
+    for name in ("contact", "chat_settings"):
+        store = getattr(client, name, None)
+        if store is not None:
+            store.uuid = key
 
 
 class Connection:
@@ -163,6 +176,10 @@ class Connection:
         # The chats whose presence this client subscribed to (after marking itself
         # online); WhatsApp forgets both on a new connection (every Connected event).
         self.presence_subscribed: set[str] = set()
+        # Ringing calls, newest last: call id -> the creator's JID as the offer named it
+        # (what whatsmeow's RejectCall must be given).
+        self._ringing: dict[str, Any] = {}
+        self._ringing_lock = threading.Lock()
 
     def note(self, kind: NoteKind, body: bytes = b"", **fields: Any) -> None:
         self._post(Note(kind, self.client_id, self.attempt, fields, body))
@@ -186,12 +203,26 @@ class Connection:
         if converted is None:
             return
         kind, fields, body = converted
+        if kind == "call":
+            self._remember_call(str(fields["id"]), ev.basicCallMeta.callCreator)
         if kind == "connected":
             self.presence_subscribed.clear()
             # Who we are, asked of Go off its callback thread.
             self._calls(lambda: self.note("connected", jid=self._me()))
             return
         self.note(kind, body, **fields)
+
+    def _remember_call(self, call_id: str, creator: Any) -> None:
+        with self._ringing_lock:
+            self._ringing.pop(call_id, None)
+            self._ringing[call_id] = creator
+            for old in list(self._ringing)[: max(len(self._ringing) - CALL_MEMORY, 0)]:
+                del self._ringing[old]
+
+    def call_creator(self, call_id: str) -> Any:
+        """The creator JID of a call this connection saw ringing, None if it saw none."""
+        with self._ringing_lock:
+            return self._ringing.get(call_id)
 
     def _me(self) -> dict[str, Any] | None:
         try:

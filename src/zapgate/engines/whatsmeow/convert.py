@@ -3,9 +3,10 @@ become addresses and phones, message protobufs texts, media descriptions and ext
 quoted message, mentions, a location, contact cards, a poll: `domain.content.Extras` as a
 dict; a text's link preview too), receipts statuses, and the account's own receipts
 chats it read elsewhere; reactions, edits, deletions and poll votes (message events in
-whatsmeow) and presence become notes of their own. What is not about this number's chats
-(parts without content, other protocol messages, status updates, channels) becomes
-nothing. A message this number sent from another device (its phone) has `from_me`."""
+whatsmeow), presence and ringing calls become notes of their own. What is not about this
+number's chats (parts without content, other protocol messages, status updates,
+channels) becomes nothing. A message this number sent from another device (its phone)
+has `from_me`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import logging
 from typing import Any
 
 from neonize.events import (
+    CallOfferEv,
     ChatPresenceEv,
     ClientOutdatedEv,
     ConnectedEv,
@@ -52,6 +54,7 @@ EVENTS: tuple[type, ...] = (
     ClientOutdatedEv,
     ChatPresenceEv,
     PresenceEv,
+    CallOfferEv,
 )
 _SIMPLE: dict[type, NoteKind] = {
     DisconnectedEv: "disconnected",
@@ -90,6 +93,8 @@ def note_of(client: Any, ev_type: type, ev: Any) -> Converted | None:
         return chat_presence(client, ev)
     if ev_type is PresenceEv:
         return presence(client, ev)
+    if ev_type is CallOfferEv:
+        return call_offer(client, ev)
     if ev_type is ConnectedEv:
         return "connected", {}, b""
     if ev_type is PairStatusEv:
@@ -155,43 +160,49 @@ def is_phone(jid: Any) -> bool:
     return str(jid.Server) in PHONE_SERVERS and str(jid.User).isdigit()
 
 
+def make_jid(user: str, server: str, device: int = 0) -> Any:
+    """A JID neonize can hand to Go: its proto2 required fields all set (serializing one
+    without them raises)."""
+    return JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0)
+
+
 def target(to: str) -> Any:
     """The JID a send goes to: an E.164 number (`+5511...`) or a LID (`123...@lid`)."""
     if to.endswith("@lid"):
-        return JID(User=to[: -len("@lid")], Server="lid", Device=0, RawAgent=0, Integrator=0)
-    return JID(User=to.lstrip("+"), Server="s.whatsapp.net", Device=0, RawAgent=0, Integrator=0)
+        return make_jid(to[: -len("@lid")], "lid")
+    return make_jid(to.lstrip("+"), "s.whatsapp.net")
 
 
-def _phone_for_lid(client: Any, lid: Any) -> Any:
+def phone_for_lid(client: Any, lid: Any) -> Any:
     """The phone JID whatsmeow's store maps `lid` to, None when it knows none."""
     try:
-        pn = client.get_pn_from_lid(JID(User=lid.User, Server="lid"))
+        pn = client.get_pn_from_lid(make_jid(str(lid.User), "lid"))
     except Exception as exc:
         logger.debug("no phone for %s@lid: %s", lid.User, exc)
         return None
     return pn if is_phone(pn) else None
 
 
-def _lid_for_phone(client: Any, pn: Any) -> Any:
+def lid_for_phone(client: Any, pn: Any) -> Any:
     """The LID whatsmeow's store maps phone JID `pn` to, None when it knows none."""
     try:
-        lid = client.get_lid_from_pn(JID(User=pn.User, Server="s.whatsapp.net"))
+        lid = client.get_lid_from_pn(make_jid(str(pn.User), "s.whatsapp.net"))
     except Exception as exc:
         logger.debug("no lid for %s: %s", pn.User, exc)
         return None
     return lid if is_lid(lid) else None
 
 
-def _pair(client: Any, jid: Any, alt: Any) -> tuple[str, str | None]:
+def party(client: Any, jid: Any, alt: Any) -> tuple[str, str | None]:
     """(address, lid) of one party: its phone when known (the JID itself, its alternate
     JID, or the store's LID→phone map), and its LID when known (the JID, its alternate, or
     the store's phone→LID map)."""
     lid = alt if is_lid(alt) else (jid if is_lid(jid) else None)
     phone = jid if is_phone(jid) else (alt if is_phone(alt) else None)
     if phone is None and lid is not None:
-        phone = _phone_for_lid(client, lid)
+        phone = phone_for_lid(client, lid)
     if lid is None and phone is not None:
-        lid = _lid_for_phone(client, phone)
+        lid = lid_for_phone(client, phone)
     shown = phone if phone is not None else jid
     return address(shown), (f"{lid.User}@lid" if lid is not None else None)
 
@@ -296,12 +307,12 @@ def parties(client: Any, source: Any) -> dict[str, Any]:
     chat the chat is the other party: the sender, or (a message this number sent from
     another device) the recipient, whose alternate JID is `RecipientAlt`."""
     from_me = bool(source.IsFromMe)
-    sender, sender_lid = _pair(client, source.Sender, source.SenderAlt)
+    sender, sender_lid = party(client, source.Sender, source.SenderAlt)
     if source.IsGroup:
         chat, chat_lid = address(source.Chat), None
     else:
         alt = source.RecipientAlt if from_me else source.SenderAlt
-        chat, chat_lid = _pair(client, source.Chat, alt)
+        chat, chat_lid = party(client, source.Chat, alt)
         if not from_me and chat.endswith("@lid") and sender.startswith("+"):
             chat = sender
     return {
@@ -317,8 +328,8 @@ def mention(client: Any, raw: str) -> str:
     """A mentioned JID (`user@server`) as an address: its phone when known."""
     user, _, server = raw.partition("@")
     user = user.split(":")[0]
-    parsed = JID(User=user, Server=server or "s.whatsapp.net")
-    shown, _ = _pair(client, parsed, JID())
+    parsed = make_jid(user, server or "s.whatsapp.net")
+    shown, _ = party(client, parsed, JID())
     return shown
 
 
@@ -509,7 +520,7 @@ def chat_presence(client: Any, ev: Any) -> Converted:
 
 
 def presence(client: Any, ev: Any) -> Converted:
-    who, lid = _pair(client, ev.From, JID())
+    who, lid = party(client, ev.From, JID())
     last_seen = timestamp(int(ev.LastSeen)) if ev.Unavailable else None
     fields = {
         "chat": who,
@@ -520,6 +531,44 @@ def presence(client: Any, ev: Any) -> Converted:
         "last_seen": last_seen,
     }
     return "presence", fields, b""
+
+
+def _attr(node: Any, name: str) -> str | None:
+    """A node attribute as whatsmeow's AttrGetter reads a string (neonize encodes each
+    attribute as text, integer, boolean or JID)."""
+    for attr in node.Attrs:
+        if attr.name == name:
+            kind = attr.WhichOneof("Value")
+            if kind == "jid":
+                return f"{attr.jid.User}@{attr.jid.Server}"
+            return None if kind is None else str(getattr(attr, kind))
+    return None
+
+
+def call_offer(client: Any, ev: Any) -> Converted:
+    """A call ringing this number (whatsmeow's CallOffer, call.go): the caller is the
+    call's creator, its alternate JID the phone (`caller_pn`) of a LID creator or the LID
+    (`caller_lid`) of a phone one. The offer node says the rest, as WhatsApp's clients
+    read it: a `video` child for a video call; `type="group"`, a `group-jid` or a
+    `group_info` child for a group call."""
+    meta = ev.basicCallMeta
+    caller, caller_lid = party(client, meta.callCreator, meta.callCreatorAlt)
+    offer = ev.data
+    children = {str(n.Tag) for n in offer.Nodes}
+    group = (
+        _attr(offer, "type") == "group"
+        or bool(_attr(offer, "group-jid"))
+        or "group_info" in children
+    )
+    fields = {
+        "id": str(meta.callID),
+        "caller": caller,
+        "caller_lid": caller_lid,
+        "timestamp": timestamp(int(meta.timestamp)),
+        "video": "video" in children,
+        "group": group,
+    }
+    return "call", fields, b""
 
 
 def connect_failure_reason(ev: Any) -> str:

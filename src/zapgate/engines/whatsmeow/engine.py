@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from zapgate.aio import BackgroundTasks
+from zapgate.domain.contacts import AddressBookEntry, ContactProfile, NumberCheck
 from zapgate.domain.content import (
     ContactCard,
     Extras,
@@ -47,6 +48,7 @@ from zapgate.domain.content import (
     Quote,
 )
 from zapgate.domain.events import (
+    CallReceived,
     ChatRead,
     MediaContent,
     MessageAck,
@@ -103,6 +105,8 @@ class WhatsmeowEngine(Engine):
             "read_receipts",
             "presence",
             "link_preview",
+            "contacts",
+            "calls",
         }
     )
     # A restart must not log every linked number in to WhatsApp at once from one address.
@@ -486,6 +490,18 @@ class WhatsmeowEngine(Engine):
                     chat_lid=f.get("chat_lid"),
                     ids=tuple(str(i) for i in f["ids"]),
                     timestamp=_when(f.get("timestamp")),
+                    raw=f,
+                )
+            )
+        elif kind == "call":
+            await self.emit(
+                CallReceived(
+                    id=str(f["id"]),
+                    caller=str(f["caller"]),
+                    caller_lid=f.get("caller_lid"),
+                    timestamp=_when(f.get("timestamp")),
+                    video=bool(f.get("video")),
+                    group=bool(f.get("group")),
                     raw=f,
                 )
             )
@@ -890,6 +906,30 @@ class WhatsmeowEngine(Engine):
         if self._state is not SessionState.CONNECTED or self._host is None:
             raise not_connected(self.client_id, self._state)
         await self._call("presence", chat=_target(chat), state=state, timeout=30.0)
+
+    async def _ask(self, op: Any, **args: Any) -> Any:
+        """A question to WhatsApp through the host (no message sent): its reply."""
+        if self._state is not SessionState.CONNECTED or self._host is None:
+            raise not_connected(self.client_id, self._state)
+        return await self._call(op, timeout=60.0, **args)
+
+    async def _do_check_numbers(self, phones: tuple[str, ...]) -> list[NumberCheck]:
+        reply = await self._ask("check_numbers", phones=[normalize_phone(p) for p in phones])
+        return [NumberCheck.from_dict(c) for c in reply.header["checks"]]
+
+    async def _do_contact_profile(self, address: str) -> ContactProfile:
+        reply = await self._ask("contact_profile", address=_target(address))
+        return ContactProfile.from_dict(reply.header["profile"])
+
+    async def _do_set_blocked(self, address: str, blocked: bool) -> None:
+        await self._ask("set_blocked", address=_target(address), blocked=blocked)
+
+    async def _do_address_book(self) -> list[AddressBookEntry]:
+        reply = await self._ask("address_book")
+        return [AddressBookEntry.from_dict(e) for e in reply.header["entries"]]
+
+    async def _do_reject_call(self, *, call_id: str, caller: str) -> None:
+        await self._ask("reject_call", call_id=call_id, caller=_target(caller))
 
     def _do_has_credentials(self) -> bool:
         # The device file is written once whatsmeow's store holds the device; a stale one

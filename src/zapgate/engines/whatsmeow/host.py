@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from zapgate import logredact
-from zapgate.engines.whatsmeow import convert, media, messages, rpc
-from zapgate.engines.whatsmeow.bridge import GO_MAPS, ClientFactory, Connection, new_client
+from zapgate.engines.whatsmeow import contacts, convert, media, messages, rpc
+from zapgate.engines.whatsmeow.bridge import GO_MAPS, ClientFactory, Connection, bind, new_client
 from zapgate.engines.whatsmeow.rpc import Frame, Note
 
 logger = logging.getLogger("zapgate.engines.whatsmeow.host")
@@ -77,6 +77,11 @@ class Host:
             "presence": self._presence,
             "download": self._download,
             "logout": self._logout,
+            "check_numbers": self._check_numbers,
+            "contact_profile": self._contact_profile,
+            "set_blocked": self._set_blocked,
+            "address_book": self._address_book,
+            "reject_call": self._reject_call,
         }
 
     # -- the socket ----------------------------------------------------------------------------
@@ -131,18 +136,17 @@ class Host:
 
     # -- requests ------------------------------------------------------------------------------
     def _start(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
-        from neonize.proto.Neonize_pb2 import JID
-
         client_id = str(h["client"])
         jid = h.get("jid")
         resume = (
-            JID(User=str(jid["user"]), Device=int(jid["device"]), Server=str(jid["server"]))
+            convert.make_jid(str(jid["user"]), str(jid["server"]), int(jid["device"]))
             if jid
             else None
         )
         client = self.factory(
             store=str(h["store"]), uuid=client_id, jid=resume, new_device=bool(h["new_device"])
         )
+        bind(client, client_id)
         conn = Connection(
             client,
             client_id=client_id,
@@ -263,6 +267,37 @@ class Host:
         client = self._connection(h).client
         message = Message.FromString(body)
         return {}, GO_MAPS.call(lambda: media.download(client, message))
+
+    def _check_numbers(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        phones = [str(p) for p in h["phones"]]
+        return {"checks": GO_MAPS.call(lambda: contacts.check_numbers(client, phones))}, b""
+
+    def _contact_profile(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        address = str(h["address"])
+        return {"profile": GO_MAPS.call(lambda: contacts.profile(client, address))}, b""
+
+    def _set_blocked(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        address, blocked = str(h["address"]), bool(h["blocked"])
+        GO_MAPS.call(lambda: contacts.set_blocked(client, address, blocked))
+        return {}, b""
+
+    def _address_book(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        client = self._connection(h).client
+        return {"entries": GO_MAPS.call(lambda: contacts.address_book(client))}, b""
+
+    def _reject_call(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
+        """Reject a ringing call with its creator's JID as the offer named it (whatsmeow's
+        RejectCall addresses the reject to it); the caller's address otherwise."""
+        conn = self._connection(h)
+        call_id = str(h["call_id"])
+        creator = conn.call_creator(call_id)
+        if creator is None:
+            creator = convert.target(str(h["caller"]))
+        GO_MAPS.call(lambda: conn.client.reject_call(creator, call_id))
+        return {}, b""
 
     def _logout(self, h: dict[str, Any], _: bytes) -> tuple[dict[str, Any], bytes]:
         client = self._connection(h).client

@@ -44,6 +44,11 @@ Op = Literal[
     "presence",
     "download",
     "logout",
+    "check_numbers",
+    "contact_profile",
+    "set_blocked",
+    "address_book",
+    "reject_call",
 ]
 
 NoteKind = Literal[
@@ -60,6 +65,7 @@ NoteKind = Literal[
     "presence",  # chat, ..., state, last_seen
     "receipt",  # ids, status ("delivered" | "read")
     "chat_read",  # chat, chat_lid, ids, timestamp: the account read a chat elsewhere
+    "call",  # id, caller, caller_lid, timestamp, video, group
     "logged_out",  # reason
     "disconnected",
     "connect_failure",  # reason
