@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from zapgate.domain.contacts import MAX_CHECK, AddressBookEntry, ContactProfile
+from zapgate.domain.contacts import AddressBookEntry, ContactProfile
 from zapgate.domain.ids import is_lid
 from zapgate.domain.models import Call, CheckedNumber, Session, User
 from zapgate.errors import CallNotFound, ValidationFailed
@@ -64,8 +64,6 @@ class ContactService:
         about the others only."""
         session = await self.sessions.get(user, name)
         wanted = list(dict.fromkeys(self.sessions.phone(p, session) for p in phones))
-        if len(wanted) > MAX_CHECK:
-            raise ValidationFailed(N_("phones: at most {max} numbers per check"), max=MAX_CHECK)
         ttl = self.settings.contact_check_ttl
         known: dict[str, CheckedNumber] = {}
         if ttl > 0:
