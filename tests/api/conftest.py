@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import ZapgateProcess, base_env, free_port, run_cli
+from tests.receiver import Receiver
 
 
 def make_user(env: dict[str, str], email: str, *, admin: bool = False) -> tuple[int, str]:
@@ -22,6 +23,29 @@ def make_user(env: dict[str, str], email: str, *, admin: bool = False) -> tuple[
     out = run_cli(["keys", "create", email], env)
     assert out.returncode == 0, out.stderr
     return user_id, out.stdout.strip().splitlines()[-1]
+
+
+def messaging_env(tmp: Path, **extra: str) -> tuple[dict[str, str], int]:
+    """The environment of a `zapgate serve` (sim engine) that messages flow through, and
+    its port: webhooks to the loopback receiver allowed and retried fast, no send rate."""
+    port = free_port()
+    env = base_env(
+        tmp / "data",
+        ZAPGATE_PORT=str(port),
+        ZAPGATE_ALLOW_PRIVATE_URLS="true",
+        ZAPGATE_WEBHOOK_BACKOFF_BASE="0.2",
+        ZAPGATE_SEND_RATE="off",
+        **extra,
+    )
+    return env, port
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A loopback webhook receiver for the module's server."""
+    r = Receiver().start()
+    yield r
+    r.stop()
 
 
 @dataclass
@@ -47,6 +71,11 @@ class Api:
 
     def state(self, name: str) -> str:
         return str(self.get(f"/v1/sessions/{name}").json()["state"])
+
+    def subscribe(self, receiver: Receiver, path: str = "/hook") -> None:
+        """A webhook of every event to `receiver` at `path`."""
+        hook = self.post("/v1/webhooks", json={"url": receiver.url(path)})
+        assert hook.status_code == 201, hook.text
 
 
 @dataclass

@@ -21,13 +21,6 @@ FRIEND = "+5511988887777"
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZapgateProcess, Api, Api]]:
     tmp: Path = tmp_path_factory.mktemp("events")
     port = free_port()

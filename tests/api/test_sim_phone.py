@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.api.conftest import Api, make_user
+from tests.api.conftest import Api, make_user, messaging_env
 from tests.api.test_errors import assert_error
 from tests.api.test_events import link
 from tests.api.test_messages import events, message, sent
@@ -32,30 +32,15 @@ class Gw:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Gw]:
     tmp: Path = tmp_path_factory.mktemp("simphone")
-    port = free_port()
-    env = base_env(
-        tmp / "data",
-        ZAPGATE_PORT=str(port),
-        ZAPGATE_ALLOW_PRIVATE_URLS="true",
-        ZAPGATE_WEBHOOK_BACKOFF_BASE="0.2",
-        ZAPGATE_SEND_RATE="off",
-    )
+    env, port = messaging_env(tmp)
     _, key = make_user(env, "phone-alice@example.com")
     _, other = make_user(env, "phone-bob@example.com")
     proc = ZapgateProcess(["serve"], env, port, tmp / "serve.log").start()
     alice, bob = Api(proc.url, key), Api(proc.url, other)
     try:
-        hook = alice.post("/v1/webhooks", json={"url": receiver.url("/hook")})
-        assert hook.status_code == 201, hook.text
+        alice.subscribe(receiver)
         link(alice, "s", PS)
         link(bob, "bobs", PB)
         yield Gw(proc, alice, bob)

@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.api.conftest import Api, make_user
+from tests.api.conftest import Api, make_user, messaging_env
 from tests.api.test_errors import assert_error
 from tests.api.test_events import link
 from tests.api.test_messages import OPUS, message
-from tests.conftest import ZapgateProcess, base_env, free_port, wait_until
+from tests.conftest import ZapgateProcess, wait_until
 from tests.receiver import Receiver
 
 PA = "+5511999995001"
@@ -28,29 +28,14 @@ PB = "+5511999995002"
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Api]:
     tmp: Path = tmp_path_factory.mktemp("typing")
-    port = free_port()
-    env = base_env(
-        tmp / "data",
-        ZAPGATE_PORT=str(port),
-        ZAPGATE_ALLOW_PRIVATE_URLS="true",
-        ZAPGATE_WEBHOOK_BACKOFF_BASE="0.2",
-        ZAPGATE_SEND_RATE="off",
-    )
+    env, port = messaging_env(tmp)
     _, key = make_user(env, "typing@example.com")
     proc = ZapgateProcess(["serve"], env, port, tmp / "serve.log").start()
     client = Api(proc.url, key)
     try:
-        hook = client.post("/v1/webhooks", json={"url": receiver.url("/hook")})
-        assert hook.status_code == 201, hook.text
+        client.subscribe(receiver)
         link(client, "a", PA)
         link(client, "b", PB)
         yield client
