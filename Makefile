@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 # The browser tests (tests/e2e) drive Debian's Chromium; Playwright never downloads one.
 test: lint typecheck
 	command -v chromium >/dev/null && test -d /usr/share/fonts/truetype/noto || (apt-get update && apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji)
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pytest -q -p no:cacheprovider
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 # Every benchmark (bench/run.py): bench/results/latest.json, a table, a chart. QUICK=1 runs
 # small counts in under a minute (CI) and fails only when something crashes.

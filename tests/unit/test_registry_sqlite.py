@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from zapgate.domain.models import Route
-from zapgate.registry import Registry
-from zapgate.registry.engine import SQLITE_BUSY_TIMEOUT_MS
+from zapgate.registry import Registry, migrator
+from zapgate.registry.engine import FOREIGN_KEYS_OFF, SQLITE_BUSY_TIMEOUT_MS
 
 ROUTE = Route(worker_id="embedded", worker_url=None, port=None)
 
@@ -47,6 +47,29 @@ async def test_connection_pragmas(tmp_path: Path) -> None:
             busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one()
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
         assert (fk, busy, mode) == (1, SQLITE_BUSY_TIMEOUT_MS, "wal")
+    finally:
+        await reg.close()
+
+
+async def test_migrations_run_with_foreign_keys_off_and_give_the_pool_none_so(
+    tmp_path: Path,
+) -> None:
+    """Alembic recreates a SQLite table (copy, DROP, rename) for some changes; with
+    foreign keys on, the DROP cascaded to every child row (a 0014 that recreated
+    `sessions` deleted every message). The migrations' transaction has them off, and
+    its connection never returns to the pool that way."""
+    reg = await Registry.open(_url(tmp_path / "zapgate.db"))
+    try:
+        engine = reg._db.engine
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(**{FOREIGN_KEYS_OFF: True})
+            async with conn.begin():
+                assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 0
+            await conn.invalidate()
+        await migrator.upgrade(engine)
+        for _ in range(3):
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
     finally:
         await reg.close()
 

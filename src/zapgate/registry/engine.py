@@ -18,6 +18,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option a read-only unit of work sets, so SQLite may start it with a plain
 # (deferred) BEGIN instead of BEGIN IMMEDIATE.
 READ_ONLY = "zapgate_read_only"
+# Execution option of the migrations' connection: SQLite's foreign keys off for the
+# transaction (set before it begins: inside one the pragma does nothing), so a table
+# Alembic recreates (copy, DROP, rename) does not cascade the DROP to its children's rows.
+FOREIGN_KEYS_OFF = "zapgate_foreign_keys_off"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -86,7 +90,10 @@ def _configure_sqlite(engine: Engine) -> None:
         # A deferred transaction that reads and then writes fails at once with
         # SQLITE_BUSY (busy_timeout does not apply) when another connection wrote in
         # between; taking the write lock up front makes writers queue instead.
-        if conn.get_execution_options().get(READ_ONLY):
+        options = conn.get_execution_options()
+        if options.get(FOREIGN_KEYS_OFF):
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        if options.get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zapgate.registry.engine import READ_ONLY
+from zapgate.registry.engine import FOREIGN_KEYS_OFF, READ_ONLY
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -50,8 +50,26 @@ async def upgrade(engine: AsyncEngine) -> None:
     lock = _upgrade_locks.get(loop)
     if lock is None:
         lock = _upgrade_locks[loop] = asyncio.Lock()
-    async with lock, engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+    sqlite = engine.dialect.name == "sqlite"
+    async with lock, engine.connect() as conn:
+        if sqlite:
+            conn = await conn.execution_options(**{FOREIGN_KEYS_OFF: True})
+        try:
+            async with conn.begin():
+                await conn.run_sync(_upgrade_to_head, sqlite)
+        finally:
+            if sqlite:
+                # Never back in the pool with its foreign keys off.
+                await conn.invalidate()
+
+
+def _upgrade_to_head(conn: Connection, sqlite: bool) -> None:
+    command.upgrade(alembic_config(conn), "head")
+    if sqlite:
+        # With foreign keys off, check by hand that no row lost its parent.
+        orphans = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if orphans:
+            raise RuntimeError(f"the migration left rows without their parent: {orphans[:5]}")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

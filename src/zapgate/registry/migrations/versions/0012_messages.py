@@ -23,9 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("kind", sa.String(16), server_default="text", nullable=False))
         batch.add_column(sa.Column("content", sa.Text(), nullable=True))
         batch.add_column(sa.Column("reply_to", sa.String(128), nullable=True))
-        batch.add_column(
-            sa.Column("from_me", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+        batch.add_column(sa.Column("from_me", sa.Boolean(), server_default="0", nullable=False))
         batch.add_column(sa.Column("edited_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("read_at", sa.DateTime(timezone=True), nullable=True))

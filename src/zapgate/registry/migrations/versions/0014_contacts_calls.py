@@ -20,7 +20,7 @@ depends_on: str | None = None
 def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(
-            sa.Column("reject_calls", sa.Boolean(), server_default=sa.false(), nullable=False)
+            sa.Column("reject_calls", sa.Boolean(), server_default="0", nullable=False)
         )
         batch.add_column(sa.Column("reject_calls_message", sa.Text(), nullable=True))
     op.create_table(
