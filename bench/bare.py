@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from zapgate.domain.ids import new_message_id
+from zapgate.domain.ids import identity, new_message_id
 from zapgate.web.schemas.messages import MessagePublic, SendMessage
 
 Scope = MutableMapping[str, Any]
@@ -58,6 +58,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         id=new_message_id(),
         direction="out",
         chat=sent.to,
+        **identity(sent.to, None),
         text=sent.text,
         status="queued",
         status_reason=None,

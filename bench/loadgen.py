@@ -83,10 +83,6 @@ class LoadResult:
         return self.ok / self.elapsed if self.elapsed > 0 else 0.0
 
 
-class IdleClosed(LoadError):
-    """The server closed the connection with no answer begun: the request may be retried."""
-
-
 class _Connection(asyncio.Protocol):
     """One keep-alive connection with at most one request in flight."""
 
@@ -101,13 +97,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        # The server may close a keep-alive connection it found idle (uvicorn: after 5 s)
-        # just as a request goes out: with nothing of an answer received, that request
-        # can be sent again on a new connection, as HTTP clients do.
-        if exc is None and not self._buf:
-            self._lost = IdleClosed("the server closed an idle connection")
-        else:
-            self._lost = exc or LoadError("the server closed the connection")
+        self._lost = exc or LoadError("the server closed the connection")
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(self._lost)
 
@@ -186,7 +176,7 @@ async def run_load(
     loop) or due (open loop) in the last `duration` seconds are measured. An open-loop run
     then waits up to `drain` seconds for the requests still queued or in flight.
     `tick(fraction_done)` is called about ten times a second."""
-    conns = list(await asyncio.gather(*(_connect(port) for _ in range(connections))))
+    conns = [await _connect(port) for _ in range(connections)]
     result = LoadResult(elapsed=duration)
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
@@ -203,27 +193,20 @@ async def run_load(
         if on_response is not None:
             on_response(i, status, body)
 
-    async def send(slot: int, data: bytes) -> tuple[int, bytes]:
-        try:
-            return await conns[slot].request(data)
-        except IdleClosed:
-            conns[slot] = await _connect(port)
-            return await conns[slot].request(data)
-
-    async def closed(slot: int) -> None:
+    async def closed(conn: _Connection) -> None:
         while (started := time.perf_counter()) < stop_at:
             i = next(counter)
             if on_issue is not None:
                 on_issue(i, started)
-            status, body = await send(slot, make(i))
+            status, body = await conn.request(make(i))
             record(i, started, status, body)
 
-    async def open_(slot: int) -> None:
+    async def open_(conn: _Connection) -> None:
         while (item := await due.get())[0] >= 0:
             i, due_at = item
             if on_issue is not None:
                 on_issue(i, due_at)
-            status, body = await send(slot, make(i))
+            status, body = await conn.request(make(i))
             record(i, due_at, status, body)
 
     async def pace(rate: float) -> None:
@@ -249,11 +232,9 @@ async def run_load(
     ticking = loop.create_task(ticker(), name="loadgen:tick")
     try:
         if rate is None:
-            await asyncio.gather(*(closed(slot) for slot in range(len(conns))))
+            await asyncio.gather(*(closed(c) for c in conns))
         else:
-            workers = [
-                loop.create_task(open_(slot), name="loadgen:conn") for slot in range(len(conns))
-            ]
+            workers = [loop.create_task(open_(c), name="loadgen:conn") for c in conns]
             await pace(rate)
             done, pending = await asyncio.wait(
                 workers, timeout=stop_at - time.perf_counter() + drain
