@@ -77,6 +77,10 @@ def _fail(err: GatewayError, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+# Seconds a stopping server gives the requests still running (see _serve_asgi).
+SHUTDOWN_GRACE_SECONDS = 5
+
+
 def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies: str = "") -> None:
     import uvicorn
 
@@ -99,6 +103,10 @@ def _serve_asgi(asgi: Any, host: str, port: int, log_level: str, trusted_proxies
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         server_header=False,
+        # In-flight requests get this long once SIGTERM came, then are cancelled: a web
+        # tier's journal long poll (20 s) or a live stream would otherwise hold the
+        # process up to their end, or forever.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     # uvicorn configured its loggers (handlers of their own) when the Config was built.
     logredact.install("uvicorn", "uvicorn.access", "uvicorn.error")

@@ -7,6 +7,8 @@ record; a worker that cannot be reached gives a clear 503."""
 from __future__ import annotations
 
 import base64
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from tests.api.conftest import Api, make_user
 from tests.api.test_errors import assert_error
 from tests.conftest import ZapgateProcess, base_env, free_port, free_port_block, run_cli, wait_until
 from tests.media_samples import png_bytes
+from zapgate.cli import SHUTDOWN_GRACE_SECONDS
 
 TOKEN = "worker-token-Qm4v8Rz1Lx7Nc2Kp9Tw5Hb3J"
 SECRET = "secret-key-Jt6Bw9Xe2Qh5Nv8Ma3Ls7C"
@@ -109,6 +112,29 @@ def test_shared_topology_end_to_end(spawn, tmp_path: Path) -> None:  # type: ign
 
     wait_until(went_out, timeout=30, what="the send after the worker restart to go out")
     assert "restored 1 linked session" in worker.log()
+
+
+def test_a_worker_stops_promptly_while_a_web_tier_long_polls_it(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The web tier's journal long poll waits up to 20 s on the worker; SIGTERM must not
+    wait for it (the worker stopped only when the poll ended, ~20 s, or was killed)."""
+    wport, port = free_port(), free_port()
+    worker = worker_proc(spawn, tmp_path, wport).start()
+    env = base_env(
+        tmp_path / "web",
+        ZAPGATE_TOPOLOGY="shared",
+        ZAPGATE_PORT=str(port),
+        ZAPGATE_WORKER_URL=f"http://127.0.0.1:{wport}",
+        ZAPGATE_WORKER_TOKEN=TOKEN,
+    )
+    _, key = make_user(env, "poll@example.com")
+    api = Api(spawn(["web"], env, port, name="web").start().url, key)
+    api.put("/v1/sessions/default")
+    wait_until(lambda: api.state("default") == "SCAN_QR", what="SCAN_QR")
+    assert worker.proc is not None
+    started = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    worker.proc.wait(timeout=15)
+    assert time.monotonic() - started < SHUTDOWN_GRACE_SECONDS + 5
 
 
 def test_wrong_worker_token_is_a_clear_error(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
